@@ -1,0 +1,43 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch; on a CUDA machine use e.g. `make run TORCH_SPEC=torch`.
+TORCH_SPEC ?= torch==2.13.0
+SCENARIO ?=
+OUT ?= out
+
+.PHONY: run test install install-test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(BIN)/rsdgc-sim run $(SCENARIO) --out $(OUT)
+
+lint: install-test
+	$(BIN)/ruff check rsdgc_sim tests benchmarks
+
+test: install-test lint
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/compressors.py
+	$(BIN)/python benchmarks/simulator.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,56 @@
+"""What one simulated point needs besides the Profile: the cluster, the collectives, the
+DDP bucketing, the fidelity and the heterogeneity. Values are already in SI units (the
+scenario layer converted them). This is the contract between ``rsdgc_sim.scenario`` (which
+expands a grid into points) and ``rsdgc_sim.sim`` (which runs one point)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TopologySpec(_Strict):
+    """A topology by name plus its generator's parameters (checked by the generator)."""
+
+    name: str = "switch"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class DDPConfig(_Strict):
+    bucket_cap_bytes: float = Field(default=25 * 2**20, gt=0)
+    first_bucket_bytes: float = Field(default=2**20, gt=0)
+    overlap: bool = True
+
+
+class StragglerConfig(_Strict):
+    """Heterogeneity: per-worker compute speed factors (1 = as profiled, 2 = twice as slow;
+    cycled over workers) and lognormal jitter of compute time with the given sigma, drawn
+    from ``numpy.random.default_rng(seed)``."""
+
+    speed_factors: list[float] = Field(default_factory=list)
+    jitter_sigma: float = Field(default=0.0, ge=0)
+    seed: int = 0
+
+
+class SimPoint(_Strict):
+    """One grid point of one scenario, for one compressor."""
+
+    compressor: str  # label of the compressor in the Profile
+    workers: int = Field(ge=1)
+    topology: TopologySpec = Field(default_factory=TopologySpec)
+    bandwidth_bytes_per_s: float = Field(gt=0)
+    latency_s: float = Field(ge=0)
+    #: allreduce algorithm for dense payloads ("ring", "tree", ..., or "auto")
+    collective: str = "ring"
+    #: all-gather algorithm for sparse payloads
+    sparse_collective: str = "allgather_ring"
+    #: pad sparse payloads to the largest rank's (gloo) or send exact sizes (NCCL)
+    pad_sparse: bool = True
+    fidelity: str = "auto"
+    ddp: DDPConfig = Field(default_factory=DDPConfig)
+    stragglers: StragglerConfig = Field(default_factory=StragglerConfig)

@@ -1,0 +1,147 @@
+"""Quantities with units, converted once, at load time, to SI base units.
+
+* bandwidth -> bytes per second: ``"10Gbit/s"`` = 1.25e9, ``"1.25GB/s"``, ``"100Mbit/s"``,
+  ``"800Mbps"``, ``"1GiB/s"``;
+* duration -> seconds: ``"5us"``, ``"1.5ms"``, ``"2s"``, ``"100ns"``;
+* size -> bytes: ``"25MiB"`` = 26214400, ``"100MB"`` = 1e8, ``"512KiB"``, ``"8kbit"``.
+
+A plain number (or a numeric string without unit) is taken as already in the base unit
+(bytes/s, s, bytes). Anything else raises :class:`~rsdgc_sim.errors.UnitError` naming the
+field and the accepted forms. Decimal prefixes are powers of 1000, binary ones (Ki, Mi,
+Gi, Ti) powers of 1024; ``b``/``bit`` are bits, ``B`` bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+from .errors import UnitError
+
+_PREFIX = {
+    "": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40,
+}
+_NUM = r"(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
+_PFX = r"(?P<pfx>Ki|Mi|Gi|Ti|k|K|M|G|T)?"
+_SIZE_RE = re.compile(rf"^{_NUM}\s*{_PFX}(?P<unit>B|bytes?|b|bits?)$")
+_BW_RE = re.compile(rf"^{_NUM}\s*{_PFX}(?:(?P<unit>B|bytes?|b|bits?)/s|(?P<ps>bps|Bps))$")
+# divisors (not factors), so that "5us" is exactly 5 / 1e6 == 5e-06
+_TIME_DIV = {"s": 1.0, "ms": 1e3, "us": 1e6, "µs": 1e6, "ns": 1e9, "min": 1 / 60.0}
+_TIME_RE = re.compile(rf"^{_NUM}\s*(?P<unit>min|ms|us|µs|ns|s)$")
+
+BANDWIDTH_FORMS = "a number in bytes/s or e.g. '10Gbit/s', '1.25GB/s', '100Mbit/s', '800Mbps', '1GiB/s'"
+DURATION_FORMS = "a number in seconds or e.g. '5us', '1.5ms', '2s', '100ns'"
+SIZE_FORMS = "a number in bytes or e.g. '25MiB', '100MB', '512KiB', '8kbit'"
+
+
+def _plain(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _bits(unit: str | None) -> bool:
+    return unit is not None and unit.startswith("b") and not unit.startswith("byte")
+
+
+def _fail(field: str, value: object, forms: str) -> UnitError:
+    where = f"{field}: " if field else ""
+    return UnitError(f"{where}cannot read {value!r}; expected {forms}")
+
+
+def _finite(x: float, field: str, value: object, forms: str) -> float:
+    if not math.isfinite(x):
+        raise _fail(field, value, forms)
+    return x
+
+
+def parse_bandwidth(value: object, field: str = "") -> float:
+    """Bandwidth in bytes per second. ``parse_bandwidth("10Gbit/s") == 1.25e9``."""
+    plain = _plain(value)
+    if plain is not None:
+        return _finite(plain, field, value, BANDWIDTH_FORMS)
+    m = _BW_RE.match(value.strip()) if isinstance(value, str) else None
+    if not m:
+        raise _fail(field, value, BANDWIDTH_FORMS)
+    x = float(m["num"]) * _PREFIX[m["pfx"] or ""]
+    bits = m["ps"] == "bps" if m["ps"] else _bits(m["unit"])
+    return _finite(x / 8.0 if bits else x, field, value, BANDWIDTH_FORMS)
+
+
+def parse_duration(value: object, field: str = "") -> float:
+    """Duration in seconds. ``parse_duration("5us") == 5e-6``."""
+    plain = _plain(value)
+    if plain is not None:
+        return _finite(plain, field, value, DURATION_FORMS)
+    m = _TIME_RE.match(value.strip()) if isinstance(value, str) else None
+    if not m:
+        raise _fail(field, value, DURATION_FORMS)
+    return _finite(float(m["num"]) / _TIME_DIV[m["unit"]], field, value, DURATION_FORMS)
+
+
+def parse_size(value: object, field: str = "") -> float:
+    """Size in bytes. ``parse_size("25MiB") == 26214400``."""
+    plain = _plain(value)
+    if plain is not None:
+        return _finite(plain, field, value, SIZE_FORMS)
+    m = _SIZE_RE.match(value.strip()) if isinstance(value, str) else None
+    if not m:
+        raise _fail(field, value, SIZE_FORMS)
+    x = float(m["num"]) * _PREFIX[m["pfx"] or ""]
+    return _finite(x / 8.0 if _bits(m["unit"]) else x, field, value, SIZE_FORMS)
+
+
+def _pydantic(parse):
+    def validator(value: object) -> float:
+        try:
+            return parse(value)
+        except UnitError as e:  # pydantic adds the field path; keep only the reason
+            raise ValueError(str(e)) from None
+
+    return BeforeValidator(validator)
+
+
+#: Annotated float types for pydantic models: values are converted once, at load time.
+Bandwidth = Annotated[float, _pydantic(parse_bandwidth)]
+Duration = Annotated[float, _pydantic(parse_duration)]
+Size = Annotated[float, _pydantic(parse_size)]
+
+
+def format_bandwidth(bps: float) -> str:
+    """Bytes/s -> a short human string in bits/s: ``1.25e9 -> '10Gbit/s'``."""
+    bits = bps * 8.0
+    for pfx, f in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if bits >= f:
+            return f"{bits / f:g}{pfx}bit/s"
+    return f"{bits:g}bit/s"
+
+
+def format_duration(s: float) -> str:
+    """Seconds -> a short human string: ``0.0123 -> '12.3ms'``."""
+    a = abs(s)
+    if a >= 1 or a == 0:
+        return f"{s:.4g}s"
+    if a >= 1e-3:
+        return f"{s * 1e3:.4g}ms"
+    if a >= 1e-6:
+        return f"{s * 1e6:.4g}us"
+    return f"{s * 1e9:.4g}ns"
+
+
+def format_size(n: float) -> str:
+    """Bytes -> a short human string with binary prefixes: ``26214400 -> '25MiB'``."""
+    for pfx, f in (("Ti", 2.0**40), ("Gi", 2.0**30), ("Mi", 2.0**20), ("Ki", 2.0**10)):
+        if abs(n) >= f:
+            return f"{n / f:.4g}{pfx}B"
+    return f"{n:.4g}B"
