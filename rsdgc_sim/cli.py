@@ -1,0 +1,180 @@
+"""The ``rsdgc-sim`` command: a thin layer over the Python API.
+
+Only this module turns library errors (:class:`~rsdgc_sim.errors.RsdgcError`) into a one-line
+message on stderr and exit code 2; nothing below it exits.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .errors import RsdgcError
+
+#: commands that live beside the code they drive, imported only when used
+_LAZY = {
+    "collective": "rsdgc_sim.sim.cli:collective",
+    "emulate": "rsdgc_sim.emulate.cli:emulate",
+    "calibrate": "rsdgc_sim.emulate.cli:calibrate",
+}
+
+
+class _Group(click.Group):
+    """A click group with lazily imported commands and one place for error handling."""
+
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), *_LAZY])
+
+    def get_command(self, ctx, name):
+        if name in _LAZY:
+            module, attr = _LAZY[name].split(":")
+            try:
+                return getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError):
+                return None
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RsdgcError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def _console(quiet: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rsdgc-sim")
+def cli():
+    """How long will data-parallel training take with compressed gradients (RS-DGC, top-k,
+    DGC, ...) on this cluster? Measures on the devices at hand, simulates the network."""
+
+
+def _load(scenario: str | None):
+    from .scenario import load_scenario
+
+    return load_scenario(scenario)
+
+
+@cli.command()
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="folder for results.json, results.csv and trace.json")
+@click.option("--refresh-profile", is_flag=True, help="measure again even if a cached profile exists")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+              help="profile cache folder (default: $RSDGC_SIM_CACHE or ~/.cache/rsdgc-sim)")
+@click.option("--no-trace", is_flag=True, help="do not write trace.json")
+@click.option("-q", "--quiet", is_flag=True, help="only the table")
+def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, quiet):
+    """Profile (or reuse the cached profile), simulate every grid point, print the table and
+    write results. Without SCENARIO, runs the bundled quickstart."""
+    from rich.console import Console
+
+    from .profile.store import ProfileStore
+    from .report.results import write_results
+    from .report.table import results_table
+    from .run import run_scenario
+
+    t0 = time.perf_counter()
+    sc = _load(scenario)
+    err = _console(quiet)
+    with err.status("starting") as status:
+        res = run_scenario(
+            sc,
+            store=ProfileStore(cache_dir) if cache_dir else None,
+            refresh=refresh_profile,
+            trace=not no_trace,
+            progress=lambda m: (status.update(m), err.log(m)),
+        )
+    Console().print(results_table(res.runs, title=f"{sc.name}: {res.profile.model}, batch {sc.batch_size}/worker, "
+                                  f"{', '.join(d.device for d in res.profile.devices)}"))
+    paths = write_results(res, out_dir, trace=not no_trace)
+    err.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.1f} s")
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="also save the profile to this JSON file")
+@click.option("--refresh", is_flag=True, help="measure again even if a cached profile exists")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+              help="profile cache folder")
+def profile(scenario, out_path, refresh, cache_dir):
+    """Measure (or show the cached) profile of SCENARIO: forward/backward, gradient-ready
+    times and per-tensor compression costs on the scenario's devices."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .profile.store import ProfileStore, save_profile
+    from .run import profile_scenario
+
+    sc = _load(scenario)
+    store = ProfileStore(cache_dir) if cache_dir else ProfileStore()
+    err = _console()
+    with err.status("profiling") as status:
+        prof, cached = profile_scenario(sc, store=store, refresh=refresh,
+                                        progress=lambda m: (status.update(m), err.log(m)))
+    t = Table(title=f"profile {prof.key}: {prof.model}, {prof.params:,} params, batch {prof.batch_size}")
+    for col in ("device", "forward ms", "backward ms", "optimizer ms", *prof.compressors()):
+        t.add_column(col + (" compress ms" if col in prof.compressors() else ""), justify="right")
+    for d in prof.devices:
+        comp = [f"{sum(c.compress_s for c in d.compression[k].values()) * 1e3:.1f}" for k in prof.compressors()]
+        t.add_row(d.device, f"{d.forward_s * 1e3:.1f}", f"{d.backward_s * 1e3:.1f}",
+                  f"{d.optimizer_s * 1e3:.1f}", *comp)
+    Console().print(t)
+    err.print(f"{'cached' if cached else 'saved'}: {store.path(prof.key)}")
+    if out_path:
+        save_profile(prof, out_path)
+        err.print(f"wrote {out_path}")
+
+
+@cli.command(name="list")
+def list_():
+    """List models, compressors, topologies and collectives."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .compress import COMPRESSORS
+    from .models import MODELS
+    from .sim import COLLECTIVES, TOPOLOGIES
+
+    t = Table(show_header=True, header_style="bold")
+    t.add_column("kind")
+    t.add_column("name")
+    t.add_column("what it is")
+    for kind, reg in (("model", MODELS), ("compressor", COMPRESSORS), ("topology", TOPOLOGIES),
+                      ("collective", COLLECTIVES)):
+        for name in reg.names():
+            t.add_row(kind, name, reg.help(name))
+    Console().print(t)
+
+
+@cli.command()
+def schema():
+    """Print the JSON schema of scenario files."""
+    from .scenario import Scenario
+
+    click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="rsdgc-sim")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+__all__ = ["cli", "main", "Path"]

@@ -1,0 +1,203 @@
+"""The Python API of a study: scenario -> profile (measured or cached) -> simulated runs.
+
+>>> from rsdgc_sim.scenario import load_scenario
+>>> from rsdgc_sim.run import run_scenario
+>>> result = run_scenario(load_scenario())            # doctest: +SKIP
+>>> result.runs[0]["iteration_s"]                     # doctest: +SKIP
+
+Nothing here writes files except the profile cache (``ProfileStore``); writing results is
+``rsdgc_sim.report.write_results``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .profile.schema import Profile
+from .profile.store import ProfileStore, profile_key
+from .scenario import Scenario
+
+Progress = Callable[[str], None]
+
+#: label of the dense reference every profile carries (speedup_vs_dense, scaling_efficiency)
+DENSE = "none"
+
+
+def _profile_compressors(scenario: Scenario) -> dict[str, dict[str, Any]]:
+    specs = scenario.compressor_specs()
+    if DENSE not in specs:
+        specs[DENSE] = {"name": "none"}
+    return specs
+
+
+def profile_inputs(scenario: Scenario, devices: list[str]) -> dict[str, Any]:
+    """Everything a scenario's profile depends on (the cache key's content)."""
+    import torch
+
+    from .profile.devices import device_name
+
+    return {
+        "model": scenario.model.model_dump(),
+        "batch_size": scenario.batch_size,
+        "devices": devices,
+        "device_names": [device_name(d) for d in devices],
+        "compressors": _profile_compressors(scenario),
+        "warmup": scenario.profile.warmup,
+        "iterations": scenario.profile.iterations,
+        "seed": scenario.seed,
+        "torch": torch.__version__,
+    }
+
+
+def profile_scenario(
+    scenario: Scenario,
+    store: ProfileStore | None = None,
+    refresh: bool = False,
+    progress: Progress | None = None,
+) -> tuple[Profile, bool]:
+    """The scenario's profile and whether it came from the cache.
+
+    ``store=None`` uses the default cache folder; ``refresh`` measures again even if cached.
+    """
+    from .profile.devices import resolve_devices
+    from .profile.measure import measure_profile
+
+    say = progress or (lambda _m: None)
+    store = store if store is not None else ProfileStore()
+    devices = resolve_devices(scenario.device)
+    key = profile_key(profile_inputs(scenario, devices))
+    if not refresh and (cached := store.get(key)) is not None:
+        say(f"profile {key} from the cache ({store.path(key)})")
+        return cached, True
+    say(f"profiling {scenario.model.name} (batch {scenario.batch_size}) on {', '.join(devices)}")
+    prof = measure_profile(
+        scenario.model.name,
+        scenario.model.num_classes,
+        scenario.model.input_size,
+        scenario.batch_size,
+        devices,
+        _profile_compressors(scenario),
+        warmup=scenario.profile.warmup,
+        iterations=scenario.profile.iterations,
+        seed=scenario.seed,
+        progress=say,
+    )
+    prof = prof.model_copy(update={"key": key})
+    store.put(prof)
+    return prof, False
+
+
+#: the fields of one run in results.json / results.csv, in order
+RUN_FIELDS = [
+    "compressor", "workers", "topology", "collective", "fidelity", "bandwidth_bytes_per_s",
+    "latency_s", "iteration_s", "compute_s", "compression_s", "communication_s",
+    "exposed_communication_s", "bytes_sent_per_worker", "compression_ratio",
+    "speedup_vs_dense", "scaling_efficiency", "samples_per_s",
+]
+
+
+@dataclass
+class StudyResult:
+    """What `rsdgc-sim run` reports: the resolved scenario, the profile used, one row per
+    compressor x grid point, and the simulator's results (for traces)."""
+
+    scenario: Scenario
+    profile: Profile
+    runs: list[dict[str, Any]]
+    sims: list[Any] = field(default_factory=list, repr=False)
+    profile_cached: bool = False
+
+    def profile_summary(self) -> dict[str, Any]:
+        p = self.profile
+        return {
+            "key": p.key,
+            "model": p.model,
+            "params": p.params,
+            "batch_size": p.batch_size,
+            "input_size": p.input_size,
+            "devices": [{"device": d.device, "name": d.device_name, "forward_s": d.forward_s,
+                         "backward_s": d.backward_s, "optimizer_s": d.optimizer_s} for d in p.devices],
+            "torch_version": p.torch_version,
+            "created": p.created,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario.model_dump(mode="json"),
+            "profile": self.profile_summary(),
+            "runs": self.runs,
+        }
+
+
+def simulate_scenario(
+    scenario: Scenario,
+    profile: Profile,
+    trace: bool = False,
+    progress: Progress | None = None,
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Simulate every compressor at every grid point; rows carry the derived metrics.
+
+    * ``speedup_vs_dense``: the dense (``none``) iteration time at the same point / this one;
+    * ``scaling_efficiency``: dense iteration time at one worker (same links) / this one:
+      the weak-scaling efficiency, since the batch is per worker;
+    * ``samples_per_s``: workers x batch_size / iteration_s.
+    """
+    from .sim import simulate
+
+    say = progress or (lambda _m: None)
+    labels = [c.key for c in scenario.compressors]
+    rows: list[dict[str, Any]] = []
+    sims: list[Any] = []
+    dense_cache: dict[tuple[int, float, float], float] = {}
+
+    def dense_time(workers: int, point) -> float:
+        k = (workers, point.bandwidth_bytes_per_s, point.latency_s)
+        if k not in dense_cache:
+            pt = scenario.sim_point(DENSE, point.model_copy(update={"workers": workers}))
+            dense_cache[k] = simulate(profile, pt).iteration_s
+        return dense_cache[k]
+
+    grid = scenario.grid()
+    for i, point in enumerate(grid):
+        say(f"simulating point {i + 1}/{len(grid)}: {point.workers} workers")
+        for label in labels:
+            res = simulate(profile, scenario.sim_point(label, point), trace=trace)
+            if label == DENSE:
+                dense_cache[(point.workers, point.bandwidth_bytes_per_s, point.latency_s)] = res.iteration_s
+            sims.append(res)
+            sent = res.bytes_sent_per_worker
+            rows.append({
+                "compressor": label,
+                "workers": point.workers,
+                "topology": scenario.cluster.topology.name,
+                "collective": res.collective,
+                "fidelity": res.fidelity,
+                "bandwidth_bytes_per_s": point.bandwidth_bytes_per_s,
+                "latency_s": point.latency_s,
+                "iteration_s": res.iteration_s,
+                "compute_s": res.compute_s,
+                "compression_s": res.compression_s,
+                "communication_s": res.communication_s,
+                "exposed_communication_s": res.exposed_communication_s,
+                "bytes_sent_per_worker": sent,
+                "compression_ratio": profile.dense_bytes / sent if sent else None,
+                "speedup_vs_dense": dense_time(point.workers, point) / res.iteration_s,
+                "scaling_efficiency": dense_time(1, point) / res.iteration_s,
+                "samples_per_s": point.workers * scenario.batch_size / res.iteration_s,
+            })
+    return rows, sims
+
+
+def run_scenario(
+    scenario: Scenario,
+    store: ProfileStore | None = None,
+    refresh: bool = False,
+    trace: bool = False,
+    progress: Progress | None = None,
+) -> StudyResult:
+    """Profile (or reuse the cached profile), then simulate every compressor x grid point."""
+    profile, cached = profile_scenario(scenario, store=store, refresh=refresh, progress=progress)
+    rows, sims = simulate_scenario(scenario, profile, trace=trace, progress=progress)
+    return StudyResult(scenario=scenario, profile=profile, runs=rows, sims=sims, profile_cached=cached)

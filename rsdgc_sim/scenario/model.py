@@ -1,0 +1,170 @@
+"""The scenario schema: what a user writes in ``scenario.yaml``.
+
+Strict (unknown keys and wrong types are errors naming the field's path), unit-explicit
+(``"10Gbit/s"``, ``"5us"``, ``"25MiB"``, converted once here to bytes/s, s and bytes), and
+versioned (``schema_version``). Building a Scenario has no side effects.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+from ..sim.config import DDPConfig, SimPoint, StragglerConfig, TopologySpec
+from ..units import Bandwidth, Duration, Size
+
+SCHEMA_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _as_list(v: Any) -> Any:
+    return v if isinstance(v, list) else [v]
+
+
+class ModelSpec(_Strict):
+    name: str = Field(description="model from the zoo (`rsdgc-sim list`)")
+    num_classes: PositiveInt = 45
+    input_size: PositiveInt = Field(default=64, description="square input side, pixels")
+
+
+class ProfileSpec(_Strict):
+    warmup: Annotated[int, Field(ge=0)] = 2
+    iterations: PositiveInt = 5
+
+
+class CompressorSpec(BaseModel):
+    """A compressor by name; every other key is one of its parameters (checked by it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    label: str | None = Field(default=None, description="name in tables; default from name and params")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def key(self) -> str:
+        """The label, or ``name(k=v, ...)`` built from the parameters."""
+        if self.label:
+            return self.label
+        if not self.params:
+            return self.name
+        inner = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.name}({inner})"
+
+
+class TopologyEntry(BaseModel):
+    """A topology by name; other keys are the generator's parameters."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = "switch"
+
+    def spec(self) -> TopologySpec:
+        return TopologySpec(name=self.name, params=dict(self.model_extra or {}))
+
+
+class ClusterSpec(_Strict):
+    workers: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+    topology: TopologyEntry = Field(default_factory=TopologyEntry)
+    bandwidth: Annotated[list[Annotated[Bandwidth, Field(gt=0)]], Field(min_length=1)]
+    latency: Annotated[list[Annotated[Duration, Field(ge=0)]], Field(min_length=1)] = [5e-6]
+    collective: str = Field(default="ring", description="allreduce algorithm for dense payloads, or auto")
+    sparse_collective: str = Field(default="allgather_ring", description="all-gather algorithm for sparse payloads")
+    pad_sparse: bool = Field(default=True, description="pad sparse payloads to the largest (gloo)")
+    fidelity: str = "auto"
+    stragglers: StragglerConfig = Field(default_factory=StragglerConfig)
+    calibration: str | None = Field(default=None, description="calibration file from `rsdgc-sim calibrate`")
+
+    @field_validator("workers", "bandwidth", "latency", mode="before")
+    @classmethod
+    def _scalar_or_list(cls, v: Any) -> Any:
+        """A scalar is a one-point axis of the grid."""
+        return _as_list(v)
+
+
+class DDPSpec(_Strict):
+    bucket_cap: Annotated[Size, Field(gt=0)] = 25 * 2**20
+    first_bucket: Annotated[Size, Field(gt=0)] = 2**20
+    overlap: bool = True
+
+    def config(self) -> DDPConfig:
+        return DDPConfig(
+            bucket_cap_bytes=self.bucket_cap, first_bucket_bytes=self.first_bucket, overlap=self.overlap
+        )
+
+
+class GridPoint(_Strict):
+    """One point of the cluster grid (workers x bandwidth x latency)."""
+
+    workers: int
+    bandwidth_bytes_per_s: float
+    latency_s: float
+
+
+class Scenario(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str = "scenario"
+    model: ModelSpec
+    batch_size: PositiveInt = Field(description="per worker")
+    device: str | Annotated[list[str], Field(min_length=1)] = "auto"
+    seed: int = 0
+    profile: ProfileSpec = Field(default_factory=ProfileSpec)
+    compressors: Annotated[list[CompressorSpec], Field(min_length=1)]
+    cluster: ClusterSpec
+    ddp: DDPSpec = Field(default_factory=DDPSpec)
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> Scenario:
+        seen: set[str] = set()
+        for i, c in enumerate(self.compressors):
+            if c.key in seen:
+                raise ValueError(f"compressors[{i}]: label {c.key!r} used twice; give one a `label`")
+            seen.add(c.key)
+        return self
+
+    def devices(self) -> list[str]:
+        """The device list as written (``auto`` resolved later, by the profiler)."""
+        return list(self.device) if isinstance(self.device, list) else [self.device]
+
+    def compressor_specs(self) -> dict[str, dict[str, Any]]:
+        """label -> ``{"name": ..., **params}``, in scenario order."""
+        return {c.key: {"name": c.name, **c.params} for c in self.compressors}
+
+    def grid(self) -> list[GridPoint]:
+        """Every combination of workers, bandwidth and latency, in that nesting order."""
+        c = self.cluster
+        return [
+            GridPoint(workers=w, bandwidth_bytes_per_s=b, latency_s=lat)
+            for w, b, lat in itertools.product(c.workers, c.bandwidth, c.latency)
+        ]
+
+    def sim_point(self, label: str, point: GridPoint) -> SimPoint:
+        c = self.cluster
+        return SimPoint(
+            compressor=label,
+            workers=point.workers,
+            topology=c.topology.spec(),
+            bandwidth_bytes_per_s=point.bandwidth_bytes_per_s,
+            latency_s=point.latency_s,
+            collective=c.collective,
+            sparse_collective=c.sparse_collective,
+            pad_sparse=c.pad_sparse,
+            fidelity=c.fidelity,
+            ddp=self.ddp.config(),
+            stragglers=c.stragglers,
+        )
