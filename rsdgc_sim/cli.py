@@ -99,7 +99,10 @@ def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, quiet):
             trace=not no_trace,
             progress=lambda m: (status.update(m), err.log(m)),
         )
-    Console().print(results_table(res.runs, title=f"{sc.name}: {res.profile.model}, batch {sc.batch_size}/worker, "
+    out = Console()
+    if not out.is_terminal:  # a pipe or a file: never cut the table to 80 columns
+        out.width = 200
+    out.print(results_table(res.runs, title=f"{sc.name}: {res.profile.model}, batch {sc.batch_size}/worker, "
                                   f"{', '.join(d.device for d in res.profile.devices)}"))
     paths = write_results(res, out_dir, trace=not no_trace)
     err.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.1f} s")

@@ -12,6 +12,13 @@ from collections.abc import Iterable
 class RsdgcError(Exception):
     """Base of every error the package raises on purpose."""
 
+    def with_context(self, where: str) -> RsdgcError:
+        """The same error (same class and attributes) with ``where: `` before its message."""
+        new = self.__class__.__new__(self.__class__)
+        new.__dict__.update(self.__dict__)
+        new.args = (f"{where}: {self}",)
+        return new
+
 
 class ConfigError(RsdgcError, ValueError):
     """A user-supplied value (scenario field, CLI option, parameter) is wrong."""

@@ -17,7 +17,7 @@ import math
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 
 from .errors import UnitError
 
@@ -102,20 +102,26 @@ def parse_size(value: object, field: str = "") -> float:
     return _finite(x / 8.0 if _bits(m["unit"]) else x, field, value, SIZE_FORMS)
 
 
-def _pydantic(parse):
+def _pydantic(parse, forms: str) -> tuple[BeforeValidator, WithJsonSchema]:
     def validator(value: object) -> float:
         try:
             return parse(value)
         except UnitError as e:  # pydantic adds the field path; keep only the reason
             raise ValueError(str(e)) from None
 
-    return BeforeValidator(validator)
+    schema = {"anyOf": [{"type": "number"}, {"type": "string"}], "description": forms}
+    return BeforeValidator(validator), WithJsonSchema(schema)
 
 
 #: Annotated float types for pydantic models: values are converted once, at load time.
-Bandwidth = Annotated[float, _pydantic(parse_bandwidth)]
-Duration = Annotated[float, _pydantic(parse_duration)]
-Size = Annotated[float, _pydantic(parse_size)]
+_BW, _DUR, _SIZE = (
+    _pydantic(parse_bandwidth, BANDWIDTH_FORMS),
+    _pydantic(parse_duration, DURATION_FORMS),
+    _pydantic(parse_size, SIZE_FORMS),
+)
+Bandwidth = Annotated[float, _BW[0], _BW[1]]
+Duration = Annotated[float, _DUR[0], _DUR[1]]
+Size = Annotated[float, _SIZE[0], _SIZE[1]]
 
 
 def format_bandwidth(bps: float) -> str:

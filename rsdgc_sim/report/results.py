@@ -17,9 +17,24 @@ def write_results(result, out_dir: str | Path, trace: bool = True) -> list[Path]
         write_json_atomic(out / "results.json", result.to_dict()),
         write_csv_atomic(out / "results.csv", result.runs, RUN_FIELDS),
     ]
-    if trace and result.sims and getattr(result.sims[0], "spans", None):
-        from ..sim.trace import chrome_trace_many
-
-        labels = [f"{r['compressor']} | {r['workers']} workers | {r['bandwidth_bytes_per_s'] * 8 / 1e9:g} Gbit/s" for r in result.runs]
-        written.append(write_json_atomic(out / "trace.json", chrome_trace_many(result.sims, labels)))
+    if trace and result.sims and all(s.spans is not None for s in result.sims):
+        written.append(write_json_atomic(out / "trace.json", combined_trace(result)))
     return written
+
+
+def combined_trace(result) -> dict:
+    """One Chrome trace for the whole study: one process per run (compressor x grid point),
+    one thread per worker, each run's iteration starting at time 0."""
+    from ..sim.trace import chrome_trace
+    from ..units import format_bandwidth, format_duration
+
+    events: list[dict] = []
+    for pid, (row, sim) in enumerate(zip(result.runs, result.sims, strict=True)):
+        label = (f"{row['compressor']} | {row['workers']} workers | "
+                 f"{format_bandwidth(row['bandwidth_bytes_per_s'])} | {format_duration(row['latency_s'])}")
+        for ev in chrome_trace(sim)["traceEvents"]:
+            ev = {**ev, "pid": pid}
+            if ev.get("name") == "process_name":
+                ev["args"] = {"name": label}
+            events.append(ev)
+    return {"traceEvents": events, "displayTimeUnit": "ms"}

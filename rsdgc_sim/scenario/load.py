@@ -75,6 +75,8 @@ def _describe(err: dict[str, Any]) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
+    if not loc:  # a check across fields: the message says where
+        return msg
     if typ == "missing":
         return f"{_loc_text(loc)}: required field is missing"
     given = err.get("input")
@@ -104,7 +106,7 @@ def scenario_from_dict(data: Any, source: str = "scenario") -> Scenario:
     try:
         check_names(scenario)
     except RsdgcError as e:
-        raise type(e)(f"{source}: {e}") from None
+        raise e.with_context(source) from None
     return scenario
 
 
@@ -118,22 +120,22 @@ def check_names(scenario: Scenario) -> None:
     try:
         MODELS.get(scenario.model.name)
     except ConfigError as e:
-        raise ConfigError(f"model.name: {e}") from None
+        raise e.with_context("model.name") from None
     for i, c in enumerate(scenario.compressors):
         try:
             create_compressor(c.name, **c.params)
         except ConfigError as e:
-            raise ConfigError(f"compressors[{i}]: {e}") from None
+            raise e.with_context(f"compressors[{i}]") from None
     cl = scenario.cluster
     try:
         TOPOLOGIES.get(cl.topology.name)
     except ConfigError as e:
-        raise ConfigError(f"cluster.topology.name: {e}") from None
+        raise e.with_context("cluster.topology.name") from None
     for field in ("collective", "sparse_collective"):
         try:
             COLLECTIVES.get(getattr(cl, field))
         except ConfigError as e:
-            raise ConfigError(f"cluster.{field}: {e}") from None
+            raise e.with_context(f"cluster.{field}") from None
     if cl.fidelity not in FIDELITIES:
         raise ConfigError(f"cluster.fidelity: unknown fidelity {cl.fidelity!r}; choose one of: {', '.join(FIDELITIES)}")
 

@@ -1,0 +1,90 @@
+"""End to end: a tiny scenario through profile, simulation and result files."""
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from rsdgc_sim.cli import cli
+from rsdgc_sim.run import RUN_FIELDS, run_scenario
+from rsdgc_sim.scenario import scenario_from_dict
+
+
+@pytest.fixture(scope="module")
+def study():
+    from tests.conftest import TINY
+
+    return run_scenario(scenario_from_dict(TINY), trace=True)
+
+
+def test_one_row_per_compressor_and_grid_point(study):
+    """2 compressors x (2 worker counts x 2 bandwidths) = 8 rows with every field."""
+    assert len(study.runs) == 8
+    for row in study.runs:
+        assert list(row) == RUN_FIELDS
+    assert {r["compressor"] for r in study.runs} == {"none", "topk(density=0.1)"}
+
+
+def test_dense_speedup_is_exactly_one(study):
+    """The dense compressor is its own reference: speedup_vs_dense == 1 exactly."""
+    assert all(r["speedup_vs_dense"] == 1.0 for r in study.runs if r["compressor"] == "none")
+
+
+def test_derived_metrics_follow_their_definitions(study):
+    """compression_ratio, samples_per_s and scaling_efficiency are what their names say."""
+    dense_bytes = study.profile.dense_bytes
+    one = {(r["bandwidth_bytes_per_s"]): r["iteration_s"] for r in study.runs
+           if r["compressor"] == "none" and r["workers"] == 1}
+    for r in study.runs:
+        assert r["compression_ratio"] == pytest.approx(dense_bytes / r["bytes_sent_per_worker"], rel=1e-12)
+        assert r["samples_per_s"] == pytest.approx(r["workers"] * 4 / r["iteration_s"], rel=1e-12)
+        assert r["scaling_efficiency"] == pytest.approx(one[r["bandwidth_bytes_per_s"]] / r["iteration_s"], rel=1e-12)
+        assert r["iteration_s"] >= r["compute_s"] > 0
+        assert 0 <= r["exposed_communication_s"] <= r["iteration_s"]
+
+
+def test_one_worker_has_no_communication(study):
+    """A single worker sends nothing over the network."""
+    for r in study.runs:
+        if r["workers"] == 1:
+            assert r["communication_s"] == 0 and r["exposed_communication_s"] == 0
+
+
+def test_dense_sends_the_whole_gradient_and_topk_less(study):
+    """Dense workers contribute the fp32 gradient; top-k 10% sends fewer bytes."""
+    for r in study.runs:
+        if r["compressor"] == "none":
+            assert r["bytes_sent_per_worker"] == study.profile.dense_bytes
+            assert r["compression_ratio"] == 1.0
+        else:
+            assert r["bytes_sent_per_worker"] < study.profile.dense_bytes
+
+
+def test_more_bandwidth_is_never_slower(study):
+    """At 4 workers, 10 Gbit/s links give an iteration no longer than 1 Gbit/s links."""
+    for comp in ("none", "topk(density=0.1)"):
+        t = {r["bandwidth_bytes_per_s"]: r["iteration_s"] for r in study.runs
+             if r["compressor"] == comp and r["workers"] == 4}
+        assert t[1.25e9] <= t[1.25e8]
+
+
+def test_cli_run_writes_complete_files(tiny, write_scenario, tmp_path):
+    """`rsdgc-sim run` prints the table and writes results.json, results.csv and trace.json."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", str(write_scenario(tiny)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "topk(density=0.1)" in result.stdout
+    data = json.loads((out / "results.json").read_text())
+    assert set(data) == {"scenario", "profile", "runs"}
+    assert data["scenario"]["cluster"]["bandwidth"] == [1.25e8, 1.25e9]
+    assert data["profile"]["model"] == "cnn_small" and data["profile"]["batch_size"] == 4
+    assert len(data["runs"]) == 8
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 8 and list(rows[0]) == RUN_FIELDS
+    trace = json.loads((out / "trace.json").read_text())
+    assert trace["traceEvents"]
+    assert not list(out.glob(".*.tmp"))  # no leftovers of the atomic writes
+    # the second run reuses the cached profile
+    again = CliRunner().invoke(cli, ["run", str(write_scenario(tiny)), "--out", str(out)])
+    assert again.exit_code == 0 and "from the cache" in again.stderr

@@ -1,0 +1,150 @@
+"""Scenario files: strict validation with errors that name the field's path."""
+
+from pathlib import Path
+
+import pytest
+
+from rsdgc_sim.errors import ConfigError, ScenarioFileError, UnknownNameError
+from rsdgc_sim.scenario import bundled_path, load_scenario, scenario_from_dict
+
+
+def test_bundled_quickstart_loads_with_units_converted():
+    """The shipped quickstart is valid; units are SI after loading and lists form the grid."""
+    sc = load_scenario()
+    assert sc.name == "quickstart"
+    assert sc.cluster.bandwidth == [1.25e8, 1.25e9]
+    assert sc.cluster.latency == [5e-6]
+    assert sc.ddp.bucket_cap == 26214400 and sc.ddp.first_bucket == 1048576
+    assert [c.key for c in sc.compressors] == ["none", "topk(density=0.01)", "nsi(density=0.01, kernel=3)"]
+    assert len(sc.grid()) == 3 * 2
+
+
+def test_scenarios_folder_has_the_bundled_quickstart():
+    """scenarios/quickstart.yaml (used by `make run`) is the file shipped in the package."""
+    repo = Path(__file__).resolve().parents[1]
+    assert (repo / "scenarios" / "quickstart.yaml").read_text() == bundled_path().read_text()
+
+
+def test_scalars_become_one_point_axes(tiny):
+    """A scalar workers/bandwidth/latency is a one-element list; the grid is their product."""
+    tiny["cluster"].update(workers=8, bandwidth="10Gbit/s", latency=["1us", "10us"])
+    sc = scenario_from_dict(tiny)
+    assert [(p.workers, p.bandwidth_bytes_per_s, p.latency_s) for p in sc.grid()] == [
+        (8, 1.25e9, 1e-6), (8, 1.25e9, 1e-5)]
+
+
+def test_sim_point_carries_cluster_and_ddp(tiny):
+    """A SimPoint for a label and grid point has the converted values of the scenario."""
+    sc = scenario_from_dict(tiny)
+    pt = sc.sim_point("topk(density=0.1)", sc.grid()[-1])
+    assert (pt.workers, pt.bandwidth_bytes_per_s, pt.latency_s) == (4, 1.25e9, 5e-6)
+    assert pt.ddp.bucket_cap_bytes == 26214400 and pt.ddp.overlap is True
+    assert pt.topology.name == "switch"
+
+
+def test_compressor_params_and_labels(tiny):
+    """Extra keys of a compressor entry are its parameters; `label` overrides the table name."""
+    tiny["compressors"].append({"name": "topk", "density": 0.5, "label": "topk-half"})
+    sc = scenario_from_dict(tiny)
+    assert sc.compressor_specs()["topk-half"] == {"name": "topk", "density": 0.5}
+
+
+@pytest.mark.parametrize(
+    "mutate, pattern",
+    [
+        (lambda d: d.update(colour="red"), r"colour: unknown key; allowed: schema_version, name, model"),
+        (lambda d: d["cluster"].update(bandwith="1Gbit/s"), r"cluster\.bandwith: unknown key; allowed: workers, topology, bandwidth"),
+        (lambda d: d["ddp"].update(overlap="maybe"), r"ddp\.overlap: Input should be a valid boolean"),
+        (lambda d: d.update(batch_size="eight"), r"batch_size: Input should be a valid integer"),
+        (lambda d: d["cluster"].update(bandwidth=["1Gbit/s", "10 Gfoo"]), r"cluster\.bandwidth\[1\]: cannot read '10 Gfoo'; expected .*Gbit/s"),
+        (lambda d: d["cluster"].update(latency="5 parsecs"), r"cluster\.latency\[0\]: cannot read '5 parsecs'"),
+        (lambda d: d["ddp"].update(bucket_cap="25MiB/s"), r"ddp\.bucket_cap: cannot read"),
+        (lambda d: d.update(compressors=[]), r"compressors: List should have at least 1 item"),
+        (lambda d: d["cluster"].update(workers=[4, 0]), r"cluster\.workers\[1\]: Input should be greater than or equal to 1"),
+        (lambda d: d["cluster"].update(bandwidth=0), r"cluster\.bandwidth\[0\]: Input should be greater than 0"),
+        (lambda d: d.pop("model"), r"model: required field is missing"),
+        (lambda d: d.update(schema_version=2), r"schema_version: Input should be 1"),
+        (lambda d: d["compressors"].append({"name": "topk", "density": 0.1}), r"compressors\[2\]: label 'topk\(density=0\.1\)' used twice"),
+    ],
+)
+def test_bad_fields_name_their_path(tiny, mutate, pattern):
+    """Each mistake is one ConfigError naming the source, the field path and the reason."""
+    mutate(tiny)
+    with pytest.raises(ConfigError, match=r"^my\.yaml: " + pattern):
+        scenario_from_dict(tiny, source="my.yaml")
+
+
+def test_unknown_model_lists_choices(tiny):
+    """An unknown model name is an error listing the zoo."""
+    tiny["model"]["name"] = "alexnet"
+    with pytest.raises(UnknownNameError, match=r"model\.name: unknown model 'alexnet'; choose one of: cnn_small, .*resnet18.*vgg19_bn"):
+        scenario_from_dict(tiny)
+
+
+def test_unknown_compressor_lists_choices(tiny):
+    """An unknown compressor name is an error naming its entry and listing the compressors."""
+    tiny["compressors"][1]["name"] = "zip"
+    with pytest.raises(UnknownNameError, match=r"compressors\[1\]: unknown compressor 'zip'; choose one of: .*nsi.*topk"):
+        scenario_from_dict(tiny)
+
+
+@pytest.mark.parametrize("density", [0, 1.5, -0.1])
+def test_density_outside_unit_interval(tiny, density):
+    """density must lie in (0, 1]; the error names the entry and the value."""
+    tiny["compressors"][1]["density"] = density
+    with pytest.raises(ConfigError, match=r"compressors\[1\]: .*density"):
+        scenario_from_dict(tiny)
+
+
+def test_unknown_compressor_parameter(tiny):
+    """A parameter the compressor does not take is an error."""
+    tiny["compressors"][1]["kernal"] = 3
+    with pytest.raises(ConfigError, match=r"compressors\[1\]: .*kernal"):
+        scenario_from_dict(tiny)
+
+
+def test_unknown_topology_lists_choices(tiny):
+    """An unknown topology is an error listing the topologies."""
+    tiny["cluster"]["topology"] = {"name": "hypercube9"}
+    with pytest.raises(UnknownNameError, match=r"cluster\.topology\.name: unknown topology 'hypercube9'; choose one of: .*switch"):
+        scenario_from_dict(tiny)
+
+
+def test_unknown_collective_lists_choices(tiny):
+    """An unknown collective is an error listing the collectives."""
+    tiny["cluster"]["collective"] = "butterfly"
+    with pytest.raises(UnknownNameError, match=r"cluster\.collective: unknown collective 'butterfly'; choose one of: .*ring"):
+        scenario_from_dict(tiny)
+
+
+def test_missing_file():
+    """A missing file is a ScenarioFileError naming it."""
+    with pytest.raises(ScenarioFileError, match=r"nope\.yaml: no such file"):
+        load_scenario("nope.yaml")
+
+
+def test_directory_instead_of_file(tmp_path):
+    """A folder is not a scenario."""
+    with pytest.raises(ScenarioFileError, match="is a directory"):
+        load_scenario(tmp_path)
+
+
+def test_invalid_yaml_says_where(write_scenario):
+    """Broken YAML is reported with its line and column."""
+    p = write_scenario("name: x\nmodel: {name: [\n")
+    with pytest.raises(ScenarioFileError, match=r"invalid YAML at line \d+, column \d+"):
+        load_scenario(p)
+
+
+def test_top_level_must_be_mapping(write_scenario):
+    """A YAML list or scalar at the top is rejected."""
+    with pytest.raises(ConfigError, match="expected a mapping at the top level, got list"):
+        load_scenario(write_scenario("- a\n- b\n"))
+
+
+def test_unreadable_file(write_scenario):
+    """Bytes that are not UTF-8 are a clear error, not a traceback."""
+    p = write_scenario("x")
+    p.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ScenarioFileError, match="cannot read"):
+        load_scenario(p)
