@@ -10,7 +10,6 @@ import importlib
 import json
 import sys
 import time
-from pathlib import Path
 
 import click
 
@@ -179,5 +178,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-
-__all__ = ["cli", "main", "Path"]

@@ -10,7 +10,9 @@ devices that share hardware contend as real workers would):
 * for each compressor: one iteration's ``compress_many`` over the real gradients (median
   after warm-up, error-feedback state carried along as in training), the per-tensor split of
   that time (each tensor's own ``compress`` time, scaled so the split sums to the measured
-  ``compress_many`` total), each tensor's ``decompress`` time and its payload's wire bytes.
+  ``compress_many`` total), each tensor's ``decompress`` time (payload -> new dense tensor),
+  its ``accumulate`` time (payload added into an existing buffer, the per-rank cost of
+  aggregating an all-gather) and its payload's wire bytes.
 """
 
 from __future__ import annotations
@@ -166,12 +168,16 @@ def _measure_compressor(comp, grads, device, warmup, iterations, seed, state_cls
     single_state = state_cls(seed=seed)
     per: dict[str, list[float]] = {n: [] for n in grads}
     dec: dict[str, list[float]] = {n: [] for n in grads}
+    acc: dict[str, list[float]] = {n: [] for n in grads}
+    sums = {n: torch.zeros_like(g) for n, g in grads.items()}
     for _ in range(max(1, iterations)):
         for n, g in grads.items():
             dt, _ = _timed(lambda n=n, g=g: comp.compress(n, g, single_state), device)
             per[n].append(dt)
             dt, _ = _timed(lambda n=n: comp.decompress(payloads[n]), device)
             dec[n].append(dt)
+            dt, _ = _timed(lambda n=n: comp.accumulate(sums[n], payloads[n]), device)
+            acc[n].append(dt)
         single_state.step()
     singles = {n: _median(v) for n, v in per.items()}
     scale = total / sum(singles.values()) if sum(singles.values()) > 0 else 0.0
@@ -179,6 +185,7 @@ def _measure_compressor(comp, grads, device, warmup, iterations, seed, state_cls
         n: TensorCost(
             compress_s=singles[n] * scale,
             decompress_s=_median(dec[n]),
+            accumulate_s=_median(acc[n]),
             wire_bytes=int(payloads[n].wire_bytes),
             sparse=payloads[n].indices is not None,
         )

@@ -33,7 +33,11 @@ class TensorCost(_Strict):
     """What compressing one gradient tensor costs on one device."""
 
     compress_s: float = Field(ge=0)
+    #: one payload -> a new dense tensor (allocation + scatter)
     decompress_s: float = Field(ge=0)
+    #: adding one more payload into an existing dense buffer (scatter-add): aggregating the
+    #: p payloads of a sparse all-gather costs decompress_s + (p - 1) * accumulate_s
+    accumulate_s: float = Field(default=0.0, ge=0)
     #: bytes a collective moves for this tensor's payload (values + int32 indices, or dense)
     wire_bytes: int = Field(ge=0)
     #: True when the payload is (index, value) pairs, sent by all-gather;

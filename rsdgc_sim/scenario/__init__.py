@@ -1,6 +1,13 @@
 """Scenarios: strict YAML configuration of a study (model, compressors, cluster grid)."""
 
-from .load import bundled_path, check_names, load_scenario, read_yaml, scenario_from_dict, validation_message
+from .load import (
+    bundled_path,
+    check_names,
+    load_scenario,
+    read_yaml,
+    scenario_from_dict,
+    validation_message,
+)
 from .model import SCHEMA_VERSION, CompressorSpec, GridPoint, Scenario
 
 __all__ = [

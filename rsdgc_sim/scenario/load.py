@@ -16,12 +16,9 @@ from pydantic import BaseModel, ValidationError
 from ..errors import ConfigError, RsdgcError, ScenarioFileError
 from .model import Scenario
 
-#: the scenario `rsdgc-sim run` uses when given no file (shipped inside the package)
-BUNDLED = ("quickstart",)
-
 
 def bundled_path(name: str = "quickstart") -> Path:
-    """Path of a scenario shipped with the package."""
+    """Path of a scenario shipped inside the package (``quickstart``: the default of `run`)."""
     return Path(str(resources.files("rsdgc_sim") / "data" / f"{name}.yaml"))
 
 
