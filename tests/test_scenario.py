@@ -148,3 +148,9 @@ def test_unreadable_file(write_scenario):
     p.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(ScenarioFileError, match="cannot read"):
         load_scenario(p)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml")))
+def test_every_shipped_scenario_is_valid(path):
+    """Every scenario under scenarios/ loads (names, parameters and units all check out)."""
+    assert load_scenario(path).grid()

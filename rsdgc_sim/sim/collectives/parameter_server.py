@@ -1,0 +1,42 @@
+"""Parameter server: workers push their gradient, servers reduce and send the result back.
+
+The ``shards`` servers are extra hosts (ranks ``p .. p+shards-1``); every worker pushes
+``n/shards`` bytes to each server at once, then every server sends its ``n/shards`` bytes
+of the result to every worker. A server's link carries ``p`` transfers of ``n/shards``
+(incast), a worker's ``shards`` transfers, so each direction takes
+``alpha + max(p, shards)/shards · n · beta``; with one server ``T = 2 alpha + 2 p n beta``.
+"""
+
+from __future__ import annotations
+
+from ...errors import ConfigError
+from .base import COLLECTIVES, ClosedForm, Collective, Message, Phase, g
+
+
+@COLLECTIVES.register("parameter_server", "push to / pull from k server shards (incast)")
+class ParameterServer(Collective):
+    name = "parameter_server"
+    kind = "allreduce"
+
+    def __init__(self, shards: int = 1):
+        if not isinstance(shards, int) or shards < 1:
+            raise ConfigError(
+                f"collective 'parameter_server': shards must be an integer >= 1, got {shards!r}")
+        self.shards = shards
+
+    def extra_hosts(self, p: int) -> int:
+        return self.shards
+
+    def phases(self, p: int, msg: Message, topo) -> list[Phase]:
+        k = self.shards
+        push = tuple((w, p + s) for w in range(p) for s in range(k))
+        pull = tuple((p + s, w) for w in range(p) for s in range(k))
+        return [Phase("push", ("ps_push", p, k), push, msg.nbytes / k),
+                Phase("pull", ("ps_pull", p, k), pull, msg.nbytes / k)]
+
+    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo):
+        k, n = self.shards, msg.nbytes
+        value = 2 * alpha + 2 * max(p, k) / k * n * beta
+        return ClosedForm(
+            value, "T = 2·alpha + 2·max(p, k)/k·n·beta   (k server shards)",
+            f"T = 2·{g(alpha)} + 2·{max(p, k)}/{k}·{g(n)}·{g(beta)} = {g(value)} s")

@@ -1,0 +1,82 @@
+"""The `collective` command (invoked directly with click's CliRunner)."""
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from rsdgc_sim.errors import ConfigError, TopologyError, UnitError, UnknownNameError
+from rsdgc_sim.sim.cli import collective
+
+BASE = ["--workers", "64", "--bytes", "100MB", "--bandwidth", "10Gbit/s", "--latency", "5us"]
+
+
+def run(*args):
+    return CliRunner().invoke(collective, list(args))
+
+
+def test_json_has_the_fields_and_closed_form():
+    """--json prints one object; ring on 64 workers: 2*63*5us + 2*63/64*1e8/1.25e9."""
+    r = run("--algorithm", "ring", *BASE, "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    for k in ("algorithm", "workers", "bytes", "simulated_s", "closed_form_s", "events",
+              "wall_s"):
+        assert k in out
+    want = 2 * 63 * 5e-6 + 2 * 63 / 64 * 1e8 / 1.25e9
+    assert out["simulated_s"] == pytest.approx(want, rel=1e-9)
+    assert out["closed_form_s"] == pytest.approx(want, rel=1e-9)
+    assert out["workers"] == 64 and out["bytes"] == 1e8
+
+
+def test_json_null_closed_form_and_link_fidelity():
+    """Where no closed form exists closed_form_s is null; --fidelity link counts events."""
+    r = run("--algorithm", "double_binary_tree", *BASE, "--json", "--fidelity", "link")
+    out = json.loads(r.output)
+    assert out["closed_form_s"] is None and out["events"] > 0
+
+
+def test_explain_prints_formula_with_numbers():
+    r = run("--algorithm", "ring", *BASE, "--explain")
+    assert r.exit_code == 0
+    assert "T = 2(p-1)·alpha + 2(p-1)/p·n·beta" in r.output
+    assert "2·63·5e-06 + 2·63/64·1e+08·8e-10" in r.output
+
+
+def test_plain_output_and_auto():
+    r = run("--algorithm", "auto", *BASE)
+    assert r.exit_code == 0 and "(chose " in r.output
+
+
+def test_topology_and_algorithm_params():
+    """--topology-param and --param pass generator and algorithm parameters."""
+    r = run("--algorithm", "hierarchical", "--workers", "16", "--bytes", "1MB", "--bandwidth",
+            "10Gbit/s", "--topology", "two_level", "--topology-param", "gpus_per_node=8",
+            "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["closed_form_s"] is not None
+    r = run("--algorithm", "parameter_server", *BASE, "--param", "shards=4", "--json")
+    want = 2 * 5e-6 + 2 * 64 / 4 * 1e8 / 1.25e9
+    assert json.loads(r.output)["simulated_s"] == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("args,exc,match", [
+    (["--algorithm", "butterfly", *BASE], UnknownNameError, "unknown collective 'butterfly'"),
+    (["--algorithm", "ring", *BASE, "--topology", "mesh"], UnknownNameError,
+     "unknown topology 'mesh'"),
+    (["--algorithm", "ring", "--workers", "4", "--bytes", "1MB", "--bandwidth", "0Gbit/s"],
+     ConfigError, "bandwidth must be > 0"),
+    (["--algorithm", "ring", "--workers", "4", "--bytes", "1MB", "--bandwidth", "fast"],
+     UnitError, "--bandwidth: cannot read 'fast'"),
+    (["--algorithm", "ring", "--workers", "0", "--bytes", "1MB", "--bandwidth", "1Gbit/s"],
+     ConfigError, "--workers: must be >= 1"),
+    (["--algorithm", "ring", "--workers", "10", "--bytes", "1MB", "--bandwidth", "1Gbit/s",
+      "--topology", "two_level"], TopologyError, "10 workers do not fill whole nodes"),
+    (["--algorithm", "ring", *BASE, "--param", "chunks"], ConfigError, "KEY=VALUE"),
+])
+def test_bad_input_raises_rsdgc_errors(args, exc, match):
+    """User mistakes raise RsdgcError subclasses (the group turns them into exit 2)."""
+    r = run(*args)
+    assert isinstance(r.exception, exc)
+    assert re.search(match, str(r.exception))
