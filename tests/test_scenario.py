@@ -154,3 +154,25 @@ def test_unreadable_file(write_scenario):
 def test_every_shipped_scenario_is_valid(path):
     """Every scenario under scenarios/ loads (names, parameters and units all check out)."""
     assert load_scenario(path).grid()
+
+
+def test_workers_that_do_not_fit_the_topology(tiny):
+    """10 workers on two_level with 8 GPUs per node (no partial nodes) fail at load, naming
+    the field, before any profiling."""
+    tiny["cluster"].update(workers=[8, 10], topology={"name": "two_level", "gpus_per_node": 8})
+    with pytest.raises(ConfigError, match=r"cluster\.topology \(10 workers\): .*8"):
+        scenario_from_dict(tiny)
+
+
+def test_topology_parameter_checked_at_load(tiny):
+    """A parameter the topology generator does not take is an error at load."""
+    tiny["cluster"]["topology"] = {"name": "switch", "radix": 4}
+    with pytest.raises(ConfigError, match=r"cluster\.topology \(1 workers\): .*radix"):
+        scenario_from_dict(tiny)
+
+
+def test_collective_params_checked_at_load(tiny):
+    """Unknown collective parameters are an error naming collective_params."""
+    tiny["cluster"].update(collective="ring", collective_params={"chunkz": 4})
+    with pytest.raises(ConfigError, match=r"cluster\.collective_params: .*chunkz"):
+        scenario_from_dict(tiny)

@@ -34,7 +34,7 @@ def ag(p, m, bw):
 def tiny_profile(devices=1, slow=1.0) -> Profile:
     """w1 [10, 100] (4000 B), b1 [10] (40 B), w2 [20, 100] (8000 B); backward readies w2 at
     10 ms, b1 at 20 ms, w1 at 30 ms. topk: weights sparse, 800 B (w2) / 400 B (w1) on the
-    wire, compress 1 ms each, decompress 0.1 ms; bias dense."""
+    wire, compress 1 ms each, decompress 0.1 ms, accumulate 0.05 ms; bias dense."""
     tensors = [TensorInfo(name="w1", shape=[10, 100], numel=1000),
                TensorInfo(name="b1", shape=[10], numel=10),
                TensorInfo(name="w2", shape=[20, 100], numel=2000)]
@@ -43,11 +43,11 @@ def tiny_profile(devices=1, slow=1.0) -> Profile:
         s = slow**k
         none = {t.name: TensorCost(compress_s=0, decompress_s=0, wire_bytes=t.nbytes,
                                    sparse=False) for t in tensors}
-        topk = {"w1": TensorCost(compress_s=s * 1e-3, decompress_s=s * 1e-4, wire_bytes=400,
-                                 sparse=True),
+        topk = {"w1": TensorCost(compress_s=s * 1e-3, decompress_s=s * 1e-4,
+                                 accumulate_s=s * 5e-5, wire_bytes=400, sparse=True),
                 "b1": TensorCost(compress_s=0, decompress_s=0, wire_bytes=40, sparse=False),
-                "w2": TensorCost(compress_s=s * 1e-3, decompress_s=s * 1e-4, wire_bytes=800,
-                                 sparse=True)}
+                "w2": TensorCost(compress_s=s * 1e-3, decompress_s=s * 1e-4,
+                                 accumulate_s=s * 5e-5, wire_bytes=800, sparse=True)}
         devs.append(DeviceProfile(
             device=f"d{k}", forward_s=s * FWD, backward_s=s * BWD, optimizer_s=s * OPT,
             grad_ready_s={"w2": s * 0.01, "b1": s * 0.02, "w1": s * 0.03},
@@ -124,7 +124,8 @@ def test_overlap_hides_communication_with_fast_links():
 def test_mixed_bucket_topk():
     """topk: a bucket with a dense bias and a sparse weight runs a ring allreduce of the
     bias then a ring all-gather of the sparse payload; compression starts when the
-    gradient is ready; decompression costs p x decompress_s per sparse tensor."""
+    gradient is ready; aggregating the p gathered payloads of a sparse tensor costs one
+    decompress plus p - 1 accumulates."""
     p, bw = 4, 1e5
     r = simulate(tiny_profile(), point(compressor="topk"))
     assert [b.algorithm for b in r.buckets] == ["allgather_ring", "ring+allgather_ring"]
@@ -134,11 +135,12 @@ def test_mixed_bucket_topk():
     ready1 = max(FWD + 0.03, ready0) + 1e-3
     end0 = ready0 + d0
     end1 = max(ready1, end0) + d1
-    dec_end0 = end0 + p * 1e-4
-    dec_end1 = max(end1, dec_end0) + p * 1e-4
+    agg = 1e-4 + (p - 1) * 5e-5
+    dec_end0 = end0 + agg
+    dec_end1 = max(end1, dec_end0) + agg
     want = max(FWD + BWD, dec_end1) + OPT
     assert r.iteration_s == pytest.approx(want, rel=1e-9)
-    assert r.compression_s == pytest.approx(2e-3 + 2 * p * 1e-4, rel=1e-12)
+    assert r.compression_s == pytest.approx(2e-3 + 2 * agg, rel=1e-12)
     assert r.bytes_sent_per_worker == 1240
     assert r.collective == "ring+allgather_ring"
     assert r.communication_s == pytest.approx(d0 + d1, rel=1e-9)

@@ -113,6 +113,8 @@ def check_names(scenario: Scenario) -> None:
     from ..compress import create as create_compressor
     from ..models import MODELS
     from ..sim import COLLECTIVES, FIDELITIES, TOPOLOGIES
+    from ..sim.collectives import make_collective
+    from ..sim.topology import build_topology, resolve_topology_path
 
     try:
         MODELS.get(scenario.model.name)
@@ -124,15 +126,27 @@ def check_names(scenario: Scenario) -> None:
         except ConfigError as e:
             raise e.with_context(f"compressors[{i}]") from None
     cl = scenario.cluster
-    try:
-        TOPOLOGIES.get(cl.topology.name)
-    except ConfigError as e:
-        raise e.with_context("cluster.topology.name") from None
+    if resolve_topology_path(cl.topology.name) is None:  # not a topology file: a generator
+        try:
+            TOPOLOGIES.get(cl.topology.name)
+        except ConfigError as e:
+            raise e.with_context("cluster.topology.name") from None
+    spec = cl.topology.spec()
+    for workers in sorted(set(cl.workers)):  # parameters, files, and whether the workers fit
+        try:
+            build_topology(spec.name, workers, cl.bandwidth[0], cl.latency[0], spec.params)
+        except ConfigError as e:
+            raise e.with_context(f"cluster.topology ({workers} workers)") from None
     for field in ("collective", "sparse_collective"):
         try:
             COLLECTIVES.get(getattr(cl, field))
         except ConfigError as e:
             raise e.with_context(f"cluster.{field}") from None
+    if cl.collective != "auto":
+        try:
+            make_collective(cl.collective, cl.collective_params)
+        except ConfigError as e:
+            raise e.with_context("cluster.collective_params") from None
     if cl.fidelity not in FIDELITIES:
         raise ConfigError(f"cluster.fidelity: unknown fidelity {cl.fidelity!r}; choose one of: {', '.join(FIDELITIES)}")
 

@@ -84,6 +84,8 @@ class ClusterSpec(_Strict):
     bandwidth: Annotated[list[Annotated[Bandwidth, Field(gt=0)]], Field(min_length=1)]
     latency: Annotated[list[Annotated[Duration, Field(ge=0)]], Field(min_length=1)] = [5e-6]
     collective: str = Field(default="ring", description="allreduce algorithm for dense payloads, or auto")
+    collective_params: dict[str, Any] = Field(
+        default_factory=dict, description="parameters of the collective, e.g. {chunks: 4}")
     sparse_collective: str = Field(default="allgather_ring", description="all-gather algorithm for sparse payloads")
     pad_sparse: bool = Field(default=True, description="pad sparse payloads to the largest (gloo)")
     fidelity: str = "auto"
@@ -162,6 +164,7 @@ class Scenario(_Strict):
             bandwidth_bytes_per_s=point.bandwidth_bytes_per_s,
             latency_s=point.latency_s,
             collective=c.collective,
+            collective_params=c.collective_params,
             sparse_collective=c.sparse_collective,
             pad_sparse=c.pad_sparse,
             fidelity=c.fidelity,

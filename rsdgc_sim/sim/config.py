@@ -47,6 +47,9 @@ class SimPoint(_Strict):
     latency_s: float = Field(ge=0)
     #: allreduce algorithm for dense payloads ("ring", "tree", ..., or "auto")
     collective: str = "ring"
+    #: parameters of that algorithm (ring ``chunks``, parameter_server ``shards``,
+    #: hierarchical ``gpus_per_node``)
+    collective_params: dict[str, Any] = Field(default_factory=dict)
     #: all-gather algorithm for sparse payloads
     sparse_collective: str = "allgather_ring"
     #: pad sparse payloads to the largest rank's (gloo) or send exact sizes (NCCL)

@@ -16,7 +16,8 @@ The model, as PyTorch DDP runs it:
    ``point.collective``, sparse ``(index, value)`` payloads are all-gathered with
    ``point.sparse_collective`` right after (two collectives back to back).
 4. Each worker decompresses a bucket after its collective: the dense tensors'
-   ``decompress_s`` plus ``p x decompress_s`` of the sparse ones (``p`` payloads to add).
+   ``decompress_s``, and for each sparse tensor its ``p`` gathered payloads: one
+   ``decompress_s`` (into a new buffer) plus ``(p - 1) x accumulate_s`` (added into it).
 5. The iteration of a worker ends when backward and its last decompression are done, plus
    its optimizer step; the iteration time is the slowest worker's.
 
@@ -202,7 +203,7 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
     p = point.workers
     auto = point.collective == "auto"
     if not auto:
-        dense_coll = make_collective(point.collective)
+        dense_coll = make_collective(point.collective, point.collective_params)
         if dense_coll.kind != "allreduce":
             raise ConfigError(f"collective: {point.collective!r} is not an allreduce algorithm")
     sparse_auto = point.sparse_collective == "auto"
@@ -294,7 +295,8 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
                 if c.sparse:
                     sparse_nb[k] += c.wire_bytes
                     sp_comp[k] += c.compress_s
-                    sp_dec[k] += c.decompress_s
+                    # one payload into a new buffer, the other p - 1 added into it
+                    sp_dec[k] += c.decompress_s + (p - 1) * c.accumulate_s
                 else:
                     dense_nb[k] += c.wire_bytes
                     comp_d[k] += c.compress_s
@@ -315,8 +317,8 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
             ag, ag_run = best_allgather(msg)
             if auto:
                 # compare with sending these tensors dense in the allreduce
-                slow = max(range(D), key=lambda k: sp_comp[k] + p * sp_dec[k])
-                sparse_cost = ag_run.seconds + sp_comp[slow] + p * sp_dec[slow]
+                slow = max(range(D), key=lambda k: sp_comp[k] + sp_dec[k])
+                sparse_cost = ag_run.seconds + sp_comp[slow] + sp_dec[slow]
                 ar_sp, ar_sp_run = best_allreduce(dense_bytes + dense_raw)
                 ar_only = best_allreduce(dense_bytes)[1].seconds if dense_bytes > 0 else 0.0
                 send_dense = ar_sp_run.seconds < ar_only + sparse_cost
@@ -340,7 +342,7 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
                 dev.dec.append(dec_d[k])
             else:
                 dev.comp.append(comp_d[k] + sp_comp[k])
-                dev.dec.append(dec_d[k] + p * sp_dec[k])
+                dev.dec.append(dec_d[k] + sp_dec[k])
             dev.dense_wire.append(dense_nb[k] + (dense_raw if send_dense else 0))
             dev.sparse_wire.append(0.0 if send_dense else sparse_nb[k])
         durations.append(secs if p > 1 else 0.0)

@@ -65,6 +65,7 @@ def synthetic_profile(tensors: list[TensorInfo], *, model: str = "synthetic",
                 topk[t.name] = TensorCost(
                     compress_s=s * compress_s_per_element * t.numel,
                     decompress_s=s * decompress_s_per_element * kk,
+                    accumulate_s=s * decompress_s_per_element * kk,
                     wire_bytes=8 * kk, sparse=True)
         devs.append(DeviceProfile(device=f"synthetic:{k}", forward_s=s * forward_s,
                                   backward_s=s * backward_s, optimizer_s=s * optimizer_s,

@@ -41,11 +41,11 @@ from ..units import parse_bandwidth, parse_duration
 #: name -> generator(hosts, bandwidth, latency, **params) -> Topology
 TOPOLOGIES: Registry = Registry("topology")
 
-#: repository folder with the bundled topology files
-TOPOLOGY_DIR = Path(__file__).resolve().parents[2] / "topologies"
-#: where topology names are looked up as files: the repository's folder, then the copy
-#: shipped inside the package (``rsdgc_sim/data/topologies``) for pip-installed users
-TOPOLOGY_DIRS = (TOPOLOGY_DIR, Path(__file__).resolve().parents[1] / "data" / "topologies")
+#: the bundled topology files, shipped inside the package (the repository's ``topologies/``
+#: is a link to this folder)
+TOPOLOGY_DIR = Path(__file__).resolve().parents[1] / "data" / "topologies"
+#: where topology names are looked up as files
+TOPOLOGY_DIRS = (TOPOLOGY_DIR,)
 
 
 @dataclass(frozen=True)

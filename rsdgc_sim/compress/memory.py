@@ -1,0 +1,88 @@
+"""All the state of compression on one worker, apart from the (stateless) compressors:
+error-feedback residuals, DGC momenta, EMA-smoothed layer importances, the iteration count
+that drives warm-up schedules, and the random generators (as PyTorch's ``PowerSGDState``)."""
+
+from __future__ import annotations
+
+import torch
+
+
+class CompressorState:
+    """One per worker. Keyed by tensor name.
+
+    ``seed`` seeds this worker's generators (one per device, made on first use), so two
+    states with the same seed draw the same random numbers and different workers should get
+    different seeds. ``step()`` ends an iteration: schedules (warm-up) advance.
+    """
+
+    def __init__(self, seed: int = 0):
+        self.seed = int(seed)
+        self.iteration = 0
+        self._residuals: dict[str, torch.Tensor] = {}
+        self._momenta: dict[str, torch.Tensor] = {}
+        self._importance: dict[str, float] = {}
+        self._generators: dict[str, torch.Generator] = {}
+        #: per tensor name, the density used at the last compression (layer-wise schemes)
+        self.densities: dict[str, float] = {}
+
+    # -- randomness ------------------------------------------------------------------
+    def generator(self, device: torch.device | str = "cpu") -> torch.Generator:
+        """This worker's generator on ``device`` (seeded with ``seed`` when first made)."""
+        dev = torch.device(device)
+        key = str(dev) if dev.type == "cpu" or dev.index is not None else f"{dev.type}:0"
+        g = self._generators.get(key)
+        if g is None:
+            g = torch.Generator(device=key)
+            g.manual_seed(self.seed)
+            self._generators[key] = g
+        return g
+
+    # -- error feedback --------------------------------------------------------------
+    def residual(self, name: str) -> torch.Tensor | None:
+        """The error-feedback residual of ``name`` (what was not sent yet), or None."""
+        return self._residuals.get(name)
+
+    def set_residual(self, name: str, value: torch.Tensor | None) -> None:
+        if value is None:
+            self._residuals.pop(name, None)
+        else:
+            self._residuals[name] = value
+
+    # -- momentum (DGC) --------------------------------------------------------------
+    def momentum(self, name: str) -> torch.Tensor | None:
+        """The locally accumulated momentum of ``name`` (DGC momentum correction), or None."""
+        return self._momenta.get(name)
+
+    def set_momentum(self, name: str, value: torch.Tensor | None) -> None:
+        if value is None:
+            self._momenta.pop(name, None)
+        else:
+            self._momenta[name] = value
+
+    # -- layer importance (NSI layer-wise) -------------------------------------------
+    def importance(self, name: str) -> float | None:
+        """The EMA-smoothed importance of layer ``name``, or None before its first use."""
+        return self._importance.get(name)
+
+    def set_importance(self, name: str, value: float) -> None:
+        self._importance[name] = float(value)
+
+    # -- iteration -------------------------------------------------------------------
+    def step(self) -> None:
+        """End of an iteration: schedules advance."""
+        self.iteration += 1
+
+    def reset(self) -> None:
+        """Forget residuals, momenta, importances and the iteration count; reseed."""
+        self.__init__(self.seed)
+
+    def memory_bytes(self) -> int:
+        """Bytes held in residual and momentum buffers."""
+        ts = list(self._residuals.values()) + list(self._momenta.values())
+        return sum(t.numel() * t.element_size() for t in ts)
+
+    def __repr__(self) -> str:
+        return (
+            f"CompressorState(seed={self.seed}, iteration={self.iteration}, "
+            f"residuals={len(self._residuals)}, momenta={len(self._momenta)})"
+        )

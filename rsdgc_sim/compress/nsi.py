@@ -1,0 +1,157 @@
+"""``nsi``: RS-DGC (Xie, Wang, Ma, Li, Li; arXiv 2312.17530, IEEE TGRS 2024).
+
+**From the paper's abstract**: gradients are sparsified by a Neighborhood Statistical
+Indicator (NSI) computed over each element's neighborhood, which damps random noise and
+keeps small gradients inside important regions; a layer-wise dynamic scheme re-allocates
+the sparsity of each layer every iteration as layer importance changes; VGG-19 on
+NWPU-RESISC45 reaches > 50x communication compression with +0.51 % accuracy over dense.
+
+**Our reconstruction** (the full text was not available; every choice is a parameter):
+
+* error feedback: the compensated gradient ``a = grad + residual`` is scored and sent, the
+  rest kept (as in DGC);
+* score: :mod:`rsdgc_sim.compress.neighborhood` (``kernel`` x ``kernel`` window on the 2-D
+  view, clipped borders, ``statistic`` ``mean_std`` = ``mean|a| + lam * std(a)`` by default);
+* the ``k_l`` elements of largest *score* are selected and their *gradient values* ``a[idx]``
+  sent; ``selector`` ``exact`` (``torch.topk``) or ``sampled`` (DGC's threshold estimated on
+  a random sample, payload capped at ``k_l``);
+* ``dynamic``: layer importance = mean score of the layer, smoothed across iterations by an
+  EMA (``I <- ema * I_old + (1 - ema) * I_now``), budget shared by
+  :mod:`rsdgc_sim.compress.layerwise` with per-layer densities in ``[d_min, d_max]``
+  (defaults ``density / 10`` and ``min(1, 10 * density)``; during warm-up both scale with the
+  scheduled density);
+* ``warmup_iters``: DGC-style exponential warm-up of the density (see
+  :mod:`rsdgc_sim.compress.schedule`);
+* 1-D tensors (biases, norm layers; ``dense_1d``) and tensors with fewer than
+  ``min_numel`` elements are sent dense and not counted in the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from .base import COMPRESSORS, SparsifierParams, Sparsifier, check_finite
+from .layerwise import allocate
+from .memory import CompressorState
+from .neighborhood import STATISTICS, as_2d, nsi_score
+from .payload import Payload
+from .schedule import density_at, warmup_stages
+from .select import SELECTORS, k_for, select
+
+
+class NSIParams(SparsifierParams):
+    #: window size p (odd): the p x p neighborhood
+    kernel: int = Field(default=3, ge=1)
+    #: score: mean_std | mean_abs | snr
+    statistic: str = "mean_std"
+    #: weight of the local std in ``mean_std``
+    lam: float = Field(default=1.0, ge=0)
+    #: exact | sampled
+    selector: str = "exact"
+    #: fraction sampled by the ``sampled`` selector
+    sample_ratio: float = Field(default=0.01, gt=0, le=1)
+    #: layer-wise dynamic density (budget shared across the tensors of compress_many)
+    dynamic: bool = True
+    #: EMA weight of the previous importance, in [0, 1)
+    ema: float = Field(default=0.5, ge=0, lt=1)
+    #: per-layer density bounds (None: density / 10 and min(1, 10 * density))
+    d_min: float | None = Field(default=None, ge=0, le=1)
+    d_max: float | None = Field(default=None, gt=0, le=1)
+    #: warm-up: iterations it lasts (0: none) and its schedule
+    warmup_iters: int = Field(default=0, ge=0)
+    warmup: Literal["none", "exponential", "dgc"] | list[float] = "exponential"
+    #: tensors with fewer elements are sent dense
+    min_numel: int = Field(default=1000, ge=0)
+    #: 1-D tensors (biases, norm layers) are sent dense (False: scored as one row)
+    dense_1d: bool = True
+    #: added to the std in ``snr``
+    eps: float = Field(default=1e-12, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> NSIParams:
+        if self.kernel % 2 == 0:
+            raise ValueError(f"kernel must be odd (got {self.kernel})")
+        if self.statistic not in STATISTICS:
+            raise ValueError(
+                f"unknown statistic {self.statistic!r}; choose one of: {', '.join(STATISTICS)}"
+            )
+        if self.selector not in SELECTORS:
+            raise ValueError(
+                f"unknown selector {self.selector!r}; choose one of: {', '.join(SELECTORS)}"
+            )
+        d_min = self.density / 10 if self.d_min is None else self.d_min
+        d_max = min(1.0, 10 * self.density) if self.d_max is None else self.d_max
+        if d_min > d_max:
+            raise ValueError(f"d_min > d_max ({d_min} > {d_max})")
+        if not d_min <= self.density <= d_max:
+            raise ValueError(
+                f"density {self.density} must lie in [d_min, d_max] = [{d_min}, {d_max}]"
+            )
+        if isinstance(self.warmup, list) and not all(0 < x <= 1 for x in self.warmup):
+            raise ValueError(f"warm-up densities must be in (0, 1] (got {self.warmup})")
+        object.__setattr__(self, "d_min", d_min)
+        object.__setattr__(self, "d_max", d_max)
+        return self
+
+
+@COMPRESSORS.register("nsi")
+class NSI(Sparsifier):
+    """RS-DGC: neighborhood-statistics scores, layer-wise dynamic density, error feedback.
+    See the module docstring for what is the paper's and what is our reconstruction."""
+
+    name = "nsi"
+    Params = NSIParams
+
+    def density_at(self, iteration: int) -> float:
+        """The global density at ``iteration`` (after warm-up: ``density``)."""
+        return density_at(iteration, self.p.density, self.p.warmup, self.p.warmup_iters)
+
+    def warmup_stages(self) -> list[float]:
+        return warmup_stages(self.p.warmup, self.p.density) if self.p.warmup_iters else []
+
+    def score(self, a: torch.Tensor) -> torch.Tensor:
+        """The NSI score of a tensor, in the shape of its 2-D view."""
+        p = self.p
+        return nsi_score(as_2d(a), p.kernel, p.statistic, p.lam, p.eps)
+
+    def compress_many(
+        self, grads: Mapping[str, torch.Tensor], state: CompressorState
+    ) -> dict[str, Payload]:
+        p = self.p
+        for name, g in grads.items():
+            check_finite(name, g)
+        density = self.density_at(state.iteration)
+        scale = density / p.density
+        out: dict[str, Payload] = {}
+        work: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        for name, g in grads.items():
+            g = g.detach()
+            a = self._compensate(name, g, state)
+            if self._send_dense_if_small(g):
+                out[name] = self._send_dense(name, a, g, state)
+            else:
+                work.append((name, g, a, self.score(a)))
+        if work:
+            numels = [g.numel() for _, g, _, _ in work]
+            if p.dynamic:
+                now = torch.stack([s.mean() for _, _, _, s in work]).tolist()
+                imps = []
+                for (name, _, _, _), cur in zip(work, now, strict=True):
+                    old = state.importance(name)
+                    val = cur if old is None else p.ema * old + (1 - p.ema) * cur
+                    state.set_importance(name, val)
+                    imps.append(val)
+                ks = allocate(
+                    numels, imps, density, min(1.0, p.d_min * scale), min(1.0, p.d_max * scale)
+                )
+            else:
+                ks = [k_for(n, density) for n in numels]
+            for (name, g, a, s), k in zip(work, ks, strict=True):
+                gen = state.generator(a.device) if p.selector == "sampled" else None
+                idx = select(p.selector, s.reshape(-1), k, gen, p.sample_ratio)
+                out[name] = self._send_sparse(name, a, idx, g, state)
+        return {name: out[name] for name in grads}

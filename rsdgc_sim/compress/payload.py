@@ -1,0 +1,141 @@
+"""What a compressor puts on the wire for one gradient tensor, and how payloads turn back
+into dense gradients (one, or the sum of several ranks' payloads of the same tensor)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ConfigError
+
+#: bytes of one index on the wire (indices are int32)
+INDEX_BYTES = 4
+
+
+@dataclass(eq=False)
+class Payload:
+    """One tensor's compressed form.
+
+    * ``values``: what is sent, 1-D. Dense payload: all ``numel`` values, possibly in another
+      dtype (``fp16``); sparse payload: the sent values, in the gradient's dtype.
+    * ``indices``: int32 flat indices (into the row-major flattened gradient) of ``values``,
+      unique, or ``None`` when the payload is dense.
+    * ``numel``, ``shape``, ``dtype``: of the original gradient, so that
+      :func:`decompress` restores it.
+    """
+
+    values: torch.Tensor
+    indices: torch.Tensor | None
+    numel: int
+    shape: torch.Size
+    dtype: torch.dtype
+    name: str = ""
+
+    @property
+    def sparse(self) -> bool:
+        """True when the payload is (index, value) pairs (sent by all-gather)."""
+        return self.indices is not None
+
+    @property
+    def nnz(self) -> int:
+        """Number of values sent."""
+        return int(self.values.numel())
+
+    @property
+    def wire_bytes(self) -> int:
+        """Exactly what a collective moves for this payload: the values in their dtype plus
+        4 bytes per int32 index, or the dense values."""
+        n = int(self.values.numel()) * self.values.element_size()
+        if self.indices is not None:
+            n += int(self.indices.numel()) * INDEX_BYTES
+        return n
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+
+def dense_payload(name: str, values: torch.Tensor, like: torch.Tensor) -> Payload:
+    """A dense payload carrying ``values`` (flattened, any dtype) for a gradient like ``like``."""
+    return Payload(
+        values=values.reshape(-1),
+        indices=None,
+        numel=like.numel(),
+        shape=like.shape,
+        dtype=like.dtype,
+        name=name,
+    )
+
+
+def sparse_payload(
+    name: str, values: torch.Tensor, indices: torch.Tensor, like: torch.Tensor
+) -> Payload:
+    """A sparse payload: ``values`` at flat ``indices`` (any integer dtype, stored as int32)."""
+    return Payload(
+        values=values.reshape(-1),
+        indices=indices.reshape(-1).to(torch.int32),
+        numel=like.numel(),
+        shape=like.shape,
+        dtype=like.dtype,
+        name=name,
+    )
+
+
+def decompress(payload: Payload) -> torch.Tensor:
+    """The dense gradient a payload stands for: same shape and dtype as the original, zeros
+    where nothing was sent. A dense payload in the gradient's dtype is returned without copy."""
+    if payload.indices is None:
+        return payload.values.to(payload.dtype).view(payload.shape)
+    out = torch.zeros(payload.numel, dtype=payload.dtype, device=payload.values.device)
+    out[payload.indices] = payload.values.to(payload.dtype)
+    return out.view(payload.shape)
+
+
+def accumulate(out: torch.Tensor, payload: Payload, alpha: float = 1.0) -> torch.Tensor:
+    """Add ``alpha * payload`` into the dense tensor ``out`` in place (index_add for sparse
+    payloads, one pass); returns ``out``. ``out`` must have the payload's number of elements."""
+    if out.numel() != payload.numel:
+        raise ConfigError(
+            f"cannot add payload {payload.name!r} of {payload.numel} elements "
+            f"into a tensor of {out.numel()}"
+        )
+    flat = out.view(-1)
+    if payload.indices is None:
+        flat.add_(payload.values.to(out.dtype), alpha=alpha)
+    else:
+        flat.index_add_(0, payload.indices, payload.values.to(out.dtype), alpha=alpha)
+    return out
+
+
+def decompress_sum(payloads: Iterable[Payload], average: bool = False) -> torch.Tensor:
+    """Sum (or mean, ``average=True``) of several payloads of the same tensor, e.g. the p
+    ranks' payloads after an all-gather, as one dense tensor of the gradient's shape and
+    dtype. All sparse payloads are added with a single ``index_add_`` over their
+    concatenated (index, value) pairs; duplicates across ranks add up."""
+    ps = list(payloads)
+    if not ps:
+        raise ConfigError("decompress_sum needs at least one payload")
+    first = ps[0]
+    for p in ps[1:]:
+        if p.numel != first.numel or tuple(p.shape) != tuple(first.shape):
+            raise ConfigError(
+                f"decompress_sum: payload {p.name!r} has shape {tuple(p.shape)}, "
+                f"expected {tuple(first.shape)}"
+            )
+    dtype = first.dtype
+    out = torch.zeros(first.numel, dtype=dtype, device=first.values.device)
+    sparse = [p for p in ps if p.indices is not None]
+    for p in ps:
+        if p.indices is None:
+            out.add_(p.values.to(dtype))
+    if len(sparse) == 1:
+        out.index_add_(0, sparse[0].indices, sparse[0].values.to(dtype))
+    elif sparse:
+        idx = torch.cat([p.indices for p in sparse])
+        val = torch.cat([p.values.to(dtype) for p in sparse])
+        out.index_add_(0, idx, val)
+    if average:
+        out.div_(len(ps))
+    return out.view(first.shape)

@@ -1,0 +1,43 @@
+"""``threshold``: every element whose magnitude reaches a fixed value (Strom 2015 style),
+with error feedback; optionally capped at k = density * numel (the largest are kept)."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from .base import COMPRESSORS, Params, Sparsifier
+from .memory import CompressorState
+from .payload import Payload
+from .select import k_for
+
+
+class ThresholdParams(Params):
+    #: send elements with |a| >= threshold
+    threshold: float = Field(default=1e-3, ge=0)
+    #: optional cap on the fraction sent, in (0, 1]; None: no cap
+    density: float | None = Field(default=None, gt=0, le=1)
+    error_feedback: bool = True
+    min_numel: int = Field(default=0, ge=0)
+    dense_1d: bool = False
+
+
+@COMPRESSORS.register("threshold")
+class Threshold(Sparsifier):
+    """All elements with ``|a| >= threshold`` of ``a = grad + residual`` (threshold 0 sends
+    everything); with ``density`` set, at most k of them, the largest."""
+
+    name = "threshold"
+    Params = ThresholdParams
+
+    def _compress(self, name: str, grad: torch.Tensor, state: CompressorState) -> Payload:
+        a = self._compensate(name, grad, state)
+        if self._send_dense_if_small(grad):
+            return self._send_dense(name, a, grad, state)
+        mag = a.reshape(-1).abs()
+        idx = torch.nonzero(mag >= self.p.threshold).view(-1)
+        if self.p.density is not None:
+            k = k_for(a.numel(), self.p.density)
+            if idx.numel() > k:
+                idx = idx[torch.topk(mag[idx], k, sorted=False).indices]
+        return self._send_sparse(name, a, idx, grad, state)

@@ -1,0 +1,191 @@
+"""What one rank runs (``python -m rsdgc_sim.emulate.worker SPEC.json``), started by
+:func:`rsdgc_sim.emulate.launcher.launch` with the torch.distributed environment set.
+
+Two tasks, chosen by the spec's ``task``:
+
+* ``"train"``: for each compressor of the spec, real DDP training of the spec's model on
+  synthetic data with the compression hook: a Profile measured on this rank while every rank
+  measures at the same time (so compute contends for the CPU as in training), then warm-up
+  and timed DDP iterations. Writes per-iteration wall times, the hook's statistics and the
+  profile.
+* ``"calibrate"``: point-to-point ping-pong between rank 0 and rank 1 for message sizes
+  from a few bytes up, giving one-way times to fit alpha and beta.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .launcher import write_result
+
+
+def _init(backend: str = "gloo", timeout_s: float = 120.0) -> None:
+    from datetime import timedelta
+
+    dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+
+
+def _median(xs: list[float]) -> float:
+    return float(statistics.median(xs)) if xs else 0.0
+
+
+def run_train(spec: dict[str, Any]) -> dict[str, Any]:
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from ..ddp import make_comm_hook
+    from ..models import create as create_model
+
+    rank, world = dist.get_rank(), dist.get_world_size()
+    seed = int(spec.get("seed", 0))
+    model_name, ncls, size = spec["model"], int(spec["num_classes"]), int(spec["input_size"])
+    batch = int(spec["batch_size"])
+    out: dict[str, Any] = {"rank": rank, "world_size": world, "cases": {}}
+
+    if spec.get("measure_profile", True):
+        from ..profile.measure import measure_profile
+
+        compressors = {c["label"]: {"name": c["name"], **c.get("params", {})} for c in spec["compressors"]}
+        dist.barrier()
+        prof = measure_profile(
+            model_name, ncls, size, batch, ["cpu"], compressors,
+            warmup=int(spec.get("profile_warmup", 1)),
+            iterations=int(spec.get("profile_iterations", 3)), seed=seed,
+        )  # fmt: skip
+        out["profile"] = json.loads(prof.model_dump_json())
+
+    gen = torch.Generator().manual_seed(seed * 7919 + rank)
+    x = torch.randn(batch, 3, size, size, generator=gen)
+    y = torch.randint(0, ncls, (batch,), generator=gen)
+    first = spec.get("first_bucket_bytes")
+    if first is not None and hasattr(dist, "_DEFAULT_FIRST_BUCKET_BYTES"):
+        dist._DEFAULT_FIRST_BUCKET_BYTES = int(first)
+    cap_mb = float(spec.get("bucket_cap_bytes", 25 * 2**20)) / 2**20
+    warmup, iters = int(spec.get("warmup", 1)), int(spec.get("iterations", 3))
+
+    for c in spec["compressors"]:
+        net = create_model(model_name, num_classes=ncls, input_size=size, seed=seed)
+        net.train()
+        # the buffer broadcast at every forward is not part of the simulated iteration
+        ddp = DDP(net, bucket_cap_mb=cap_mb, broadcast_buffers=False)
+        state, hook = make_comm_hook(
+            c["name"], seed=seed, dense_iters=int(spec.get("dense_iters", 2)),
+            warmup_comm=bool(spec.get("warmup_comm", True)), **c.get("params", {}),
+        )  # fmt: skip
+        ddp.register_comm_hook(state, hook)
+        opt = torch.optim.SGD(ddp.parameters(), lr=float(spec.get("lr", 0.01)), momentum=0.9)
+
+        fwd: list[float] = []
+
+        def step(ddp=ddp, opt=opt, fwd=fwd) -> None:
+            opt.zero_grad(set_to_none=True)
+            t0 = time.perf_counter()
+            loss = F.cross_entropy(ddp(x), y)
+            fwd.append(time.perf_counter() - t0)
+            loss.backward()
+            opt.step()
+
+        # DDP's bucket rebuild and the dense warm-up of the hook, then compressed warm-up
+        while state.iteration < state.dense_iters:
+            step()
+        for _ in range(warmup):
+            step()
+        state.stats.reset()
+        dist.barrier()
+        fwd.clear()
+        times = []
+        t_prev = time.perf_counter()
+        for _ in range(iters):
+            step()
+            t = time.perf_counter()
+            times.append(t - t_prev)
+            t_prev = t
+        n = max(1, state.stats.iterations)
+        out["cases"][c["label"]] = {
+            "iteration_s": times,
+            "forward_s": fwd,
+            "compress_s": state.stats.compress_s / n,
+            "decompress_s": state.stats.decompress_s / n,
+            "sent_bytes": state.stats.sent_bytes / n,
+            "payload_bytes": state.stats.payload_bytes / n,
+            "buckets": state.stats.buckets / n,
+        }
+        dist.barrier()
+    return out
+
+
+def run_calibrate(spec: dict[str, Any]) -> dict[str, Any]:
+    """Ping-pong between ranks 0 and 1 (other ranks wait): for each size, the one-way times
+    (half the round trip) of ``repeats`` exchanges after one warm-up exchange (5x as many
+    for messages up to 64 KiB, whose latency is noisy on a loaded host). Sizes grow by 4x
+    from ``min_bytes`` until one message takes ``max_message_s`` or reaches ``max_bytes``
+    (the same decision on both ranks: rank 0 broadcasts it)."""
+    rank = dist.get_rank()
+    size = int(spec.get("min_bytes", 4))
+    max_bytes = int(spec.get("max_bytes", 64 * 2**20))
+    max_s = float(spec.get("max_message_s", 0.3))
+    repeats = int(spec.get("repeats", 5))
+    samples = []
+    while True:
+        buf = torch.zeros(max(1, size // 4), dtype=torch.float32)
+        nbytes = buf.numel() * 4
+        one_way = []
+        n_rep = repeats * 5 if nbytes <= 64 * 1024 else repeats
+        for r in range(n_rep + 1):
+            if rank == 0:
+                t0 = time.perf_counter()
+                dist.send(buf, 1)
+                dist.recv(buf, 1)
+                dt = (time.perf_counter() - t0) / 2
+                if r > 0:
+                    one_way.append(dt)
+            elif rank == 1:
+                dist.recv(buf, 0)
+                dist.send(buf, 0)
+        flag = torch.zeros(1)
+        if rank == 0:
+            med = _median(one_way)
+            samples.append({"bytes": nbytes, "seconds": one_way, "median_s": med})
+            flag[0] = 1.0 if (med >= max_s or nbytes * 4 > max_bytes) else 0.0
+        dist.broadcast(flag, 0)
+        if flag.item() > 0:
+            break
+        size = nbytes * 4
+    return {"rank": rank, "samples": samples}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    with open(args[0]) as f:
+        spec = json.load(f)
+    threads = int(spec.get("threads", 1))
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    _init(spec.get("backend", "gloo"), float(spec.get("collective_timeout_s", 300)))
+    try:
+        if spec["task"] == "train":
+            result = run_train(spec)
+        elif spec["task"] == "calibrate":
+            result = run_calibrate(spec)
+        else:
+            raise ValueError(f"unknown task {spec['task']!r}")
+        result["pid"] = os.getpid()
+        write_result(result)
+    finally:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
