@@ -76,10 +76,12 @@ def _load(scenario: str | None):
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
               help="profile cache folder (default: $RSDGC_SIM_CACHE or ~/.cache/rsdgc-sim)")
 @click.option("--no-trace", is_flag=True, help="do not write trace.json")
+@click.option("--no-plot", is_flag=True, help="do not write plot.png")
 @click.option("-q", "--quiet", is_flag=True, help="only the table")
-def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, quiet):
+def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, no_plot, quiet):
     """Profile (or reuse the cached profile), simulate every grid point, print the table and
-    write results. Without SCENARIO, runs the bundled quickstart."""
+    write results.json, results.csv, trace.json and plot.png. Without SCENARIO, runs the
+    bundled quickstart."""
     from rich.console import Console
 
     from .profile.store import ProfileStore
@@ -103,7 +105,7 @@ def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, quiet):
         out.width = 200
     out.print(results_table(res.runs, title=f"{sc.name}: {res.profile.model}, batch {sc.batch_size}/worker, "
                                   f"{', '.join(d.device for d in res.profile.devices)}"))
-    paths = write_results(res, out_dir, trace=not no_trace)
+    paths = write_results(res, out_dir, trace=not no_trace, plot=not no_plot)
     err.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.1f} s")
 
 
@@ -141,6 +143,29 @@ def profile(scenario, out_path, refresh, cache_dir):
     if out_path:
         save_profile(prof, out_path)
         err.print(f"wrote {out_path}")
+
+
+@cli.command()
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="PNG file (default: plot.png beside RESULTS)")
+def plot(results, out_path):
+    """Plot iteration time and speedup vs workers from a results.json of `run`."""
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .report.plots import write_plot
+
+    src = Path(results)
+    try:
+        data = json.loads(src.read_text(encoding="utf-8"))
+        runs, name = data["runs"], data["scenario"]["name"]
+    except FileNotFoundError:
+        raise ConfigError(f"{src}: no such file") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{src}: not a results.json of `rsdgc-sim run` ({e})") from None
+    dest = write_plot(runs, out_path or src.with_name("plot.png"), title=name)
+    click.echo(f"wrote {dest}")
 
 
 @cli.command(name="list")

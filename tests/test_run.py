@@ -84,7 +84,22 @@ def test_cli_run_writes_complete_files(tiny, write_scenario, tmp_path):
     assert len(rows) == 8 and list(rows[0]) == RUN_FIELDS
     trace = json.loads((out / "trace.json").read_text())
     assert trace["traceEvents"]
+    assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob(".*.tmp"))  # no leftovers of the atomic writes
     # the second run reuses the cached profile
     again = CliRunner().invoke(cli, ["run", str(write_scenario(tiny)), "--out", str(out)])
     assert again.exit_code == 0 and "from the cache" in again.stderr
+
+
+def test_plot_command_redraws_from_results(tiny, write_scenario, tmp_path):
+    """`rsdgc-sim plot results.json --out p.png` draws a PNG; a file that is not a results.json
+    is one line and exit 2."""
+    out = tmp_path / "out"
+    assert CliRunner().invoke(cli, ["run", str(write_scenario(tiny)), "--out", str(out), "--no-plot",
+                                    "--no-trace"]).exit_code == 0
+    assert not (out / "plot.png").exists() and not (out / "trace.json").exists()
+    r = CliRunner().invoke(cli, ["plot", str(out / "results.json"), "--out", str(tmp_path / "p.png")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    bad = CliRunner().invoke(cli, ["plot", str(out / "results.csv")])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: ") and "not a results.json" in bad.stderr

@@ -7,9 +7,10 @@ from pathlib import Path
 from .files import write_csv_atomic, write_json_atomic
 
 
-def write_results(result, out_dir: str | Path, trace: bool = True) -> list[Path]:
-    """Write ``results.json`` (scenario, profile summary, runs), ``results.csv`` (runs) and,
-    when the runs were simulated with traces, ``trace.json`` (Chrome Trace Event format)."""
+def write_results(result, out_dir: str | Path, trace: bool = True, plot: bool = True) -> list[Path]:
+    """Write ``results.json`` (scenario, profile summary, runs), ``results.csv`` (runs),
+    when the runs were simulated with traces ``trace.json`` (Chrome Trace Event format), and
+    ``plot.png`` (iteration time and speedup against workers)."""
     from ..run import RUN_FIELDS
 
     out = Path(out_dir)
@@ -19,6 +20,11 @@ def write_results(result, out_dir: str | Path, trace: bool = True) -> list[Path]
     ]
     if trace and result.sims and all(s.spans is not None for s in result.sims):
         written.append(write_json_atomic(out / "trace.json", combined_trace(result)))
+    if plot:
+        from .plots import write_plot
+
+        title = f"{result.scenario.name}: {result.profile.model}, batch {result.profile.batch_size}/worker"
+        written.append(write_plot(result.runs, out / "plot.png", title))
     return written
 
 
