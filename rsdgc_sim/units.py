@@ -60,46 +60,44 @@ def _fail(field: str, value: object, forms: str) -> UnitError:
     return UnitError(f"{where}cannot read {value!r}; expected {forms}")
 
 
-def _finite(x: float, field: str, value: object, forms: str) -> float:
+def _parse(value: object, field: str, pattern: re.Pattern, forms: str, convert) -> float:
+    """A plain number as is; else ``convert(match)`` of ``pattern``; finite or an error."""
+    x = _plain(value)
+    if x is None:
+        m = pattern.match(value.strip()) if isinstance(value, str) else None
+        if not m:
+            raise _fail(field, value, forms)
+        x = convert(m)
     if not math.isfinite(x):
         raise _fail(field, value, forms)
     return x
 
 
-def parse_bandwidth(value: object, field: str = "") -> float:
-    """Bandwidth in bytes per second. ``parse_bandwidth("10Gbit/s") == 1.25e9``."""
-    plain = _plain(value)
-    if plain is not None:
-        return _finite(plain, field, value, BANDWIDTH_FORMS)
-    m = _BW_RE.match(value.strip()) if isinstance(value, str) else None
-    if not m:
-        raise _fail(field, value, BANDWIDTH_FORMS)
+def _bandwidth(m: re.Match) -> float:
     x = float(m["num"]) * _PREFIX[m["pfx"] or ""]
     bits = m["ps"] == "bps" if m["ps"] else _bits(m["unit"])
-    return _finite(x / 8.0 if bits else x, field, value, BANDWIDTH_FORMS)
+    return x / 8.0 if bits else x
+
+
+def _size(m: re.Match) -> float:
+    x = float(m["num"]) * _PREFIX[m["pfx"] or ""]
+    return x / 8.0 if _bits(m["unit"]) else x
+
+
+def parse_bandwidth(value: object, field: str = "") -> float:
+    """Bandwidth in bytes per second. ``parse_bandwidth("10Gbit/s") == 1.25e9``."""
+    return _parse(value, field, _BW_RE, BANDWIDTH_FORMS, _bandwidth)
 
 
 def parse_duration(value: object, field: str = "") -> float:
     """Duration in seconds. ``parse_duration("5us") == 5e-6``."""
-    plain = _plain(value)
-    if plain is not None:
-        return _finite(plain, field, value, DURATION_FORMS)
-    m = _TIME_RE.match(value.strip()) if isinstance(value, str) else None
-    if not m:
-        raise _fail(field, value, DURATION_FORMS)
-    return _finite(float(m["num"]) / _TIME_DIV[m["unit"]], field, value, DURATION_FORMS)
+    return _parse(value, field, _TIME_RE, DURATION_FORMS,
+                  lambda m: float(m["num"]) / _TIME_DIV[m["unit"]])
 
 
 def parse_size(value: object, field: str = "") -> float:
     """Size in bytes. ``parse_size("25MiB") == 26214400``."""
-    plain = _plain(value)
-    if plain is not None:
-        return _finite(plain, field, value, SIZE_FORMS)
-    m = _SIZE_RE.match(value.strip()) if isinstance(value, str) else None
-    if not m:
-        raise _fail(field, value, SIZE_FORMS)
-    x = float(m["num"]) * _PREFIX[m["pfx"] or ""]
-    return _finite(x / 8.0 if _bits(m["unit"]) else x, field, value, SIZE_FORMS)
+    return _parse(value, field, _SIZE_RE, SIZE_FORMS, _size)
 
 
 def _pydantic(parse, forms: str) -> tuple[BeforeValidator, WithJsonSchema]:
