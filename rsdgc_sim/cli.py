@@ -52,7 +52,7 @@ class _Group(click.Group):
 def _console(quiet: bool = False):
     from rich.console import Console
 
-    return Console(stderr=True, quiet=quiet)
+    return Console(stderr=True, quiet=quiet, log_path=False)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -131,14 +131,27 @@ def profile(scenario, out_path, refresh, cache_dir):
     with err.status("profiling") as status:
         prof, cached = profile_scenario(sc, store=store, refresh=refresh,
                                         progress=lambda m: (status.update(m), err.log(m)))
+    from .units import format_size
+
+    out = Console()
     t = Table(title=f"profile {prof.key}: {prof.model}, {prof.params:,} params, batch {prof.batch_size}")
-    for col in ("device", "forward ms", "backward ms", "optimizer ms", *prof.compressors()):
-        t.add_column(col + (" compress ms" if col in prof.compressors() else ""), justify="right")
-    for d in prof.devices:
-        comp = [f"{sum(c.compress_s for c in d.compression[k].values()) * 1e3:.1f}" for k in prof.compressors()]
-        t.add_row(d.device, f"{d.forward_s * 1e3:.1f}", f"{d.backward_s * 1e3:.1f}",
-                  f"{d.optimizer_s * 1e3:.1f}", *comp)
-    Console().print(t)
+    for col in ("worker", "device", "forward ms", "backward ms", "optimizer ms"):
+        t.add_column(col, justify="right")
+    for i, d in enumerate(prof.devices):
+        t.add_row(str(i), d.device_name or d.device, f"{d.forward_s * 1e3:.1f}",
+                  f"{d.backward_s * 1e3:.1f}", f"{d.optimizer_s * 1e3:.1f}")
+    out.print(t)
+    c = Table(title="compression per iteration (all tensors)")
+    for col in ("compressor", "worker", "compress ms", "decompress ms", "sent", "ratio"):
+        c.add_column(col, justify="left" if col == "compressor" else "right")
+    for label in prof.compressors():
+        for i, d in enumerate(prof.devices):
+            costs = d.compression[label].values()
+            sent = sum(x.wire_bytes for x in costs)
+            c.add_row(label, str(i), f"{sum(x.compress_s for x in costs) * 1e3:.2f}",
+                      f"{sum(x.decompress_s for x in costs) * 1e3:.2f}", format_size(sent),
+                      f"{prof.dense_bytes / sent:.1f}x" if sent else "-")
+    out.print(c)
     err.print(f"{'cached' if cached else 'saved'}: {store.path(prof.key)}")
     if out_path:
         save_profile(prof, out_path)

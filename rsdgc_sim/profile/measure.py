@@ -67,6 +67,7 @@ def _median(xs: list[float]) -> float:
 
 
 def _measure_device(
+    worker: int,
     device: str,
     model: str,
     num_classes: int,
@@ -82,6 +83,7 @@ def _measure_device(
     from ..compress import create as create_compressor
     from ..models import create as create_model
 
+    name = f"worker {worker} ({device})"
     ctx = torch.cuda.device(torch.device(device)) if device.startswith("cuda") else _null()
     with ctx:
         net = create_model(model, num_classes=num_classes, input_size=input_size, seed=seed).to(device)
@@ -126,7 +128,7 @@ def _measure_device(
         finally:
             for h in handles:
                 h.remove()
-        progress(f"{device}: forward {_median(fwd) * 1e3:.1f} ms, backward {_median(bwd) * 1e3:.1f} ms")
+        progress(f"{name}: forward {_median(fwd) * 1e3:.1f} ms, backward {_median(bwd) * 1e3:.1f} ms")
 
         grads = {n: p.grad.detach().clone() for n, p in params}
         compression = {
@@ -138,7 +140,7 @@ def _measure_device(
         }
         for label, costs in compression.items():
             total = sum(c.compress_s for c in costs.values())
-            progress(f"{device}: {label}: compress {total * 1e3:.1f} ms per iteration")
+            progress(f"{name}: {label}: compress {total * 1e3:.1f} ms per iteration")
 
     tensors = [TensorInfo(name=n, shape=list(p.shape), numel=p.numel(), dtype_bytes=p.element_size()) for n, p in params]
     dev = DeviceProfile(
@@ -221,10 +223,10 @@ def measure_profile(
     resolved = resolve_devices(devices)
     args = (model, num_classes, input_size, batch_size, compressors, warmup, iterations, seed, say)
     if len(resolved) == 1:
-        results = [_measure_device(resolved[0], *args)]
+        results = [_measure_device(0, resolved[0], *args)]
     else:
         with ThreadPoolExecutor(max_workers=len(resolved)) as pool:
-            results = list(pool.map(lambda d: _measure_device(d, *args), resolved))
+            results = list(pool.map(lambda wd: _measure_device(*wd, *args), enumerate(resolved)))
     tensors = results[0][0]
     return Profile(
         model=model,
