@@ -20,10 +20,10 @@ from .netns import Network, capabilities
 Progress = Callable[[str], None]
 
 
-def _spec(repeats: int, max_message_s: float, max_bytes: int) -> dict[str, Any]:
+def _spec(repeats: int, max_message_s: float, max_bytes: int, mode: str = "allreduce") -> dict[str, Any]:
     return {
         "task": "calibrate", "repeats": repeats, "max_message_s": max_message_s,
-        "max_bytes": max_bytes, "threads": 1,
+        "max_bytes": max_bytes, "threads": 1, "mode": mode,
     }  # fmt: skip
 
 

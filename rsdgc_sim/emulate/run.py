@@ -140,12 +140,20 @@ def with_measured_compression(profile, label: str, compress_s: float, decompress
     return profile.model_copy(update={"devices": [dev.model_copy(update={"compression": comp})]})
 
 
-def blocking_compression(profile, label: str, ddp):
-    """The profile as a DDP communication hook really runs: the hook is called on the
-    autograd thread, so compressing a bucket *pauses* backward (on the CPU, and on a GPU
-    whose compression kernels share backward's stream). Every gradient that becomes ready
-    after a bucket was handed to the hook is delayed by that bucket's compression time, and
-    so is the end of backward; the simulator then overlaps only communication with compute.
+def blocking_compression(profile, label: str, ddp, workers: int):
+    """The profile as a DDP communication hook really runs on a CPU rank.
+
+    * The hook is called on the autograd thread: compressing a bucket *pauses* backward
+      (on a GPU too, when the compression kernels share backward's stream). Every gradient
+      that becomes ready after a bucket was handed to the hook is delayed by that bucket's
+      compression time, and so is the end of backward.
+    * The future's callback (decompression) of every bucket but the last runs while
+      backward still computes; on a rank with one core per process it takes its CPU time
+      from backward. It is moved into backward the same way (at the bucket's ready time)
+      and removed from the bucket; the last bucket's decompression stays after its
+      collective, where the simulator puts it.
+
+    The simulator then overlaps only communication with compute.
     """
     from ..sim.ddp import assign_buckets
 
@@ -153,17 +161,33 @@ def blocking_compression(profile, label: str, ddp):
     costs = dev.compression[label]
     names = [t.name for t in profile.tensors]
     buckets = assign_buckets(profile.tensors, ddp)
-    done = sorted(
-        (max(dev.grad_ready_s[names[i]] for i in b), sum(costs[names[i]].compress_s for i in b))
-        for b in buckets
-    )
+
+    def dec(n: str) -> float:
+        c = costs[n]
+        return c.decompress_s * (workers if c.sparse else 1)
+
+    done = []
+    new_costs = dict(costs)
+    for j, b in enumerate(buckets):
+        ready = max(dev.grad_ready_s[names[i]] for i in b)
+        pause = sum(costs[names[i]].compress_s for i in b)
+        if j < len(buckets) - 1 and workers > 1:
+            pause += sum(dec(names[i]) for i in b)
+            for i in b:
+                upd = {"decompress_s": 0.0}
+                if hasattr(costs[names[i]], "accumulate_s"):
+                    upd["accumulate_s"] = 0.0
+                new_costs[names[i]] = costs[names[i]].model_copy(update=upd)
+        done.append((ready, pause))
 
     def delay(t: float) -> float:
         return sum(c for r, c in done if r < t)
 
     ready = {n: t + delay(t) for n, t in dev.grad_ready_s.items()}
     bwd = dev.backward_s + delay(dev.backward_s)
-    new = dev.model_copy(update={"grad_ready_s": ready, "backward_s": bwd})
+    comp = dict(dev.compression)
+    comp[label] = new_costs
+    new = dev.model_copy(update={"grad_ready_s": ready, "backward_s": bwd, "compression": comp})
     return profile.model_copy(update={"devices": [new]})
 
 
@@ -278,7 +302,7 @@ def emulate_scenario(
             prof = with_compute_scale(profile, scale)
             prof = with_measured_compression(prof, label, comp_s, dec_s, workers)
             try:
-                predicted = _predict(blocking_compression(prof, label, point.ddp), point)
+                predicted = _predict(blocking_compression(prof, label, point.ddp, workers), point)
                 overlapped = _predict(prof, point)
             except ImportError as e:  # the simulator is not installed in this build
                 notes.append(f"no prediction: {e}")

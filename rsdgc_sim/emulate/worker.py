@@ -123,43 +123,68 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_calibrate(spec: dict[str, Any]) -> dict[str, Any]:
-    """Ping-pong between ranks 0 and 1 (other ranks wait): for each size, the one-way times
-    (half the round trip) of ``repeats`` exchanges after one warm-up exchange (5x as many
-    for messages up to 64 KiB, whose latency is noisy on a loaded host). Sizes grow by 4x
-    from ``min_bytes`` until one message takes ``max_message_s`` or reaches ``max_bytes``
-    (the same decision on both ranks: rank 0 broadcasts it)."""
+    """Message timing between ranks 0 and 1 (other ranks wait). For each size, the times of
+    ``repeats`` rounds after one warm-up round (5x as many for messages up to 64 KiB, whose
+    latency is noisy on a loaded host). ``mode``:
+
+    * ``"allreduce"`` (default): a 2-rank allreduce of ``2 n`` bytes; a ring allreduce of
+      two ranks is two steps that each send ``n`` bytes both ways at once, so half its time
+      is the time of one ``n``-byte message with both directions of the link loaded, as in
+      every ring collective, through the same transport code as training's collectives;
+    * ``"exchange"``: both ranks ``isend``/``irecv`` to each other at once (gloo serializes
+      the two directions of one pair here: about half the link rate);
+    * ``"pingpong"``: rank 0 sends, rank 1 answers; half the round trip.
+
+    Sizes grow by 4x from ``min_bytes`` until one message takes ``max_message_s`` or reaches
+    ``max_bytes`` (the same decision on both ranks: rank 0 broadcasts it)."""
     rank = dist.get_rank()
+    mode = spec.get("mode", "allreduce")
+    if mode == "allreduce" and dist.get_world_size() != 2:
+        raise ValueError("allreduce calibration needs exactly 2 ranks")
     size = int(spec.get("min_bytes", 4))
     max_bytes = int(spec.get("max_bytes", 64 * 2**20))
     max_s = float(spec.get("max_message_s", 0.3))
     repeats = int(spec.get("repeats", 5))
     samples = []
     while True:
-        buf = torch.zeros(max(1, size // 4), dtype=torch.float32)
-        nbytes = buf.numel() * 4
-        one_way = []
+        out = torch.zeros(max(1, size // 4) * (2 if mode == "allreduce" else 1))
+        inp = torch.zeros_like(out)
+        nbytes = max(1, size // 4) * 4
+        times = []
         n_rep = repeats * 5 if nbytes <= 64 * 1024 else repeats
         for r in range(n_rep + 1):
-            if rank == 0:
-                t0 = time.perf_counter()
-                dist.send(buf, 1)
-                dist.recv(buf, 1)
+            if rank > 1:
+                continue
+            peer = 1 - rank
+            t0 = time.perf_counter()
+            if mode == "allreduce":
+                dist.all_reduce(out)
                 dt = (time.perf_counter() - t0) / 2
-                if r > 0:
-                    one_way.append(dt)
-            elif rank == 1:
-                dist.recv(buf, 0)
-                dist.send(buf, 0)
+            elif mode == "exchange":
+                reqs = [dist.isend(out, peer), dist.irecv(inp, peer)]
+                for q in reqs:
+                    q.wait()
+                dt = time.perf_counter() - t0
+            elif rank == 0:
+                dist.send(out, 1)
+                dist.recv(inp, 1)
+                dt = (time.perf_counter() - t0) / 2
+            else:
+                dist.recv(inp, 0)
+                dist.send(out, 0)
+                dt = 0.0
+            if r > 0:
+                times.append(dt)
         flag = torch.zeros(1)
         if rank == 0:
-            med = _median(one_way)
-            samples.append({"bytes": nbytes, "seconds": one_way, "median_s": med})
+            med = _median(times)
+            samples.append({"bytes": nbytes, "seconds": times, "median_s": med})
             flag[0] = 1.0 if (med >= max_s or nbytes * 4 > max_bytes) else 0.0
         dist.broadcast(flag, 0)
         if flag.item() > 0:
             break
         size = nbytes * 4
-    return {"rank": rank, "samples": samples}
+    return {"rank": rank, "mode": mode, "samples": samples}
 
 
 def main(argv: list[str] | None = None) -> int:

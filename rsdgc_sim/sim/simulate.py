@@ -150,7 +150,7 @@ class _Dev:
     opt: float
     ready: list[float]      # gradient-ready of the bucket's last tensor, from iter start
     comp: list[float]       # compression seconds per bucket
-    dec: list[float]        # decompression seconds per bucket (p x for sparse)
+    dec: list[float]        # decompression seconds per bucket (sparse: p payloads summed)
     dense_wire: list[float]
     sparse_wire: list[float]
 
