@@ -50,9 +50,20 @@ class _Group(click.Group):
 
 
 def _console(quiet: bool = False):
+    """Progress and messages: stderr."""
     from rich.console import Console
 
     return Console(stderr=True, quiet=quiet, log_path=False)
+
+
+def _stdout():
+    """Tables: stdout; a pipe or a file gets the whole table, never cut to 80 columns."""
+    from rich.console import Console
+
+    out = Console()
+    if not out.is_terminal:
+        out.width = 200
+    return out
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,7 +93,6 @@ def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, no_plot, quiet)
     """Profile (or reuse the cached profile), simulate every grid point, print the table and
     write results.json, results.csv, trace.json and plot.png. Without SCENARIO, runs the
     bundled quickstart."""
-    from rich.console import Console
 
     from .profile.store import ProfileStore
     from .report.results import write_results
@@ -100,10 +110,7 @@ def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, no_plot, quiet)
             trace=not no_trace,
             progress=lambda m: (status.update(m), err.log(m)),
         )
-    out = Console()
-    if not out.is_terminal:  # a pipe or a file: never cut the table to 80 columns
-        out.width = 200
-    out.print(results_table(res.runs, title=f"{sc.name}: {res.profile.model}, batch {sc.batch_size}/worker, "
+    _stdout().print(results_table(res.runs, title=f"{sc.name}: {res.profile.model}, batch {sc.batch_size}/worker, "
                                   f"{', '.join(d.device for d in res.profile.devices)}"))
     paths = write_results(res, out_dir, trace=not no_trace, plot=not no_plot)
     err.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.1f} s")
@@ -119,7 +126,6 @@ def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, no_plot, quiet)
 def profile(scenario, out_path, refresh, cache_dir):
     """Measure (or show the cached) profile of SCENARIO: forward/backward, gradient-ready
     times and per-tensor compression costs on the scenario's devices."""
-    from rich.console import Console
     from rich.table import Table
 
     from .profile.store import ProfileStore, save_profile
@@ -133,7 +139,7 @@ def profile(scenario, out_path, refresh, cache_dir):
                                         progress=lambda m: (status.update(m), err.log(m)))
     from .units import format_size
 
-    out = Console()
+    out = _stdout()
     t = Table(title=f"profile {prof.key}: {prof.model}, {prof.params:,} params, batch {prof.batch_size}")
     for col in ("worker", "device", "forward ms", "backward ms", "optimizer ms"):
         t.add_column(col, justify="right")
@@ -156,6 +162,46 @@ def profile(scenario, out_path, refresh, cache_dir):
     if out_path:
         save_profile(prof, out_path)
         err.print(f"wrote {out_path}")
+
+
+@cli.command()
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="folder for train.json")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="override train.steps")
+@click.option("--workers", type=click.IntRange(min=1), multiple=True, help="override train.workers (repeatable)")
+def train(scenario, out_dir, steps, workers):
+    """Train with N virtual workers per compressor (the scenario's `train` section) and report
+    the test accuracy each reaches: the accuracy cost of compression at N workers."""
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from .report.files import write_json_atomic
+    from .run import train_scenario
+
+    sc = _load(scenario)
+    update = {k: v for k, v in (("steps", steps), ("workers", list(workers) or None)) if v}
+    if update:
+        sc = sc.model_copy(update={"train": sc.train.model_copy(update=update)})
+    err = _console()
+    with err.status("training") as status:
+        rows = train_scenario(sc, progress=lambda m: (status.update(m), err.log(m)))
+    t = Table(title=f"{sc.name}: {sc.model.name} on {sc.train.dataset}, {sc.train.steps} steps, "
+                    f"batch {sc.batch_size}/worker")
+    for col in ("compressor", "workers", "test accuracy", "vs dense", "test loss", "sent/worker/step", "wall s"):
+        t.add_column(col, justify="left" if col == "compressor" else "right")
+    from .units import format_size
+
+    for r in rows:
+        d = r["accuracy_delta_vs_dense"]
+        t.add_row(r["compressor"], str(r["workers"]), f"{r['final_accuracy']:.3f}",
+                  "-" if d is None else f"{d:+.3f}", f"{r['final_loss']:.3f}",
+                  format_size(r["bytes_sent_per_worker"]), f"{r['wall_s']:.1f}")
+    _stdout().print(t)
+    path = write_json_atomic(Path(out_dir) / "train.json",
+                             {"scenario": sc.model_dump(mode="json"), "runs": rows})
+    err.print(f"wrote {path}")
 
 
 @cli.command()
@@ -184,7 +230,6 @@ def plot(results, out_path):
 @cli.command(name="list")
 def list_():
     """List models, compressors, topologies and collectives."""
-    from rich.console import Console
     from rich.table import Table
 
     from .compress import COMPRESSORS
@@ -199,7 +244,7 @@ def list_():
                       ("collective", COLLECTIVES)):
         for name in reg.names():
             t.add_row(kind, name, reg.help(name))
-    Console().print(t)
+    _stdout().print(t)
 
 
 @cli.command()

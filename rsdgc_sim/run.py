@@ -201,3 +201,34 @@ def run_scenario(
     profile, cached = profile_scenario(scenario, store=store, refresh=refresh, progress=progress)
     rows, sims = simulate_scenario(scenario, profile, trace=trace, progress=progress)
     return StudyResult(scenario=scenario, profile=profile, runs=rows, sims=sims, profile_cached=cached)
+
+
+def train_scenario(scenario: Scenario, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Virtual-worker training of every compressor at every ``train.workers`` count on the
+    scenario's first device; one row per run with ``accuracy_delta_vs_dense`` (this final
+    accuracy minus dense's at the same worker count, when the scenario has ``none``)."""
+    from .profile.devices import resolve_devices
+    from .train import load_dataset, train_virtual
+
+    tr = scenario.train
+    m = scenario.model
+    device = resolve_devices(scenario.device)[0]
+    data = load_dataset(tr.dataset, m.num_classes, m.input_size, tr.samples, scenario.seed)
+    rows: list[dict[str, Any]] = []
+    for workers in tr.workers:
+        block = []
+        for label, spec in scenario.compressor_specs().items():
+            res = train_virtual(
+                m.name, m.num_classes, m.input_size, spec, workers, scenario.batch_size, tr.steps,
+                data, lr=tr.lr, momentum=tr.momentum, test_fraction=tr.test_fraction,
+                eval_every=tr.eval_every, seed=scenario.seed, device=device, label=label,
+                progress=progress,
+            )
+            if progress:
+                progress(f"{label}, {workers} workers: test accuracy {res.final_accuracy:.3f}")
+            block.append(res.to_dict())
+        dense = next((r for r in block if r["compressor"] == DENSE), None)
+        for r in block:
+            r["accuracy_delta_vs_dense"] = None if dense is None else r["final_accuracy"] - dense["final_accuracy"]
+        rows += block
+    return rows

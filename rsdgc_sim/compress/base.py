@@ -67,19 +67,32 @@ def _format_validation(name: str, model: type[BaseModel], err: ValidationError) 
 
 
 def check_finite(name: str, grad: torch.Tensor) -> None:
-    """Raise :class:`GradientError` naming the tensor if it holds NaN or Inf (never sent).
+    """Raise :class:`GradientError` naming the tensor if it holds NaN or Inf (never sent)."""
+    check_all_finite({name: grad})
 
-    One reduction pass (a NaN or Inf makes the sum non-finite); only then the elements are
+
+def check_all_finite(grads: Mapping[str, torch.Tensor]) -> None:
+    """Raise :class:`GradientError` naming the first tensor that holds NaN or Inf.
+
+    One reduction pass per tensor (a NaN or Inf makes the sum non-finite) and a single
+    host synchronisation for all of them; only when a sum is not finite are the elements
     counted, so an overflowing sum of finite values is not mistaken for a bad gradient."""
-    if grad.numel() == 0 or not grad.is_floating_point():
+    items = [(n, g) for n, g in grads.items() if g.numel() and g.is_floating_point()]
+    if not items:
         return
-    if bool(torch.isfinite(grad.sum())):
-        return
-    bad = int((~torch.isfinite(grad)).sum())
-    if bad:
-        raise GradientError(
-            f"gradient {name!r} has {bad} NaN/Inf value(s) among {grad.numel()}; not sent"
-        )
+    by_device: dict[torch.device, list[tuple[str, torch.Tensor]]] = {}
+    for n, g in items:
+        by_device.setdefault(g.device, []).append((n, g))
+    for group in by_device.values():
+        sums = torch.stack([g.sum(dtype=torch.float32) for _, g in group])
+        if bool(torch.isfinite(sums).all()):
+            continue
+        for n, g in group:
+            bad = int((~torch.isfinite(g)).sum())
+            if bad:
+                raise GradientError(
+                    f"gradient {n!r} has {bad} NaN/Inf value(s) among {g.numel()}; not sent"
+                )
 
 
 def check_same(name: str, buf: torch.Tensor, grad: torch.Tensor) -> None:
@@ -137,8 +150,7 @@ class Compressor:
         """Compress all gradients of one iteration; returns name -> Payload in input order.
         Layer-wise schemes share the density budget among these tensors. Every gradient is
         checked for NaN/Inf before any state changes."""
-        for name, g in grads.items():
-            check_finite(name, g)
+        check_all_finite(grads)
         return {name: self._compress(name, g.detach(), state) for name, g in grads.items()}
 
     def _compress(self, name: str, grad: torch.Tensor, state: CompressorState) -> Payload:
@@ -195,10 +207,21 @@ class Sparsifier(Compressor):
         state: CompressorState,
     ) -> Payload:
         """Payload of ``a`` at flat ``idx``; the rest stays in the residual."""
-        flat = a.reshape(-1)
-        values = flat[idx]
+        if a.is_contiguous():
+            flat = a.view(-1)
+            values = flat[idx]
+            if self.error_feedback:
+                flat.index_fill_(0, idx, 0)
+        else:  # a residual kept in a padded buffer (nsi): index its 2-D view in place
+            a2d = a.reshape(a.shape[0] if a.dim() >= 2 else 1, -1)
+            rows = torch.div(idx, max(1, a2d.shape[1]), rounding_mode="floor")
+            cols = idx - rows * a2d.shape[1]
+            values = a2d[rows, cols]
+            if self.error_feedback:
+                if a2d.data_ptr() != a.data_ptr() or a2d._base is None:
+                    raise RuntimeError(f"internal: residual of {name!r} is not a 2-D view")
+                a2d.index_put_((rows, cols), torch.zeros((), dtype=a.dtype, device=a.device))
         if self.error_feedback:
-            flat.index_fill_(0, idx, 0)
             state.set_residual(name, a)
         state.densities[name] = idx.numel() / max(1, a.numel())
         return sparse_payload(name, values, idx, grad)

@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from .base import COMPRESSORS, Params, Sparsifier, check_finite, check_same
+from .base import COMPRESSORS, Params, Sparsifier, check_all_finite, check_same
 from .memory import CompressorState
 from .payload import Payload
 from .schedule import density_at, warmup_stages
@@ -79,8 +79,7 @@ class DGC(Sparsifier):
     def compress_many(
         self, grads: Mapping[str, torch.Tensor], state: CompressorState
     ) -> dict[str, Payload]:
-        for name, g in grads.items():
-            check_finite(name, g)
+        check_all_finite(grads)
         density = self.density_at(state.iteration)
         return {n: self._dgc(n, g.detach(), state, density) for n, g in grads.items()}
 

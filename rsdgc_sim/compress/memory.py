@@ -76,6 +76,30 @@ class CompressorState:
         """Forget residuals, momenta, importances and the iteration count; reseed."""
         self.__init__(self.seed)
 
+    def state_dict(self) -> dict:
+        """Everything needed to resume (tensors are references, not copies; generator
+        states included), for ``torch.save``."""
+        return {
+            "seed": self.seed,
+            "iteration": self.iteration,
+            "residuals": dict(self._residuals),
+            "momenta": dict(self._momenta),
+            "importance": dict(self._importance),
+            "densities": dict(self.densities),
+            "generators": {k: g.get_state() for k, g in self._generators.items()},
+        }
+
+    def load_state_dict(self, sd: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.__init__(int(sd["seed"]))
+        self.iteration = int(sd["iteration"])
+        self._residuals = dict(sd["residuals"])
+        self._momenta = dict(sd["momenta"])
+        self._importance = {k: float(v) for k, v in sd["importance"].items()}
+        self.densities = dict(sd.get("densities", {}))
+        for key, st in sd.get("generators", {}).items():
+            self.generator(key).set_state(st)
+
     def memory_bytes(self) -> int:
         """Bytes held in residual and momentum buffers."""
         ts = list(self._residuals.values()) + list(self._momenta.values())

@@ -9,7 +9,7 @@ from pydantic import Field
 from .base import COMPRESSORS, Params, Sparsifier
 from .memory import CompressorState
 from .payload import Payload
-from .select import k_for
+from .select import exact_topk, k_for
 
 
 class ThresholdParams(Params):
@@ -39,5 +39,5 @@ class Threshold(Sparsifier):
         if self.p.density is not None:
             k = k_for(a.numel(), self.p.density)
             if idx.numel() > k:
-                idx = idx[torch.topk(mag[idx], k, sorted=False).indices]
+                idx = idx[exact_topk(mag[idx], k)]
         return self._send_sparse(name, a, idx, grad, state)

@@ -110,6 +110,24 @@ class DDPSpec(_Strict):
         )
 
 
+class TrainSpec(_Strict):
+    """Virtual-worker training (`rsdgc-sim train`): the accuracy cost of compression."""
+
+    dataset: str = Field(default="synthetic", description="synthetic, or a folder with one sub-folder of images per class")
+    samples: PositiveInt = Field(default=4096, description="size of the synthetic data set")
+    workers: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [4]
+    steps: PositiveInt = 200
+    lr: float = Field(default=0.05, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    eval_every: int = Field(default=0, ge=0, description="evaluate every N steps (0: at the end only)")
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _scalar_or_list(cls, v: Any) -> Any:
+        return _as_list(v)
+
+
 class GridPoint(_Strict):
     """One point of the cluster grid (workers x bandwidth x latency)."""
 
@@ -129,6 +147,7 @@ class Scenario(_Strict):
     compressors: Annotated[list[CompressorSpec], Field(min_length=1)]
     cluster: ClusterSpec
     ddp: DDPSpec = Field(default_factory=DDPSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
 
     @model_validator(mode="after")
     def _unique_labels(self) -> Scenario:
