@@ -123,3 +123,14 @@ def test_auto_device_is_cpu_without_cuda():
     import torch
 
     assert resolve_devices("auto") == (["cuda:0"] if torch.cuda.is_available() else ["cpu"])
+
+
+def test_key_depends_on_inputs_and_measuring_code(monkeypatch):
+    """The cache key changes with any input and with the measuring code's fingerprint."""
+    from rsdgc_sim.profile import store
+
+    base = store.profile_key({"model": "m", "batch_size": 4})
+    assert base == store.profile_key({"batch_size": 4, "model": "m"})  # order does not matter
+    assert base != store.profile_key({"model": "m", "batch_size": 8})
+    monkeypatch.setattr(store, "code_fingerprint", lambda: "changed")
+    assert base != store.profile_key({"model": "m", "batch_size": 4})

@@ -6,6 +6,7 @@ default ``~/.cache/rsdgc-sim``); profiles live under ``profiles/<key>.json``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -27,10 +28,28 @@ def default_cache_dir() -> Path:
     return Path(base) / "rsdgc-sim"
 
 
+#: the code a profile's numbers come from: a change in any of it measures anew
+_MEASURED_CODE = ("compress", "models", "profile")
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A hash of the source of the measuring code (compressors, models, profiler)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for sub in _MEASURED_CODE:
+        for f in sorted((root / sub).rglob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def profile_key(inputs: dict[str, Any]) -> str:
-    """A content hash of what a profile depends on (plus the profile format and package version)."""
+    """A content hash of what a profile depends on: the inputs, the profile format, the
+    package version and the measuring code itself."""
     blob = json.dumps(
-        {"inputs": inputs, "profile_version": PROFILE_VERSION, "package": __version__},
+        {"inputs": inputs, "profile_version": PROFILE_VERSION, "package": __version__,
+         "code": code_fingerprint()},
         sort_keys=True,
         default=str,
     )
