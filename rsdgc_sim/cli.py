@@ -32,10 +32,7 @@ class _Group(click.Group):
     def get_command(self, ctx, name):
         if name in _LAZY:
             module, attr = _LAZY[name].split(":")
-            try:
-                return getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError):
-                return None
+            return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
 
     def invoke(self, ctx):
