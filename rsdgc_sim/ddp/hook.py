@@ -24,12 +24,13 @@ Per bucket, as DDP hands it over when its last gradient is ready:
    the number of sent elements (k, see :func:`capacity_bound`) when it has one, else the
    largest count of any rank, exchanged first on a separate process group so that it never
    queues behind a transfer.
-4. **Decompression** in the future's callback: every rank adds all ranks' (index, value)
-   pairs with one ``index_add_`` and the summed dense parts, and divides by the world size,
-   so every rank ends with the same averaged gradient.
+4. **Decompression** in the future's callback: every rank writes the summed dense parts
+   and adds all ranks' (index, value) pairs with one ``index_add_``, divided by the world
+   size, into the bucket buffer, so every rank ends with the same averaged gradient.
 
 Works on gloo (CPU tensors) and NCCL (CUDA tensors): only ``all_reduce`` and
-``all_gather_into_tensor`` of contiguous tensors are used.
+one flat all-gather (``all_gather_single``, formerly
+``all_gather_into_tensor``) of contiguous tensors are used.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ from ..errors import ConfigError
 #: DDP rebuilds its buckets after iteration 0; compression starts at this iteration or later
 MIN_DENSE_ITERS = 2
 
+# all-gather into one flat tensor: ``all_gather_single`` from torch 2.13 on (which deprecates
+# ``all_gather_into_tensor``), the older name before
+_all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+
 
 @dataclass
 class HookStats:
@@ -57,7 +62,10 @@ class HookStats:
     iterations: int = 0
     compressed_iterations: int = 0
     buckets: int = 0
+    #: host time in the hook body of compressed buckets (compression, packing, issuing the
+    #: collectives): the time backward is paused; on CUDA exact only with ``sync_timing``
     compress_s: float = 0.0
+    #: host time in the futures' callbacks (unpacking, adding, averaging)
     decompress_s: float = 0.0
     #: bytes this rank put on the wire: allreduce input plus its all-gather share
     sent_bytes: int = 0
@@ -83,6 +91,8 @@ class CompressionHookState:
     #: False: warm-up iterations keep each rank's own gradient and send nothing (only for
     #: timing runs that do not care about the model, e.g. emulation; ranks then diverge)
     warmup_comm: bool = True
+    #: synchronize the CUDA stream around the timed parts (exact stats, slower on GPUs)
+    sync_timing: bool = False
     iteration: int = 0
     stats: HookStats = field(default_factory=HookStats)
 
@@ -174,7 +184,8 @@ def _unpack_sum(
     offsets: torch.Tensor,
     out: torch.Tensor,
 ) -> None:
-    """Add every rank's (index, value) pairs into the flat bucket tensor ``out``."""
+    """Add every rank's (index, value) pairs, divided by ``world``, into the flat bucket
+    tensor ``out`` (one ``index_add_``)."""
     per = gathered.numel() // world
     es = torch.empty((), dtype=vdtype).element_size()
     rows = gathered.view(world, per)
@@ -189,7 +200,7 @@ def _unpack_sum(
         vals = row[4 * n + 4 * capacity : 4 * n + 4 * capacity + es * capacity].view(vdtype)
         all_idx.append(idx + torch.repeat_interleave(offsets, counts))
         all_val.append(vals[:total])
-    out.index_add_(0, torch.cat(all_idx), torch.cat(all_val).to(out.dtype))
+    out.index_add_(0, torch.cat(all_idx), torch.cat(all_val).to(out.dtype), alpha=1.0 / world)
 
 
 def compression_hook(
@@ -205,6 +216,7 @@ def compression_hook(
         return _dense_allreduce(state, bucket)
     if getattr(state.compressor, "name", None) == "none":  # identity: plain DDP averaging
         return _dense_allreduce(state, bucket)
+    t0 = time.perf_counter()
     group = state.process_group
     world = _group_size(group)
     buf = bucket.buffer()
@@ -217,11 +229,7 @@ def compression_hook(
     if starts[-1] + numels[-1] != buf.numel():
         raise ConfigError("bucket gradients do not tile the bucket buffer")
 
-    t0 = time.perf_counter()
     payloads = state.compressor.compress_many(dict(zip(names, grads, strict=True)), state.compressor_state)
-    if buf.is_cuda:
-        torch.cuda.current_stream(buf.device).synchronize()
-    state.stats.compress_s += time.perf_counter() - t0
     ordered = [payloads[nm] for nm in names]
     state.stats.payload_bytes += sum(p.wire_bytes for p in ordered)
     state.stats.dense_bytes += buf.numel() * buf.element_size()
@@ -263,30 +271,38 @@ def compression_hook(
         gathered = torch.empty(world * packed.numel(), dtype=torch.uint8, device=buf.device)
         state.stats.sent_bytes += packed.numel()
         futs.append(
-            dist.all_gather_into_tensor(gathered, packed, group=group, async_op=True).get_future()
+            _all_gather(gathered, packed, group=group, async_op=True).get_future()
         )
         offsets = torch.tensor([starts[j] for j in sparse_j], dtype=torch.int64, device=buf.device)
         sparse_info = (gathered, len(sp), capacity, vdtype, offsets)
 
+    if buf.is_cuda and state.sync_timing:
+        torch.cuda.current_stream(buf.device).synchronize()
+    state.stats.compress_s += time.perf_counter() - t0
     state._end_bucket(bucket)
     comp = state.compressor
 
     def finish(_: torch.futures.Future) -> torch.Tensor:
+        # the averaged gradient goes into the bucket buffer itself (the gradients in it were
+        # consumed by the compressor, which keeps its own copies): no allocation, and no
+        # pass over the whole bucket besides zeroing the sparse tensors' slices
         t1 = time.perf_counter()
-        out = torch.zeros_like(buf)
+        out = buf
         for js, flat in dense_bufs:
             off = 0
             for j in js:
                 p = ordered[j]
                 m = p.values.numel()
                 summed = Payload(flat[off : off + m], None, p.numel, p.shape, p.dtype, p.name)
-                out[starts[j] : starts[j] + p.numel].add_(comp.decompress(summed).reshape(-1))
+                dst = out[starts[j] : starts[j] + p.numel]
+                dst.copy_(comp.decompress(summed).reshape(-1)).div_(world)
                 off += m
         if sparse_info is not None:
             gathered, n, capacity, vdtype, offsets = sparse_info
+            for j in sparse_j:
+                out[starts[j] : starts[j] + numels[j]].zero_()
             _unpack_sum(gathered, world, n, capacity, vdtype, offsets, out)
-        out.div_(world)
-        if out.is_cuda:
+        if out.is_cuda and state.sync_timing:
             torch.cuda.current_stream(out.device).synchronize()
         state.stats.decompress_s += time.perf_counter() - t1
         return out

@@ -207,3 +207,11 @@ def load_calibration(path: str | Path) -> Calibration:
         first = e.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
         raise ScenarioFileError(f"calibration file {str(p)!r}: {loc}: {first['msg']}") from None
+
+
+def calibrated_point(point, calibration: Calibration):
+    """A :class:`~rsdgc_sim.sim.config.SimPoint` with its bandwidth and latency replaced by
+    what ``calibration`` says the link delivers at that nominal point (see
+    :meth:`Calibration.link`); everything else unchanged."""
+    bw, lat = calibration.link(point.bandwidth_bytes_per_s, point.latency_s)
+    return point.model_copy(update={"bandwidth_bytes_per_s": bw, "latency_s": lat})

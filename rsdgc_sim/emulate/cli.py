@@ -16,7 +16,8 @@ from ..units import format_bandwidth, parse_bandwidth
 def _console():
     from rich.console import Console
 
-    return Console()
+    width = Console().width
+    return Console(width=max(width, 120))  # the table has 8 columns: do not squash them
 
 
 def emulate_table(report):
@@ -110,3 +111,8 @@ def calibrate_cmd(out_file, bandwidths, repeats, max_message_s, in_torchrun):
             f"beta -> {format_bandwidth(f.bandwidth_bytes_per_s)} effective, r2 {f.r2:.4f}"
         )
     console.print(f"wrote {out_file}")
+
+
+#: the names ``rsdgc_sim.cli`` registers
+emulate = emulate_cmd
+calibrate = calibrate_cmd

@@ -48,6 +48,9 @@ def _ip(*args: str, check: bool = True, timeout: float = 20.0) -> subprocess.Com
     return r
 
 
+_NETNS_EXEC = ["ip", "netns", "exec"]
+
+
 def _tc_in(netns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return _ip("netns", "exec", netns, "tc", *args, check=check)
 
@@ -182,36 +185,44 @@ class Network:
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", ns, "link", "set", inner, "up")
             if self.rate_bytes_per_s is not None:
-                _tc_in(ns, "qdisc", "add", "dev", inner, "root", *tbf_args(self.rate_bytes_per_s))
+                _tc_in(ns, "qdisc", "add", "dev", inner, "root", "handle", "1:",
+                       *tbf_args(self.rate_bytes_per_s))  # fmt: skip
                 if self.shape_ingress:
                     r = subprocess.run(
-                        ["tc", "qdisc", "add", "dev", outer, "root",
+                        ["tc", "qdisc", "add", "dev", outer, "root", "handle", "1:",
                          *tbf_args(self.rate_bytes_per_s)],
                         capture_output=True, text=True, check=False,
                     )  # fmt: skip
                     if r.returncode != 0:
                         raise EmulationError(f"tc on {outer} failed: {r.stderr.strip()}")
             if self.delay_s > 0:
-                self._add_delay(ns, inner)
+                self._add_delay([*_NETNS_EXEC, ns], inner)
+                self._add_delay([], outer)
             self.hosts.append(Host(rank, ns, inner, addr))
 
-    def _add_delay(self, ns: str, dev: str) -> None:
-        # netem as child of tbf (or root when unshaped): one-way delay on each host's egress
+    def _add_delay(self, prefix: list[str], dev: str) -> None:
+        """netem delay on ``dev``'s egress, under its tbf (or at the root when unshaped):
+        each of the two links of a host-switch-host path gets ``delay_s``, as the simulator's
+        switch topology has it."""
         delay = f"{self.delay_s * 1e6:.0f}us"
-        if self.rate_bytes_per_s is None:
-            _tc_in(ns, "qdisc", "add", "dev", dev, "root", "netem", "delay", delay)
-        else:
-            _tc_in(ns, "qdisc", "add", "dev", dev, "parent", "1:1", "handle", "10:",
-                   "netem", "delay", delay)  # fmt: skip
+        where = ["root"] if self.rate_bytes_per_s is None else ["parent", "1:1", "handle", "10:"]
+        r = subprocess.run(
+            [*prefix, "tc", "qdisc", "add", "dev", dev, *where, "netem", "delay", delay],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if r.returncode != 0:
+            raise EmulationError(f"tc netem on {dev} failed: {r.stderr.strip()}")
 
     def set_rate(self, rate_bytes_per_s: float) -> None:
         """Re-shape every link to a new rate (for a sweep without rebuilding the network)."""
         for h in self.hosts:
             outer, _ = self._veth(h.rank)
-            _tc_in(h.netns, "qdisc", "replace", "dev", h.ifname, "root", *tbf_args(rate_bytes_per_s))
+            _tc_in(h.netns, "qdisc", "replace", "dev", h.ifname, "root", "handle", "1:",
+                   *tbf_args(rate_bytes_per_s))  # fmt: skip
             if self.shape_ingress:
                 r = subprocess.run(
-                    ["tc", "qdisc", "replace", "dev", outer, "root", *tbf_args(rate_bytes_per_s)],
+                    ["tc", "qdisc", "replace", "dev", outer, "root", "handle", "1:",
+                     *tbf_args(rate_bytes_per_s)],
                     capture_output=True, text=True, check=False,
                 )  # fmt: skip
                 if r.returncode != 0:

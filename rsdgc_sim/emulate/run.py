@@ -5,10 +5,13 @@ N ranks on an emulated switch (:mod:`.netns`, tbf at the point's bandwidth) runs
 compressor of the scenario in turn (:mod:`.worker`): a Profile measured by every rank at
 once (compute contends for the CPU as in training), then real DDP iterations through the
 compression hook. The prediction simulates the same configuration with that measured
-profile (averaged over ranks; compression and decompression scaled to what the hook
-measured during training, compression pausing backward as it does in a DDP hook, see
+profile (averaged over ranks; compute scaled to the same iterations run without
+communication under DDP's ``no_sync``, i.e. with DDP's own overheads and the CPU shared as
+it is during the run; compression and decompression scaled to what the hook measured during
+training, compression pausing backward as it does in a DDP hook, see
 :func:`blocking_compression`) and the link calibration (fitted effective bandwidth and
-per-message latency, :mod:`.calibration`), and the comparison is written to
+per-message latency, :mod:`.calibration`; with more ranks than cores the latency of a
+one-float allreduce measured in the run when larger), and the comparison is written to
 ``emulate.json``.
 """
 
@@ -237,10 +240,15 @@ def emulate_scenario(
     for n in notes:
         say(n)
 
-    points: list[tuple[int, float]] = []
+    points: list[tuple[int, float, float]] = []
     skipped = []
+    lats = sorted(set(scenario.cluster.latency))
+    if not caps.netem and len(lats) > 1:
+        notes.append(f"latency axis {lats} not emulated (no netem): one run per bandwidth")
+        say(notes[-1])
     for gp in scenario.grid():
-        key = (gp.workers, gp.bandwidth_bytes_per_s)
+        # without netem the latency axis cannot be emulated: one run per (workers, bandwidth)
+        key = (gp.workers, gp.bandwidth_bytes_per_s, gp.latency_s if caps.netem else 0.0)
         if key in points:
             continue
         if not fits_machine(gp.workers, max_workers):
@@ -262,7 +270,7 @@ def emulate_scenario(
     ]
     cores = os.cpu_count() or 1
     cases: list[EmulateCase] = []
-    for workers, bw in points:
+    for workers, bw, lat in points:
         say(f"emulating {workers} ranks at {bw * 8 / 1e6:g} Mbit/s ({mode})")
         spec = {
             "task": "train", "model": scenario.model.name,
@@ -275,14 +283,27 @@ def emulate_scenario(
             "profile_warmup": 1, "profile_iterations": max(2, scenario.profile.iterations // 2),
             "collective_timeout_s": timeout_s,
         }  # fmt: skip
-        results = _run_point(workers, bw if mode == "netns" else None, spec, timeout_s)
+        results = _run_point(workers, bw if mode == "netns" else None, lat, spec, timeout_s)
         profile = _merge_profiles([r["profile"] for r in results])
         compute = profile.devices[0].forward_s + profile.devices[0].backward_s
         compute += profile.devices[0].optimizer_s
+        # the links' latency: what the calibration measured plus what netem added (if any)
         if cal is not None:
-            pbw, plat = cal.link(bw, 0.0 if not caps.netem else scenario.cluster.latency[0])
+            pbw, plat = cal.link(bw, lat)
         else:
-            pbw, plat = bw, scenario.cluster.latency[0]
+            pbw, plat = bw, lat
+        # the per-message latency at this rank count (a ring allreduce of one float is
+        # 2 (p - 1) messages); with more ranks than cores a message also waits for its
+        # receiver to get a CPU, which a 2-rank calibration does not see
+        probe = statistics.median(statistics.median(r["small_allreduce_s"]) for r in results)
+        run_alpha = probe / (2 * (workers - 1)) if workers > 1 else 0.0
+        if run_alpha > plat:
+            notes.append(
+                f"{workers} ranks at {bw * 8 / 1e6:g} Mbit/s: per-message latency measured in the "
+                f"run ({run_alpha * 1e6:.0f} us) exceeds the calibrated one "
+                f"({plat * 1e6:.0f} us); predicting with the measured one"
+            )
+            plat = run_alpha
         from ..scenario.model import GridPoint
 
         for c in compressors:
@@ -296,9 +317,13 @@ def emulate_scenario(
             comp_s = statistics.fmean(pr["compress_s"] for pr in per_rank)
             dec_s = statistics.fmean(pr["decompress_s"] for pr in per_rank)
             fwd_s = statistics.fmean(statistics.median(pr["forward_s"]) for pr in per_rank)
-            # compute as it ran in these very iterations (the CPU may be shared): the
-            # profile's compute scaled by the forward time measured in the DDP iterations
-            scale = fwd_s / profile.devices[0].forward_s if profile.devices[0].forward_s else 1.0
+            local_s = statistics.fmean(
+                statistics.median(pr["local_iteration_s"]) for pr in per_rank
+            )
+            # compute as it runs inside DDP on this host now (DDP's own overheads, the CPU
+            # shared as it is): the profile's compute scaled to the same iterations run
+            # without communication (no_sync)
+            scale = local_s / compute if compute > 0 else 1.0
             prof = with_compute_scale(profile, scale)
             prof = with_measured_compression(prof, label, comp_s, dec_s, workers)
             try:
@@ -346,17 +371,19 @@ def _calibration(scenario, given, calibrate, mode, points, say) -> Calibration |
     from .calibrate import calibrate_links
 
     say("calibrating the links (ping-pong, 2 ranks)")
-    return calibrate_links(sorted({bw for _, bw in points}), repeats=3, progress=say)
+    return calibrate_links(sorted({p[1] for p in points}), repeats=3, progress=say)
 
 
-def _run_point(workers: int, rate: float | None, spec: dict, timeout_s: float) -> list[dict]:
+def _run_point(
+    workers: int, rate: float | None, delay_s: float, spec: dict, timeout_s: float
+) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="rsdgc-emu-") as tmp:
         path = Path(tmp) / "spec.json"
         path.write_text(json.dumps(spec))
         argv = python_argv("rsdgc_sim.emulate.worker", str(path))
         if rate is None:
             return launch(argv, workers, timeout_s=timeout_s, workdir=Path(tmp) / "ranks")
-        net = Network(workers, rate_bytes_per_s=rate)
+        net = Network(workers, rate_bytes_per_s=rate, delay_s=delay_s)
         try:
             net.open()
             return launch(argv, workers, network=net, timeout_s=timeout_s,

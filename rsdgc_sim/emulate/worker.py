@@ -14,6 +14,7 @@ Two tasks, chosen by the spec's ``task``:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -32,6 +33,17 @@ def _init(backend: str = "gloo", timeout_s: float = 120.0) -> None:
     from datetime import timedelta
 
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+
+
+def _no_buffer_sync() -> dict[str, bool]:
+    """DDP keyword that stops the buffer broadcast at every forward (renamed in torch 2.13)."""
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}
 
 
 def _median(xs: list[float]) -> float:
@@ -62,6 +74,17 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
         )  # fmt: skip
         out["profile"] = json.loads(prof.model_dump_json())
 
+    # per-message latency at this rank count: small allreduces, all ranks idle otherwise
+    tiny = torch.zeros(1)
+    small = []
+    dist.barrier()
+    for i in range(int(spec.get("latency_probes", 30)) + 3):
+        t0 = time.perf_counter()
+        dist.all_reduce(tiny)
+        if i >= 3:
+            small.append(time.perf_counter() - t0)
+    out["small_allreduce_s"] = small
+
     gen = torch.Generator().manual_seed(seed * 7919 + rank)
     x = torch.randn(batch, 3, size, size, generator=gen)
     y = torch.randint(0, ncls, (batch,), generator=gen)
@@ -75,7 +98,7 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
         net = create_model(model_name, num_classes=ncls, input_size=size, seed=seed)
         net.train()
         # the buffer broadcast at every forward is not part of the simulated iteration
-        ddp = DDP(net, bucket_cap_mb=cap_mb, broadcast_buffers=False)
+        ddp = DDP(net, bucket_cap_mb=cap_mb, **_no_buffer_sync())
         state, hook = make_comm_hook(
             c["name"], seed=seed, dense_iters=int(spec.get("dense_iters", 2)),
             warmup_comm=bool(spec.get("warmup_comm", True)), **c.get("params", {}),
@@ -109,14 +132,25 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
             times.append(t - t_prev)
             t_prev = t
         n = max(1, state.stats.iterations)
+        stats = dataclasses.replace(state.stats)
+        # the same iterations without communication (DDP's no_sync): compute as it runs
+        # inside DDP on this host now, with DDP's own overheads and the CPU shared as it is
+        dist.barrier()
+        local = []
+        with ddp.no_sync():
+            for _ in range(iters):
+                t = time.perf_counter()
+                step()
+                local.append(time.perf_counter() - t)
         out["cases"][c["label"]] = {
+            "local_iteration_s": local,
             "iteration_s": times,
             "forward_s": fwd,
-            "compress_s": state.stats.compress_s / n,
-            "decompress_s": state.stats.decompress_s / n,
-            "sent_bytes": state.stats.sent_bytes / n,
-            "payload_bytes": state.stats.payload_bytes / n,
-            "buckets": state.stats.buckets / n,
+            "compress_s": stats.compress_s / n,
+            "decompress_s": stats.decompress_s / n,
+            "sent_bytes": stats.sent_bytes / n,
+            "payload_bytes": stats.payload_bytes / n,
+            "buckets": stats.buckets / n,
         }
         dist.barrier()
     return out

@@ -1,0 +1,486 @@
+"""Emulation: calibration fit and file, the rank launcher's fault handling, network namespaces
+with cleanup, and one small end-to-end emulation (2 ranks, cnn_small, 100 Mbit/s)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from rsdgc_sim.emulate.calibration import (
+    Calibration,
+    LinkFit,
+    fit_link,
+    load_calibration,
+    save_calibration,
+)
+from rsdgc_sim.emulate.launcher import launch
+from rsdgc_sim.errors import ConfigError, EmulationError, ScenarioFileError
+
+ROOT = Path(__file__).resolve().parents[1]
+HAVE_NETNS = os.geteuid() == 0 and shutil.which("ip") is not None and shutil.which("tc") is not None
+netns = pytest.mark.netns
+needs_netns = pytest.mark.skipif(not HAVE_NETNS, reason="needs root, ip and tc")
+
+
+def _ours() -> set[str]:
+    """Namespaces and links of rsdgc-sim runs, except those of runs by other live processes
+    (a benchmark or another test session may be emulating at the same time)."""
+    import re
+
+    from rsdgc_sim.emulate.netns import NETNS_PREFIX, _alive, list_links, list_netns
+
+    ns = [n for n in list_netns() if n.startswith(NETNS_PREFIX)]
+    foreign = set()
+    for n in ns:
+        m = re.fullmatch(rf"{NETNS_PREFIX}([0-9a-f]{{6}})-(\d+)-h\d+", n)
+        if m and int(m[2]) != os.getpid() and _alive(int(m[2])):
+            foreign.add(m[1])
+    links = [n for n in list_links() if re.fullmatch(r"rs[0-9a-f]{6}[bvp]\d*", n)]
+    return {n for n in ns + links if not any(run in n for run in foreign)}
+
+
+@pytest.fixture
+def no_leftovers():
+    """Fails the test if it leaves any namespace or link of ours behind (kernel removal of
+    veths is asynchronous: wait up to 3 s)."""
+    before = _ours()
+    yield
+    deadline = time.monotonic() + 3
+    left = _ours() - before
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = _ours() - before
+    assert not left, f"left behind: {sorted(left)}"
+
+
+# -- calibration (no torch) -------------------------------------------------------------
+
+
+def test_fit_recovers_alpha_and_beta_exactly():
+    """On exact Hockney data t = alpha + beta*n the fit returns alpha and beta (r2 = 1)."""
+    alpha, beta = 1e-4, 8e-8
+    sizes = [4, 64, 1024, 16384, 262144, 4194304]
+    fit = fit_link(sizes, [alpha + beta * n for n in sizes], 12.5e6)
+    assert fit.alpha_s == pytest.approx(alpha, rel=1e-6)
+    assert fit.beta_s_per_byte == pytest.approx(beta, rel=1e-6)
+    assert fit.r2 == pytest.approx(1.0)
+    assert fit.efficiency == pytest.approx(1 / beta / 12.5e6)
+
+
+def test_fit_ignores_token_bucket_burst():
+    """Messages within tbf's burst pass at line rate; alpha comes from the small messages
+    and beta from the large ones, not from a compromise line through both."""
+    alpha, beta, burst = 5e-5, 1e-7, 32768
+    sizes = [4, 64, 1024, 16384, 65536, 262144, 1048576, 4194304]
+    times = [alpha + beta * max(0, n - burst) for n in sizes]
+    fit = fit_link(sizes, times)
+    assert fit.alpha_s == pytest.approx(alpha, rel=0.05)
+    assert fit.beta_s_per_byte == pytest.approx(beta, rel=0.02)
+
+
+def test_fit_rejects_too_few_sizes():
+    """Two unknowns need two different sizes."""
+    with pytest.raises(ConfigError, match="two different message sizes"):
+        fit_link([1024, 1024], [1e-3, 1e-3])
+
+
+def _cal(netem: bool = False) -> Calibration:
+    return Calibration(
+        source="emulated", netem=netem,
+        links=[
+            LinkFit(nominal_bandwidth_bytes_per_s=1e6, alpha_s=1e-4, beta_s_per_byte=1 / 0.9e6),
+            LinkFit(nominal_bandwidth_bytes_per_s=1e8, alpha_s=3e-4, beta_s_per_byte=1 / 0.95e8),
+        ],
+    )  # fmt: skip
+
+
+def test_link_uses_fitted_values_at_calibrated_rates():
+    """At a calibrated rate: bandwidth x fitted efficiency, fitted alpha + scenario latency."""
+    bw, lat = _cal().link(1e6, 5e-6)
+    assert bw == pytest.approx(0.9e6)
+    assert lat == pytest.approx(1e-4 + 5e-6)
+
+
+def test_link_interpolates_in_log_rate_and_clamps():
+    """Between calibrated rates the efficiency and alpha are interpolated in log(rate)
+    (1e7 is half-way between 1e6 and 1e8); outside, the nearest calibrated rate holds."""
+    bw, lat = _cal().link(1e7, 0.0)
+    assert bw == pytest.approx(1e7 * 0.925)
+    assert lat == pytest.approx(2e-4)
+    bw, lat = _cal().link(1e10, 0.0)
+    assert bw == pytest.approx(1e10 * 0.95)
+    assert lat == pytest.approx(3e-4)
+
+
+def test_link_with_netem_does_not_add_latency_twice():
+    """When netem emulated the latency, it is already in alpha."""
+    _, lat = _cal(netem=True).link(1e6, 5e-3)
+    assert lat == pytest.approx(1e-4)
+
+
+def test_cluster_calibration_replaces_scenario_values():
+    """A calibration measured on a real cluster (no nominal rate) is the network."""
+    cal = Calibration(source="cluster", links=[LinkFit(alpha_s=2e-5, beta_s_per_byte=1e-9)])
+    assert cal.link(1.25e8, 5e-6) == (pytest.approx(1e9), pytest.approx(2e-5))
+
+
+def test_calibration_file_round_trip(tmp_path):
+    """save_calibration writes JSON that load_calibration reads back equal."""
+    path = save_calibration(_cal(), tmp_path / "sub" / "cal.json")
+    assert load_calibration(path) == _cal()
+    assert json.loads(path.read_text())["kind"] == "rsdgc-calibration"
+
+
+def test_load_calibration_errors(tmp_path):
+    """Missing, non-JSON, wrong-kind and invalid files raise ScenarioFileError naming them."""
+    with pytest.raises(ScenarioFileError, match="not found"):
+        load_calibration(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ScenarioFileError, match="not readable JSON"):
+        load_calibration(tmp_path / "bad.json")
+    (tmp_path / "kind.json").write_text('{"kind": "profile"}')
+    with pytest.raises(ScenarioFileError, match="not a calibration file"):
+        load_calibration(tmp_path / "kind.json")
+    (tmp_path / "inv.json").write_text(
+        '{"kind": "rsdgc-calibration", "source": "emulated", "links": '
+        '[{"alpha_s": 1e-4, "beta_s_per_byte": -1}]}'
+    )
+    with pytest.raises(ScenarioFileError, match="beta_s_per_byte"):
+        load_calibration(tmp_path / "inv.json")
+
+
+def test_calibration_module_does_not_import_torch():
+    """The simulator side reads calibrations without torch."""
+    code = "import sys, rsdgc_sim.emulate.calibration; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_tbf_args():
+    """tbf: the rate in bit/s, a burst of 2 ms (>= 32 KiB) and a 100 ms queue (>= 1 MiB)."""
+    from rsdgc_sim.emulate.netns import tbf_args
+
+    assert tbf_args(12.5e6) == ["tbf", "rate", "100000000bit", "burst", "32768",
+                                "limit", "1250000"]  # fmt: skip
+    assert tbf_args(1.25e9)[4] == str(2_500_000)
+    with pytest.raises(EmulationError, match="positive"):
+        tbf_args(0)
+
+
+# -- launcher faults (no torch in the ranks: fast) -------------------------------------
+
+
+def _py(code: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def test_launch_collects_results_in_rank_order(tmp_path):
+    """Every rank sees its RANK/WORLD_SIZE and its result comes back in rank order."""
+    code = """
+        import os
+        from rsdgc_sim.emulate.launcher import write_result
+        write_result({"rank": int(os.environ["RANK"]), "world": int(os.environ["WORLD_SIZE"])})
+    """
+    res = launch(_py(code), 3, timeout_s=60, workdir=tmp_path)
+    assert res == [{"rank": r, "world": 3} for r in range(3)]
+
+
+def test_crashing_rank_stops_the_others(tmp_path):
+    """A rank that fails stops the run at once: the error names it, its exit code and its
+    stderr, and the other (sleeping) rank is stopped, not waited for."""
+    code = """
+        import os, sys, time
+        if os.environ["RANK"] == "1":
+            print("boom from rank one", file=sys.stderr); sys.exit(3)
+        time.sleep(60)
+    """
+    t0 = time.monotonic()
+    with pytest.raises(EmulationError, match=r"rank 1 failed with exit code 3(.|\n)*boom from rank one"):
+        launch(_py(code), 2, timeout_s=60, workdir=tmp_path)
+    assert time.monotonic() - t0 < 20
+
+
+def test_hung_rank_times_out(tmp_path):
+    """A rank still running after the timeout is stopped with a clear error."""
+    code = """
+        import os, time
+        if os.environ["RANK"] == "0":
+            time.sleep(60)
+    """
+    with pytest.raises(EmulationError, match=r"rank\(s\) \[0\] still running after the 2 s timeout"):
+        launch(_py(code), 2, timeout_s=2, workdir=tmp_path)
+
+
+def test_rank_without_result_is_an_error(tmp_path):
+    """A rank that exits 0 without writing its result is reported, not silently skipped."""
+    with pytest.raises(EmulationError, match="rank 0 exited cleanly but wrote no readable result"):
+        launch(_py("pass"), 1, timeout_s=30, workdir=tmp_path)
+
+
+# -- network namespaces ----------------------------------------------------------------
+
+
+@netns
+@needs_netns
+def test_network_open_close_leaves_nothing(no_leftovers):
+    """A 3-host emulated switch has its namespaces, addresses and tbf qdiscs; close removes
+    all of it; two networks open at once have different names."""
+    from rsdgc_sim.emulate.netns import Network, owned_by_run
+
+    a, b = Network(3, rate_bytes_per_s=12.5e6), Network(2, rate_bytes_per_s=12.5e6)
+    try:
+        a.open()
+        b.open()
+        assert a.run_id != b.run_id and a.bridge != b.bridge
+        assert len(owned_by_run(a.run_id)) == 1 + 3 + 3  # bridge, namespaces, outer veths
+        assert [h.addr for h in a.hosts] == ["10.213.0.1", "10.213.0.2", "10.213.0.3"]
+        q = subprocess.run(
+            [*a.exec_prefix(1), "tc", "qdisc", "show", "dev", a.hosts[1].ifname],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert "tbf" in q and "100Mbit" in q
+    finally:
+        a.close()
+        b.close()
+    assert a.leftovers() == [] and b.leftovers() == []
+    a.close()  # twice is fine
+
+
+@netns
+@needs_netns
+def test_failed_open_removes_what_was_made(no_leftovers):
+    """When building the network fails half-way, what was made is removed before the error."""
+    from rsdgc_sim.emulate.netns import Network
+
+    net = Network(2, rate_bytes_per_s=12.5e6)
+    os.makedirs("/run/netns", exist_ok=True)
+    # occupy host 1's namespace name so that creating it fails
+    clash = net.netns_name(1)
+    subprocess.run(["ip", "netns", "add", clash], check=True)
+    try:
+        with pytest.raises(EmulationError, match="ip netns add"):
+            net.open()
+        assert net.leftovers() == [clash]
+    finally:
+        subprocess.run(["ip", "netns", "del", clash], check=False)
+
+
+@netns
+@needs_netns
+def test_remove_stale_cleans_after_killed_runs(no_leftovers):
+    """Namespaces and bridges of a run whose process is gone (SIGKILLed) are removed."""
+    from rsdgc_sim.emulate import netns as nn
+
+    code = textwrap.dedent("""
+        import os, signal
+        from rsdgc_sim.emulate.netns import Network
+        net = Network(2).open()
+        print(net.run_id, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    run_id = out.stdout.strip()
+    assert run_id and nn.owned_by_run(run_id), out.stderr
+    removed = nn.remove_stale()
+    assert any(run_id in r for r in removed)
+    assert nn.wait_gone(run_id, 3.0) == []
+
+
+@netns
+@needs_netns
+def test_ctrl_c_stops_ranks_and_cleans_up(tmp_path, no_leftovers):
+    """SIGINT to a run while its ranks are running: ranks stopped, network removed."""
+    from rsdgc_sim.emulate import netns as nn
+
+    code = textwrap.dedent("""
+        import sys
+        from rsdgc_sim.emulate.launcher import launch
+        from rsdgc_sim.emulate.netns import Network
+        net = Network(2, rate_bytes_per_s=12.5e6)
+        try:
+            net.open()
+            print(net.run_id, flush=True)
+            launch([sys.executable, "-c", "import time, os; print(os.getpid(), flush=True); time.sleep(120)"],
+                   2, network=net, timeout_s=120, workdir=sys.argv[1])
+        finally:
+            net.close()
+    """)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    run_id = proc.stdout.readline().strip()
+    deadline = time.monotonic() + 30
+    pids: list[int] = []
+    while time.monotonic() < deadline and len(pids) < 2:
+        pids = []
+        for r in range(2):
+            f = tmp_path / f"rank{r}.out"
+            if f.exists() and f.read_text().strip():
+                pids.append(int(f.read_text().split()[0]))
+        time.sleep(0.1)
+    assert len(pids) == 2 and nn.owned_by_run(run_id)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert proc.returncode != 0
+    assert nn.wait_gone(run_id, 3.0) == []
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+# -- end to end --------------------------------------------------------------------------
+
+SCENARIO = """
+schema_version: 1
+name: emu-test
+model: {name: cnn_small, num_classes: 10, input_size: 32}
+batch_size: 8
+device: cpu
+profile: {warmup: 1, iterations: 2}
+compressors:
+  - {name: none}
+  - {name: topk, density: 0.01}
+cluster:
+  workers: 2
+  bandwidth: 100Mbit/s
+  latency: 0us
+"""
+
+
+@netns
+@needs_netns
+@pytest.mark.slow
+def test_small_emulation_writes_emulate_json_and_cleans_up(tmp_path, no_leftovers):
+    """`rsdgc-sim emulate` on 2 ranks at 100 Mbit/s runs cnn_small with `none` and `topk`,
+    writes emulate.json with one case per compressor and prints the table; nothing of the
+    network is left. (Timings are noisy on a shared machine: not asserted.)"""
+    from click.testing import CliRunner
+
+    from rsdgc_sim.emulate.cli import emulate_cmd
+
+    (tmp_path / "s.yaml").write_text(SCENARIO)
+    cal = save_calibration(
+        Calibration(source="emulated", links=[
+            LinkFit(nominal_bandwidth_bytes_per_s=12.5e6, alpha_s=1e-4, beta_s_per_byte=1 / 12e6)
+        ]), tmp_path / "cal.json",
+    )  # fmt: skip
+    res = CliRunner().invoke(
+        emulate_cmd,
+        [str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--iterations", "2",
+         "--warmup", "1", "--calibration", str(cal), "--timeout", "240"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    data = json.loads((tmp_path / "out" / "emulate.json").read_text())
+    assert data["mode"] == "netns"
+    assert [c["compressor"] for c in data["cases"]] == ["none", "topk(density=0.01)"]
+    for c in data["cases"]:
+        assert c["workers"] == 2 and c["bandwidth_bytes_per_s"] == 12.5e6
+        assert c["measured_iteration_s"] > 0
+        assert len(c["iteration_s"]) == 2
+        if c["predicted_iteration_s"] is not None:
+            assert c["error"] == pytest.approx(
+                (c["predicted_iteration_s"] - c["measured_iteration_s"]) / c["measured_iteration_s"]
+            )
+    # the sparse case sent far less than the dense one
+    assert data["cases"][1]["sent_bytes"] < data["cases"][0]["sent_bytes"] / 5
+    assert "emulate" in res.output and "measured" in res.output
+
+
+# -- prediction-side profile transforms (no torch) ---------------------------------------
+
+
+def _profile():
+    from rsdgc_sim.profile.schema import DeviceProfile, Profile, TensorCost, TensorInfo
+
+    names = ["a", "b", "c"]
+    comp = {"a": (0.04, 0.004), "b": (0.02, 0.002), "c": (0.01, 0.001)}
+    return Profile(
+        model="m", num_classes=2, input_size=8, batch_size=1, params=30,
+        tensors=[TensorInfo(name=n, shape=[10], numel=10) for n in names],
+        devices=[DeviceProfile(
+            device="cpu", forward_s=0.1, backward_s=0.3, optimizer_s=0.01,
+            grad_ready_s={"a": 0.3, "b": 0.2, "c": 0.1},
+            compression={"lbl": {
+                n: TensorCost(compress_s=c, decompress_s=d, wire_bytes=8, sparse=True)
+                for n, (c, d) in comp.items()
+            }},
+        )],
+    )  # fmt: skip
+
+
+def test_blocking_compression_pauses_backward():
+    """One tensor per bucket (c, b, a in backward order): each bucket's compression, and the
+    decompression (x2 ranks) of every bucket but the last, delays every gradient ready
+    after it and the end of backward; the moved decompressions are zeroed."""
+    from rsdgc_sim.emulate.run import blocking_compression
+    from rsdgc_sim.sim.config import DDPConfig
+
+    out = blocking_compression(
+        _profile(), "lbl", DDPConfig(bucket_cap_bytes=1, first_bucket_bytes=1), workers=2
+    ).devices[0]
+    assert out.grad_ready_s == pytest.approx({"c": 0.1, "b": 0.2 + 0.012, "a": 0.3 + 0.036})
+    assert out.backward_s == pytest.approx(0.3 + 0.036)
+    dec = {n: c.decompress_s for n, c in out.compression["lbl"].items()}
+    assert dec == pytest.approx({"a": 0.004, "b": 0.0, "c": 0.0})
+    assert out.forward_s == 0.1 and out.optimizer_s == 0.01
+
+
+def test_measured_compression_and_compute_scaling():
+    """Compression is scaled to the hook's measured total (0.07 -> 0.14 s: x2), decompression
+    counted as the simulator does (sparse x ranks: 0.014 -> 0.007 s: x0.5); compute scaling
+    multiplies forward, backward, optimizer and every gradient-ready time."""
+    from rsdgc_sim.emulate.run import with_compute_scale, with_measured_compression
+
+    out = with_measured_compression(_profile(), "lbl", 0.14, 0.007, workers=2).devices[0]
+    costs = out.compression["lbl"]
+    assert costs["a"].compress_s == pytest.approx(0.08)
+    assert costs["a"].decompress_s == pytest.approx(0.002)
+    scaled = with_compute_scale(_profile(), 1.5).devices[0]
+    assert (scaled.forward_s, scaled.backward_s, scaled.optimizer_s) == pytest.approx(
+        (0.15, 0.45, 0.015)
+    )
+    assert scaled.grad_ready_s["b"] == pytest.approx(0.3)
+
+
+def test_calibrated_point_replaces_only_the_link():
+    """calibrated_point swaps bandwidth and latency for the calibrated ones, nothing else."""
+    from rsdgc_sim.emulate.calibration import calibrated_point
+    from rsdgc_sim.sim.config import SimPoint
+
+    p = SimPoint(compressor="nsi", workers=8, bandwidth_bytes_per_s=1e6, latency_s=5e-6)
+    q = calibrated_point(p, _cal())
+    assert (q.bandwidth_bytes_per_s, q.latency_s) == (pytest.approx(0.9e6), pytest.approx(1.05e-4))
+    assert q.model_dump(exclude={"bandwidth_bytes_per_s", "latency_s"}) == p.model_dump(
+        exclude={"bandwidth_bytes_per_s", "latency_s"}
+    )
+
+
+@pytest.mark.slow
+def test_without_namespaces_falls_back_to_loopback_and_says_so(tmp_path, monkeypatch):
+    """Without root or `ip netns` the ranks run on loopback, unshaped; the report's mode and
+    notes say so, and the run still measures every case."""
+    import yaml
+
+    from rsdgc_sim.emulate import run as emulate_run
+    from rsdgc_sim.emulate.netns import Capabilities
+    from rsdgc_sim.scenario import scenario_from_dict
+
+    monkeypatch.setattr(
+        emulate_run, "capabilities", lambda: Capabilities(False, False, False, "not running as root")
+    )
+    sc = scenario_from_dict(yaml.safe_load(SCENARIO), source="test")
+    cal = Calibration(source="loopback", links=[LinkFit(alpha_s=5e-5, beta_s_per_byte=1e-9)])
+    rep = emulate_run.emulate_scenario(sc, iterations=1, warmup=0, calibration=cal, timeout_s=240)
+    assert rep.mode == "loopback"
+    assert any("not running as root" in n and "UNSHAPED" in n for n in rep.notes)
+    assert [c.compressor for c in rep.cases] == ["none", "topk(density=0.01)"]
+    assert all(c.measured_iteration_s > 0 for c in rep.cases)
