@@ -143,11 +143,23 @@ def simulate_scenario(
     * ``scaling_efficiency``: dense iteration time at one worker (same links) / this one:
       the weak-scaling efficiency, since the batch is per worker;
     * ``samples_per_s``: workers x batch_size / iteration_s.
+
+    With ``cluster.calibration`` the simulated links are the calibrated ones (rows keep the
+    nominal bandwidth and latency of the grid point).
     """
     from .sim import simulate
 
     say = progress or (lambda _m: None)
     labels = [c.key for c in scenario.compressors]
+    sim_point = scenario.sim_point
+    if scenario.cluster.calibration:  # the links as calibrated, not as nominal
+        from .emulate.calibration import calibrated_point, load_calibration
+
+        cal = load_calibration(scenario.cluster.calibration)
+
+        def sim_point(label, point):
+            return calibrated_point(scenario.sim_point(label, point), cal)
+
     rows: list[dict[str, Any]] = []
     sims: list[Any] = []
     dense_cache: dict[tuple[int, float, float], float] = {}
@@ -155,7 +167,7 @@ def simulate_scenario(
     def dense_time(workers: int, point) -> float:
         k = (workers, point.bandwidth_bytes_per_s, point.latency_s)
         if k not in dense_cache:
-            pt = scenario.sim_point(DENSE, point.model_copy(update={"workers": workers}))
+            pt = sim_point(DENSE, point.model_copy(update={"workers": workers}))
             dense_cache[k] = simulate(profile, pt).iteration_s
         return dense_cache[k]
 
@@ -163,7 +175,7 @@ def simulate_scenario(
     for i, point in enumerate(grid):
         say(f"simulating point {i + 1}/{len(grid)}: {point.workers} workers")
         for label in labels:
-            res = simulate(profile, scenario.sim_point(label, point), trace=trace)
+            res = simulate(profile, sim_point(label, point), trace=trace)
             if label == DENSE:
                 dense_cache[(point.workers, point.bandwidth_bytes_per_s, point.latency_s)] = res.iteration_s
             sims.append(res)

@@ -103,3 +103,25 @@ def test_plot_command_redraws_from_results(tiny, write_scenario, tmp_path):
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     bad = CliRunner().invoke(cli, ["plot", str(out / "results.csv")])
     assert bad.exit_code == 2 and bad.stderr.startswith("error: ") and "not a results.json" in bad.stderr
+
+
+def test_calibration_file_replaces_the_links(tiny, write_scenario, tmp_path):
+    """`cluster.calibration` (a path relative to the scenario file) makes the simulator use the
+    calibrated links: a cluster calibration of 1 Gbit/s and 50 us gives the same times as a
+    nominal 1 Gbit/s, 50 us scenario without it; a missing file is an error at load."""
+    from rsdgc_sim.emulate.calibration import Calibration, LinkFit, save_calibration
+    from rsdgc_sim.errors import ScenarioFileError
+    from rsdgc_sim.scenario import load_scenario
+
+    save_calibration(Calibration(source="cluster", links=[LinkFit(alpha_s=5e-5, beta_s_per_byte=1 / 1.25e8)]),
+                     tmp_path / "cal.json")
+    tiny["cluster"].update(workers=4, bandwidth="10Gbit/s", latency="1us", calibration="cal.json")
+    calibrated = run_scenario(load_scenario(write_scenario(tiny)))
+    assert load_scenario(write_scenario(tiny)).cluster.calibration == str(tmp_path / "cal.json")
+    tiny["cluster"].update(bandwidth="1Gbit/s", latency="50us", calibration=None)
+    nominal = run_scenario(load_scenario(write_scenario(tiny, "nominal.yaml")))
+    assert [r["iteration_s"] for r in calibrated.runs] == [r["iteration_s"] for r in nominal.runs]
+    assert calibrated.runs[0]["bandwidth_bytes_per_s"] == 1.25e9  # rows keep the grid's values
+    tiny["cluster"]["calibration"] = "missing.json"
+    with pytest.raises(ScenarioFileError, match=r"cluster\.calibration: calibration file .*missing\.json.* not found"):
+        load_scenario(write_scenario(tiny))

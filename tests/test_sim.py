@@ -305,3 +305,20 @@ def test_synthetic_vgg19_parameter_count():
     less its 11,008 batch-norm parameters)."""
     assert sum(t.numel for t in vgg19_tensors(1000)) == 143_667_240
     assert sum(t.numel for t in vgg19_tensors(45)) == 139_754_605
+
+
+def test_hook_compression_pauses_backward():
+    """With a fast network, blocking hooks (the default, as DDP runs them on the autograd
+    thread) lengthen backward by each bucket's compression and by the decompression of every
+    bucket but the last; compression beside backward leaves it as profiled."""
+    p, agg = 4, 1e-4 + 3 * 5e-5
+    fast = dict(compressor="topk", workers=p, bandwidth_bytes_per_s=1e15, latency_s=0.0)
+    blocking = simulate(tiny_profile(), point(**fast))
+    # bucket 0 (w2): compress 1 ms, its decompression moves into backward; bucket 1 (b1, w1):
+    # compress 1 ms, decompression after its collective
+    assert blocking.iteration_s == pytest.approx(FWD + BWD + 1e-3 + agg + 1e-3 + OPT, rel=1e-9)
+    beside = simulate(tiny_profile(), point(**fast, ddp=DDPConfig(
+        bucket_cap_bytes=1e9, first_bucket_bytes=8000, compression_blocks_backward=False)))
+    assert beside.iteration_s == pytest.approx(FWD + BWD + OPT, rel=1e-9)
+    dense = simulate(tiny_profile(), point(**{**fast, "compressor": "none"}))
+    assert dense.iteration_s == pytest.approx(FWD + BWD + OPT, rel=1e-9)

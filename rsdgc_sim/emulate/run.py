@@ -8,8 +8,8 @@ compression hook. The prediction simulates the same configuration with that meas
 profile (averaged over ranks; compute scaled to the same iterations run without
 communication under DDP's ``no_sync``, i.e. with DDP's own overheads and the CPU shared as
 it is during the run; compression and decompression scaled to what the hook measured during
-training, compression pausing backward as it does in a DDP hook, see
-:func:`blocking_compression`) and the link calibration (fitted effective bandwidth and
+training, compression pausing backward as it does in a DDP hook: the simulator's
+``ddp.compression_blocks_backward``) and the link calibration (fitted effective bandwidth and
 per-message latency, :mod:`.calibration`; with more ranks than cores the latency of a
 one-float allreduce measured in the run when larger), and the comparison is written to
 ``emulate.json``.
@@ -124,74 +124,23 @@ def with_measured_compression(profile, label: str, compress_s: float, decompress
     """The profile with ``label``'s per-tensor compression and decompression times scaled so
     that one iteration's totals equal what the hook measured during training (under the
     same CPU contention): compression sums to ``compress_s``; decompression, counted as the
-    simulator counts it (dense tensors once, sparse ones once per rank), to
-    ``decompress_s``."""
+    simulator counts it (a dense tensor's ``decompress_s``; a sparse one's ``decompress_s``
+    plus ``workers - 1`` times ``accumulate_s``), to ``decompress_s``."""
     dev = profile.devices[0]
     costs = dev.compression[label]
     total_c = sum(c.compress_s for c in costs.values())
-    total_d = sum(c.decompress_s * (workers if c.sparse else 1) for c in costs.values())
+    total_d = sum(c.decompress_s + ((workers - 1) * c.accumulate_s if c.sparse else 0.0)
+                  for c in costs.values())
     fc = compress_s / total_c if total_c > 0 else 0.0
     fd = decompress_s / total_d if total_d > 0 else 0.0
     new = {}
     for n, c in costs.items():
-        upd = {"compress_s": c.compress_s * fc, "decompress_s": c.decompress_s * fd}
-        if hasattr(c, "accumulate_s"):
-            upd["accumulate_s"] = c.accumulate_s * fd
-        new[n] = c.model_copy(update=upd)
+        new[n] = c.model_copy(update={"compress_s": c.compress_s * fc,
+                                      "decompress_s": c.decompress_s * fd,
+                                      "accumulate_s": c.accumulate_s * fd})
     comp = dict(dev.compression)
     comp[label] = new
     return profile.model_copy(update={"devices": [dev.model_copy(update={"compression": comp})]})
-
-
-def blocking_compression(profile, label: str, ddp, workers: int):
-    """The profile as a DDP communication hook really runs on a CPU rank.
-
-    * The hook is called on the autograd thread: compressing a bucket *pauses* backward
-      (on a GPU too, when the compression kernels share backward's stream). Every gradient
-      that becomes ready after a bucket was handed to the hook is delayed by that bucket's
-      compression time, and so is the end of backward.
-    * The future's callback (decompression) of every bucket but the last runs while
-      backward still computes; on a rank with one core per process it takes its CPU time
-      from backward. It is moved into backward the same way (at the bucket's ready time)
-      and removed from the bucket; the last bucket's decompression stays after its
-      collective, where the simulator puts it.
-
-    The simulator then overlaps only communication with compute.
-    """
-    from ..sim.ddp import assign_buckets
-
-    dev = profile.devices[0]
-    costs = dev.compression[label]
-    names = [t.name for t in profile.tensors]
-    buckets = assign_buckets(profile.tensors, ddp)
-
-    def dec(n: str) -> float:
-        c = costs[n]
-        return c.decompress_s * (workers if c.sparse else 1)
-
-    done = []
-    new_costs = dict(costs)
-    for j, b in enumerate(buckets):
-        ready = max(dev.grad_ready_s[names[i]] for i in b)
-        pause = sum(costs[names[i]].compress_s for i in b)
-        if j < len(buckets) - 1 and workers > 1:
-            pause += sum(dec(names[i]) for i in b)
-            for i in b:
-                upd = {"decompress_s": 0.0}
-                if hasattr(costs[names[i]], "accumulate_s"):
-                    upd["accumulate_s"] = 0.0
-                new_costs[names[i]] = costs[names[i]].model_copy(update=upd)
-        done.append((ready, pause))
-
-    def delay(t: float) -> float:
-        return sum(c for r, c in done if r < t)
-
-    ready = {n: t + delay(t) for n, t in dev.grad_ready_s.items()}
-    bwd = dev.backward_s + delay(dev.backward_s)
-    comp = dict(dev.compression)
-    comp[label] = new_costs
-    new = dev.model_copy(update={"grad_ready_s": ready, "backward_s": bwd, "compression": comp})
-    return profile.model_copy(update={"devices": [new]})
 
 
 def fits_machine(workers: int, max_workers: int | None) -> bool:
@@ -327,8 +276,10 @@ def emulate_scenario(
             prof = with_compute_scale(profile, scale)
             prof = with_measured_compression(prof, label, comp_s, dec_s, workers)
             try:
-                predicted = _predict(blocking_compression(prof, label, point.ddp, workers), point)
-                overlapped = _predict(prof, point)
+                blocking = point.ddp.model_copy(update={"compression_blocks_backward": True})
+                beside = point.ddp.model_copy(update={"compression_blocks_backward": False})
+                predicted = _predict(prof, point.model_copy(update={"ddp": blocking}))
+                overlapped = _predict(prof, point.model_copy(update={"ddp": beside}))
             except ImportError as e:  # the simulator is not installed in this build
                 notes.append(f"no prediction: {e}")
                 predicted = overlapped = None

@@ -92,14 +92,21 @@ def validation_message(e: ValidationError) -> str:
     return "; ".join(seen)
 
 
-def scenario_from_dict(data: Any, source: str = "scenario") -> Scenario:
-    """Validate plain data (as from YAML) into a Scenario, then check every name in it."""
+def scenario_from_dict(data: Any, source: str = "scenario", base_dir: str | Path | None = None) -> Scenario:
+    """Validate plain data (as from YAML) into a Scenario, then check every name in it.
+
+    Relative file paths in it (``cluster.calibration``) are taken from ``base_dir`` (the
+    scenario file's folder; default: the working directory) and stored absolute."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as e:
         raise ConfigError(f"{source}: {validation_message(e)}") from None
+    if scenario.cluster.calibration:
+        path = Path(base_dir or ".") / Path(scenario.cluster.calibration).expanduser()
+        cluster = scenario.cluster.model_copy(update={"calibration": str(path.resolve())})
+        scenario = scenario.model_copy(update={"cluster": cluster})
     try:
         check_names(scenario)
     except RsdgcError as e:
@@ -147,6 +154,13 @@ def check_names(scenario: Scenario) -> None:
             make_collective(cl.collective, cl.collective_params)
         except ConfigError as e:
             raise e.with_context("cluster.collective_params") from None
+    if cl.calibration:
+        from ..emulate.calibration import load_calibration  # torch-free
+
+        try:
+            load_calibration(cl.calibration)
+        except RsdgcError as e:
+            raise e.with_context("cluster.calibration") from None
     if cl.fidelity not in FIDELITIES:
         raise ConfigError(f"cluster.fidelity: unknown fidelity {cl.fidelity!r}; choose one of: {', '.join(FIDELITIES)}")
 
@@ -174,4 +188,4 @@ def read_yaml(path: str | Path) -> Any:
 def load_scenario(path: str | Path | None = None) -> Scenario:
     """Load and validate a scenario file; ``None`` loads the bundled quickstart."""
     p = bundled_path() if path is None else Path(path)
-    return scenario_from_dict(read_yaml(p), source=str(p))
+    return scenario_from_dict(read_yaml(p), source=str(p), base_dir=p.parent)

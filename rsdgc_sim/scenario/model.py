@@ -103,10 +103,13 @@ class DDPSpec(_Strict):
     bucket_cap: Annotated[Size, Field(gt=0)] = 25 * 2**20
     first_bucket: Annotated[Size, Field(gt=0)] = 2**20
     overlap: bool = True
+    compression_blocks_backward: bool = Field(
+        default=True, description="the comm hook pauses backward while it compresses (as DDP runs hooks)")
 
     def config(self) -> DDPConfig:
         return DDPConfig(
-            bucket_cap_bytes=self.bucket_cap, first_bucket_bytes=self.first_bucket, overlap=self.overlap
+            bucket_cap_bytes=self.bucket_cap, first_bucket_bytes=self.first_bucket, overlap=self.overlap,
+            compression_blocks_backward=self.compression_blocks_backward,
         )
 
 

@@ -25,6 +25,10 @@ class DDPConfig(_Strict):
     bucket_cap_bytes: float = Field(default=25 * 2**20, gt=0)
     first_bucket_bytes: float = Field(default=2**20, gt=0)
     overlap: bool = True
+    #: a DDP communication hook runs on the autograd thread (and its kernels on backward's
+    #: stream): compressing a bucket pauses backward, and so does decompressing every bucket
+    #: but the last. False: compression runs beside backward (a separate worker or stream).
+    compression_blocks_backward: bool = True
 
 
 class StragglerConfig(_Strict):

@@ -8,8 +8,10 @@ The model, as PyTorch DDP runs it:
    measured times (forward, backward, gradient-ready, compression, optimizer) are scaled
    by ``f_i``.
 2. Gradients fill DDP buckets (:mod:`.ddp`). A worker's bucket is compressed when its last
-   gradient is ready (buckets are compressed one after the other, beside backward); with
-   ``overlap: false`` nothing starts before backward ends.
+   gradient is ready. By default (``ddp.compression_blocks_backward``, as a DDP
+   communication hook runs) the compression pauses backward, and so does the decompression
+   of every bucket but the last; otherwise buckets are compressed one after the other,
+   beside backward. With ``overlap: false`` nothing starts before backward ends.
 3. A bucket's collective starts when *every* worker has it compressed (synchronous) and
    the previous bucket's collective has ended (one communication stream). Inside a bucket,
    tensors the compressor leaves dense (``TensorCost.sparse`` false) are allreduced with
@@ -18,6 +20,7 @@ The model, as PyTorch DDP runs it:
 4. Each worker decompresses a bucket after its collective: the dense tensors'
    ``decompress_s``, and for each sparse tensor its ``p`` gathered payloads: one
    ``decompress_s`` (into a new buffer) plus ``(p - 1) x accumulate_s`` (added into it).
+   With blocking hooks only the last bucket's decompression stays here (see 2).
 5. The iteration of a worker ends when backward and its last decompression are done, plus
    its optimizer step; the iteration time is the slowest worker's.
 
@@ -48,7 +51,7 @@ import numpy as np
 from ..errors import ConfigError, ProfileError, UnknownNameError
 from ..profile.schema import Profile
 from .collectives import COLLECTIVES, Message, make_collective
-from .config import SimPoint
+from .config import DDPConfig, SimPoint
 from .ddp import assign_buckets
 from .engine import (
     AUTO_CANDIDATES,
@@ -155,28 +158,44 @@ class _Dev:
     sparse_wire: list[float]
 
 
-def _chain(dev: _Dev, f: float, overlap: bool) -> tuple[list[float], list[float]]:
-    """(compression start, compression end) per bucket for a worker of factor f."""
+def _chain(dev: _Dev, f: float, ddp: DDPConfig) -> tuple[list[float], list[float], float]:
+    """(compression start, compression end) per bucket and the end of backward, for a worker
+    of factor f.
+
+    With ``ddp.compression_blocks_backward`` (DDP hooks run on the autograd thread), handing
+    a bucket to the hook pauses backward for its compression and, for every bucket but the
+    last, its decompression (that callback runs while backward still computes, or beside the
+    next bucket's collective, off the critical path); every later gradient and the end of
+    backward move by that time. Without it, compression runs beside backward."""
     starts, ends = [], []
     t = 0.0
+    shift = 0.0
     bwd_end = f * (dev.fwd + dev.bwd)
-    for r, c in zip(dev.ready, dev.comp, strict=True):
-        ready = f * r if overlap else max(f * r, bwd_end)
+    blocking = ddp.compression_blocks_backward and ddp.overlap
+    last = len(dev.ready) - 1
+    for b, (r, c) in enumerate(zip(dev.ready, dev.comp, strict=True)):
+        ready = f * r + shift if ddp.overlap else max(f * r, bwd_end)
         s = max(ready, t)
         t = s + f * c
         starts.append(s)
         ends.append(t)
-    return starts, ends
+        if blocking:
+            shift += f * c + (f * dev.dec[b] if b < last else 0.0)
+    return starts, ends, bwd_end + shift
 
 
-def _finish(dev: _Dev, f: float, coll_end: list[float]) -> tuple[float, list[float]]:
-    """(iteration end, decompression ends) of a worker of factor f."""
+def _finish(dev: _Dev, f: float, coll_end: list[float], bwd_end: float,
+            ddp: DDPConfig) -> tuple[float, list[float]]:
+    """(iteration end, decompression ends) of a worker of factor f whose backward ends at
+    ``bwd_end`` (see :func:`_chain` for where blocking decompressions went)."""
+    blocking = ddp.compression_blocks_backward and ddp.overlap
+    last = len(coll_end) - 1
     t = 0.0
     ends = []
-    for e, d in zip(coll_end, dev.dec, strict=True):
-        t = max(e, t) + f * d
+    for b, (e, d) in enumerate(zip(coll_end, dev.dec, strict=True)):
+        t = max(e, t) + (0.0 if blocking and b < last else f * d)
         ends.append(t)
-    return max(f * (dev.fwd + dev.bwd), t) + f * dev.opt, ends
+    return max(bwd_end, t) + f * dev.opt, ends
 
 
 def _timeline(ready_all: list[float], durations: list[float]) -> tuple[list[float], list[float]]:
@@ -352,15 +371,16 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
         wire.append(max(devs[k].dense_wire[b] + devs[k].sparse_wire[b] for k in range(D)))
 
     # -- timeline --------------------------------------------------------------------------
-    overlap = point.ddp.overlap
-    chains = {w: _chain(devs[dev_of[w]], float(f[w]), overlap) for w in crit}
+    ddp = point.ddp
+    chains = {w: _chain(devs[dev_of[w]], float(f[w]), ddp) for w in crit}
     ready_all = [max(chains[w][1][b] for w in crit) for b in range(nb)]
     starts, ends = _timeline(ready_all, durations)
-    fin = {w: _finish(devs[dev_of[w]], float(f[w]), ends)[0] for w in crit}
+    fin = {w: _finish(devs[dev_of[w]], float(f[w]), ends, chains[w][2], ddp)[0] for w in crit}
     critical = max(crit, key=lambda w: (fin[w], -w))
     iteration = fin[critical]
     _, ends0 = _timeline(ready_all, [0.0] * nb)
-    iteration0 = max(_finish(devs[dev_of[w]], float(f[w]), ends0)[0] for w in crit)
+    iteration0 = max(_finish(devs[dev_of[w]], float(f[w]), ends0, chains[w][2], ddp)[0]
+                     for w in crit)
     dc = devs[dev_of[critical]]
     fc = float(f[critical])
 
@@ -395,23 +415,23 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
                  for b in range(nb)],
     )
     if trace:
-        result.spans = _spans(devs, dev_of, f, critical, overlap, starts, ends, algos, p)
+        result.spans = _spans(devs, dev_of, f, critical, ddp, starts, ends, algos, p)
     result.wall_s = time.perf_counter() - t_wall
     return result
 
 
-def _spans(devs, dev_of, f, critical, overlap, starts, ends, algos, p) -> list[Span]:
+def _spans(devs, dev_of, f, critical, ddp, starts, ends, algos, p) -> list[Span]:
     workers = sorted(set(range(min(p, TRACE_WORKERS))) | {critical})
     spans: list[Span] = []
     for w in workers:
         dev, fw = devs[dev_of[w]], float(f[w])
+        cs, ce, bwd_end = _chain(dev, fw, ddp)
         spans.append(Span(w, "forward", "compute", 0.0, fw * dev.fwd))
-        spans.append(Span(w, "backward", "compute", fw * dev.fwd, fw * dev.bwd))
-        cs, ce = _chain(dev, fw, overlap)
+        spans.append(Span(w, "backward", "compute", fw * dev.fwd, bwd_end - fw * dev.fwd))
         for b, (s, e) in enumerate(zip(cs, ce, strict=True)):
             if e > s:
                 spans.append(Span(w, f"compress bucket {b}", "compression", s, e - s))
-        end, dends = _finish(dev, fw, ends)
+        end, dends = _finish(dev, fw, ends, bwd_end, ddp)
         prev = 0.0
         for b, (e, de) in enumerate(zip(ends, dends, strict=True)):
             s = max(e, prev)
