@@ -55,6 +55,13 @@ def _tc_in(netns: str, *args: str, check: bool = True) -> subprocess.CompletedPr
     return _ip("netns", "exec", netns, "tc", *args, check=check)
 
 
+def _tc_root(*args: str) -> None:
+    """``tc`` in the root namespace (the switch side of a veth); failure is an EmulationError."""
+    r = subprocess.run(["tc", *args], capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise EmulationError(f"tc {' '.join(args)} failed: {r.stderr.strip()}")
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What this machine lets us emulate."""
@@ -188,13 +195,8 @@ class Network:
                 _tc_in(ns, "qdisc", "add", "dev", inner, "root", "handle", "1:",
                        *tbf_args(self.rate_bytes_per_s))  # fmt: skip
                 if self.shape_ingress:
-                    r = subprocess.run(
-                        ["tc", "qdisc", "add", "dev", outer, "root", "handle", "1:",
-                         *tbf_args(self.rate_bytes_per_s)],
-                        capture_output=True, text=True, check=False,
-                    )  # fmt: skip
-                    if r.returncode != 0:
-                        raise EmulationError(f"tc on {outer} failed: {r.stderr.strip()}")
+                    _tc_root("qdisc", "add", "dev", outer, "root", "handle", "1:",
+                             *tbf_args(self.rate_bytes_per_s))  # fmt: skip
             if self.delay_s > 0:
                 self._add_delay([*_NETNS_EXEC, ns], inner)
                 self._add_delay([], outer)
@@ -220,13 +222,8 @@ class Network:
             _tc_in(h.netns, "qdisc", "replace", "dev", h.ifname, "root", "handle", "1:",
                    *tbf_args(rate_bytes_per_s))  # fmt: skip
             if self.shape_ingress:
-                r = subprocess.run(
-                    ["tc", "qdisc", "replace", "dev", outer, "root", "handle", "1:",
-                     *tbf_args(rate_bytes_per_s)],
-                    capture_output=True, text=True, check=False,
-                )  # fmt: skip
-                if r.returncode != 0:
-                    raise EmulationError(f"tc on {outer} failed: {r.stderr.strip()}")
+                _tc_root("qdisc", "replace", "dev", outer, "root", "handle", "1:",
+                         *tbf_args(rate_bytes_per_s))  # fmt: skip
         self.rate_bytes_per_s = rate_bytes_per_s
 
     def exec_prefix(self, rank: int) -> list[str]:
