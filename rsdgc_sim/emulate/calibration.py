@@ -28,7 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import ConfigError, ScenarioFileError
+from ..errors import ConfigError, ScenarioFileError, first_validation_error
 
 CALIBRATION_KIND = "rsdgc-calibration"
 CALIBRATION_VERSION = 1
@@ -204,9 +204,7 @@ def load_calibration(path: str | Path) -> Calibration:
     try:
         return Calibration.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise ScenarioFileError(f"calibration file {str(p)!r}: {loc}: {first['msg']}") from None
+        raise ScenarioFileError(f"calibration file {str(p)!r}: {first_validation_error(e)}") from None
 
 
 def calibrated_point(point, calibration: Calibration):

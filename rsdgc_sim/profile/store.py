@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import __version__
-from ..errors import ProfileError
+from ..errors import ProfileError, first_validation_error
 from ..report.files import write_json_atomic
 from .schema import PROFILE_VERSION, Profile
 
@@ -71,7 +71,7 @@ def load_profile(path: str | Path) -> Profile:
     try:
         return Profile.model_validate(data)
     except ValidationError as e:
-        raise ProfileError(f"{p}: not a valid profile: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
+        raise ProfileError(f"{p}: not a valid profile: {first_validation_error(e)}") from None
 
 
 def save_profile(profile: Profile, path: str | Path) -> Path:

@@ -34,7 +34,7 @@ import networkx as nx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import ConfigError, ScenarioFileError, TopologyError
+from ..errors import ConfigError, ScenarioFileError, TopologyError, first_validation_error
 from ..registry import Registry
 from ..units import parse_bandwidth, parse_duration
 
@@ -405,9 +405,7 @@ def _read_file(path: Path) -> TopologyFile:
     try:
         return TopologyFile.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"topology file {str(path)!r}: {loc}: {err['msg']}") from None
+        raise ConfigError(f"topology file {str(path)!r}: {first_validation_error(e)}") from None
 
 
 def resolve_topology_path(name: str) -> Path | None:
