@@ -6,6 +6,7 @@ message on stderr and exit code 2; nothing below it exits.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import sys
@@ -53,6 +54,13 @@ def _console(quiet: bool = False):
     return Console(stderr=True, quiet=quiet, log_path=False)
 
 
+@contextlib.contextmanager
+def _progress(err, first: str):
+    """A status line on stderr that also logs every message; yields the callback."""
+    with err.status(first) as status:
+        yield lambda m: (status.update(m), err.log(m))
+
+
 def _stdout():
     """Tables: stdout; a pipe or a file gets the whole table, never cut to 80 columns."""
     from rich.console import Console
@@ -79,7 +87,7 @@ def _load(scenario: str | None):
 @cli.command()
 @click.argument("scenario", required=False, type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
-              help="folder for results.json, results.csv and trace.json")
+              help="folder for results.json, results.csv, trace.json and plot.png")
 @click.option("--refresh-profile", is_flag=True, help="measure again even if a cached profile exists")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
               help="profile cache folder (default: $RSDGC_SIM_CACHE or ~/.cache/rsdgc-sim)")
@@ -99,14 +107,9 @@ def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, no_plot, quiet)
     t0 = time.perf_counter()
     sc = _load(scenario)
     err = _console(quiet)
-    with err.status("starting") as status:
-        res = run_scenario(
-            sc,
-            store=ProfileStore(cache_dir) if cache_dir else None,
-            refresh=refresh_profile,
-            trace=not no_trace,
-            progress=lambda m: (status.update(m), err.log(m)),
-        )
+    with _progress(err, "starting") as progress:
+        res = run_scenario(sc, store=ProfileStore(cache_dir), refresh=refresh_profile,
+                           trace=not no_trace, progress=progress)
     _stdout().print(results_table(res.runs, title=f"{sc.name}: {res.profile.model}, batch {sc.batch_size}/worker, "
                                   f"{', '.join(d.device for d in res.profile.devices)}"))
     paths = write_results(res, out_dir, trace=not no_trace, plot=not no_plot)
@@ -127,15 +130,13 @@ def profile(scenario, out_path, refresh, cache_dir):
 
     from .profile.store import ProfileStore, save_profile
     from .run import profile_scenario
-
-    sc = _load(scenario)
-    store = ProfileStore(cache_dir) if cache_dir else ProfileStore()
-    err = _console()
-    with err.status("profiling") as status:
-        prof, cached = profile_scenario(sc, store=store, refresh=refresh,
-                                        progress=lambda m: (status.update(m), err.log(m)))
     from .units import format_size
 
+    sc = _load(scenario)
+    store = ProfileStore(cache_dir)
+    err = _console()
+    with _progress(err, "profiling") as progress:
+        prof, cached = profile_scenario(sc, store=store, refresh=refresh, progress=progress)
     out = _stdout()
     t = Table(title=f"profile {prof.key}: {prof.model}, {prof.params:,} params, batch {prof.batch_size}")
     for col in ("worker", "device", "forward ms", "backward ms", "optimizer ms"):
@@ -176,20 +177,19 @@ def train(scenario, out_dir, steps, workers):
 
     from .report.files import write_json_atomic
     from .run import train_scenario
+    from .units import format_size
 
     sc = _load(scenario)
     update = {k: v for k, v in (("steps", steps), ("workers", list(workers) or None)) if v}
     if update:
         sc = sc.model_copy(update={"train": sc.train.model_copy(update=update)})
     err = _console()
-    with err.status("training") as status:
-        rows = train_scenario(sc, progress=lambda m: (status.update(m), err.log(m)))
+    with _progress(err, "training") as progress:
+        rows = train_scenario(sc, progress=progress)
     t = Table(title=f"{sc.name}: {sc.model.name} on {sc.train.dataset}, {sc.train.steps} steps, "
                     f"batch {sc.batch_size}/worker")
     for col in ("compressor", "workers", "test accuracy", "vs dense", "test loss", "sent/worker/step", "wall s"):
         t.add_column(col, justify="left" if col == "compressor" else "right")
-    from .units import format_size
-
     for r in rows:
         d = r["accuracy_delta_vs_dense"]
         t.add_row(r["compressor"], str(r["workers"]), f"{r['final_accuracy']:.3f}",

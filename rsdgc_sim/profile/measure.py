@@ -17,6 +17,7 @@ devices that share hardware contend as real workers would):
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import statistics
 import time
@@ -84,7 +85,7 @@ def _measure_device(
     from ..models import create as create_model
 
     name = f"worker {worker} ({device})"
-    ctx = torch.cuda.device(torch.device(device)) if device.startswith("cuda") else _null()
+    ctx = torch.cuda.device(torch.device(device)) if device.startswith("cuda") else contextlib.nullcontext()
     with ctx:
         net = create_model(model, num_classes=num_classes, input_size=input_size, seed=seed).to(device)
         net.train()
@@ -193,14 +194,6 @@ def _measure_compressor(comp, grads, device, warmup, iterations, seed, state_cls
         )
         for n in grads
     }
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def measure_profile(

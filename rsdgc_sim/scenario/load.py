@@ -41,23 +41,19 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         field = getattr(cls, "model_fields", {}).get(part)
         if field is None:
             return None
-        ann = field.annotation
-        cls = _unwrap_model(ann)
+        cls = _unwrap_model(field.annotation)
         if cls is None:
             return None
-    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+    return cls
 
 
-def _unwrap_model(ann: Any) -> Any:
+def _unwrap_model(ann: Any) -> type[BaseModel] | None:
+    """The model class in an annotation (``Model``, ``list[Model]``, ``Model | None``...)."""
     if isinstance(ann, type) and issubclass(ann, BaseModel):
         return ann
     for arg in getattr(ann, "__args__", ()) or ():
-        found = _unwrap_model(arg)
-        if found is not None:
+        if (found := _unwrap_model(arg)) is not None:
             return found
-    meta = getattr(ann, "__origin__", None)
-    if meta is not None and isinstance(meta, type) and issubclass(meta, BaseModel):
-        return meta
     return None
 
 
