@@ -15,6 +15,10 @@ On this machine, two CPU workers over loopback:
     torchrun --standalone --nproc-per-node 2 examples/torchrun_train.py --steps 20
 
 Replace the synthetic batches with your DataLoader (with a DistributedSampler).
+
+A compressor that applies momentum itself (``dgc``'s momentum correction:
+``compressor.applies_momentum``) gets an optimizer without momentum, else momentum would be
+applied twice.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ def main() -> None:
     ap.add_argument("--dense-iters", type=int, default=2, help="dense warm-up iterations (>= 2)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--momentum", type=float, default=0.9,
+                    help="SGD momentum (0 when the compressor applies momentum itself)")  # fmt: skip
     args = ap.parse_args()
 
     cuda = torch.cuda.is_available()
@@ -64,7 +70,8 @@ def main() -> None:
     state, hook = make_comm_hook(args.compressor, dense_iters=args.dense_iters, seed=0, **params)
     ddp.register_comm_hook(state, hook)
 
-    opt = torch.optim.SGD(ddp.parameters(), lr=args.lr, momentum=0.9)
+    momentum = state.compressor.optimizer_momentum(args.momentum)  # 0 for dgc
+    opt = torch.optim.SGD(ddp.parameters(), lr=args.lr, momentum=momentum)
     gen = torch.Generator().manual_seed(1000 + rank)  # each rank its own data shard
     x = torch.randn(args.batch_size, 3, args.input_size, args.input_size, generator=gen).to(device)
     y = torch.randint(0, args.num_classes, (args.batch_size,), generator=gen).to(device)
@@ -82,6 +89,8 @@ def main() -> None:
     dt = (time.perf_counter() - t0) / args.steps
     s = state.stats
     if rank == 0:
+        own = " (the compressor applies momentum itself)" if momentum != args.momentum else ""
+        print(f"optimizer momentum {momentum}{own}")
         sent = s.sent_bytes / max(1, s.iterations)
         dense = s.dense_bytes / max(1, s.iterations)
         print(

@@ -14,6 +14,7 @@ import time
 
 import click
 
+from .cli_params import SafePath
 from .errors import RsdgcError
 
 #: commands that live beside the code they drive, imported only when used
@@ -41,6 +42,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except RsdgcError as e:
             click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+        except click.UsageError as e:  # one line, as for every other mistake
+            where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            click.echo(f"error: {e.format_message()}{where}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -84,12 +89,22 @@ def _load(scenario: str | None):
     return load_scenario(scenario)
 
 
+def _store(cache_dir: str | None):
+    """The profile cache, checked writable before anything is measured."""
+    from .profile.store import ProfileStore
+    from .report.files import check_writable_dir
+
+    store = ProfileStore(cache_dir)
+    check_writable_dir(store.root / "profiles", "profile cache")
+    return store
+
+
 @cli.command()
-@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
+@click.argument("scenario", required=False, type=SafePath(dir_okay=False))
+@click.option("--out", "out_dir", default="out", show_default=True, type=SafePath(file_okay=False),
               help="folder for results.json, results.csv, trace.json and plot.png")
 @click.option("--refresh-profile", is_flag=True, help="measure again even if a cached profile exists")
-@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--cache", "cache_dir", type=SafePath(file_okay=False), default=None,
               help="profile cache folder (default: $RSDGC_SIM_CACHE or ~/.cache/rsdgc-sim)")
 @click.option("--no-trace", is_flag=True, help="do not write trace.json")
 @click.option("--no-plot", is_flag=True, help="do not write plot.png")
@@ -99,16 +114,18 @@ def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, no_plot, quiet)
     write results.json, results.csv, trace.json and plot.png. Without SCENARIO, runs the
     bundled quickstart."""
 
-    from .profile.store import ProfileStore
+    from .report.files import check_writable_dir
     from .report.results import write_results
     from .report.table import results_table
     from .run import run_scenario
 
     t0 = time.perf_counter()
     sc = _load(scenario)
+    check_writable_dir(out_dir)
+    store = _store(cache_dir)
     err = _console(quiet)
     with _progress(err, "starting") as progress:
-        res = run_scenario(sc, store=ProfileStore(cache_dir), refresh=refresh_profile,
+        res = run_scenario(sc, store=store, refresh=refresh_profile,
                            trace=not no_trace, progress=progress)
     _stdout().print(results_table(res.runs, title=f"{sc.name}: {res.profile.model}, batch {sc.batch_size}/worker, "
                                   f"{', '.join(d.device for d in res.profile.devices)}"))
@@ -117,23 +134,26 @@ def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, no_plot, quiet)
 
 
 @cli.command()
-@click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+@click.argument("scenario", type=SafePath(dir_okay=False))
+@click.option("--out", "out_path", type=SafePath(dir_okay=False), default=None,
               help="also save the profile to this JSON file")
 @click.option("--refresh", is_flag=True, help="measure again even if a cached profile exists")
-@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--cache", "cache_dir", type=SafePath(file_okay=False), default=None,
               help="profile cache folder")
 def profile(scenario, out_path, refresh, cache_dir):
     """Measure (or show the cached) profile of SCENARIO: forward/backward, gradient-ready
     times and per-tensor compression costs on the scenario's devices."""
     from rich.table import Table
 
-    from .profile.store import ProfileStore, save_profile
+    from .profile.store import save_profile
+    from .report.files import check_writable_file
     from .run import profile_scenario
     from .units import format_size
 
     sc = _load(scenario)
-    store = ProfileStore(cache_dir)
+    if out_path:
+        check_writable_file(out_path, "profile file", (".json",))
+    store = _store(cache_dir)
     err = _console()
     with _progress(err, "profiling") as progress:
         prof, cached = profile_scenario(sc, store=store, refresh=refresh, progress=progress)
@@ -163,8 +183,8 @@ def profile(scenario, out_path, refresh, cache_dir):
 
 
 @cli.command()
-@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
+@click.argument("scenario", required=False, type=SafePath(dir_okay=False))
+@click.option("--out", "out_dir", default="out", show_default=True, type=SafePath(file_okay=False),
               help="folder for train.json")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="override train.steps")
 @click.option("--workers", type=click.IntRange(min=1), multiple=True, help="override train.workers (repeatable)")
@@ -175,11 +195,12 @@ def train(scenario, out_dir, steps, workers):
 
     from rich.table import Table
 
-    from .report.files import write_json_atomic
+    from .report.files import check_writable_dir, write_json_atomic
     from .run import train_scenario
     from .units import format_size
 
     sc = _load(scenario)
+    check_writable_dir(out_dir)
     update = {k: v for k, v in (("steps", steps), ("workers", list(workers) or None)) if v}
     if update:
         sc = sc.model_copy(update={"train": sc.train.model_copy(update=update)})
@@ -202,25 +223,34 @@ def train(scenario, out_dir, steps, workers):
 
 
 @cli.command()
-@click.argument("results", type=click.Path(dir_okay=False))
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
-              help="PNG file (default: plot.png beside RESULTS)")
+@click.argument("results", type=SafePath(dir_okay=False))
+@click.option("--out", "out_path", type=SafePath(dir_okay=False), default=None,
+              help="PNG or SVG file, by its suffix (default: plot.png beside RESULTS)")
 def plot(results, out_path):
     """Plot iteration time and speedup vs workers from a results.json of `run`."""
     from pathlib import Path
 
     from .errors import ConfigError
-    from .report.plots import write_plot
+    from .report.files import check_writable_file
+    from .report.plots import FORMATS, check_runs, write_plot
 
     src = Path(results)
+    dest = check_writable_file(out_path or src.with_name("plot.png"), "plot", FORMATS)
     try:
         data = json.loads(src.read_text(encoding="utf-8"))
-        runs, name = data["runs"], data["scenario"]["name"]
     except FileNotFoundError:
         raise ConfigError(f"{src}: no such file") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"{src}: not a results.json of `rsdgc-sim run` ({e})") from None
-    dest = write_plot(runs, out_path or src.with_name("plot.png"), title=name)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{src}: not a results.json of `rsdgc-sim run` (not JSON: "
+                          f"{str(e)[:80]})") from None
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if isinstance(runs, list) and runs and isinstance(runs[0], dict) and "final_accuracy" in runs[0]:
+        raise ConfigError(f"{src}: a train.json (accuracy per compressor); `plot` draws the "
+                          f"results.json of `rsdgc-sim run`")
+    check_runs(runs, str(src))
+    scen = data.get("scenario")
+    name = scen.get("name", src.stem) if isinstance(scen, dict) else src.stem
+    dest = write_plot(runs, dest, title=name)
     click.echo(f"wrote {dest}")
 
 

@@ -57,6 +57,10 @@ class GradientError(RsdgcError, ValueError):
     """A gradient that cannot be sent (NaN or Inf values)."""
 
 
+class OutputError(RsdgcError):
+    """An output (folder, file, cache) that cannot be written."""
+
+
 class EmulationError(RsdgcError):
     """A failure while emulating a network (namespaces, tc, ranks)."""
 

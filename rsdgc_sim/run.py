@@ -21,14 +21,11 @@ from .scenario import Scenario
 
 Progress = Callable[[str], None]
 
-#: label of the dense reference every profile carries (speedup_vs_dense, scaling_efficiency)
-DENSE = "none"
-
-
 def _profile_compressors(scenario: Scenario) -> dict[str, dict[str, Any]]:
+    """The scenario's compressors plus the dense reference (speedup_vs_dense,
+    scaling_efficiency), which every profile carries."""
     specs = scenario.compressor_specs()
-    if DENSE not in specs:
-        specs[DENSE] = {"name": "none"}
+    specs.setdefault(scenario.dense_label(), {"name": "none"})
     return specs
 
 
@@ -36,6 +33,7 @@ def profile_inputs(scenario: Scenario, devices: list[str]) -> dict[str, Any]:
     """Everything a scenario's profile depends on (the cache key's content)."""
     import torch
 
+    from .compress.neighborhood import compile_mode
     from .profile.devices import device_name
 
     return {
@@ -48,6 +46,8 @@ def profile_inputs(scenario: Scenario, devices: list[str]) -> dict[str, Any]:
         "iterations": scenario.profile.iterations,
         "seed": scenario.seed,
         "torch": torch.__version__,
+        # torch.compile'd or eager NSI scores (after a failed compile: eager, and the reason)
+        "nsi_compile": compile_mode(),
     }
 
 
@@ -61,6 +61,7 @@ def profile_scenario(
 
     ``store=None`` uses the default cache folder; ``refresh`` measures again even if cached.
     """
+    from .models.footprint import check_fits
     from .profile.devices import resolve_devices
     from .profile.measure import measure_profile
 
@@ -71,6 +72,9 @@ def profile_scenario(
     if not refresh and (cached := store.get(key)) is not None:
         say(f"profile {key} from the cache ({store.path(key)})")
         return cached, True
+    specs = _profile_compressors(scenario)
+    m = scenario.model
+    check_fits(m.name, m.num_classes, m.input_size, scenario.batch_size, states=2 * len(specs))
     say(f"profiling {scenario.model.name} (batch {scenario.batch_size}) on {', '.join(devices)}")
     prof = measure_profile(
         scenario.model.name,
@@ -78,12 +82,14 @@ def profile_scenario(
         scenario.model.input_size,
         scenario.batch_size,
         devices,
-        _profile_compressors(scenario),
+        specs,
         warmup=scenario.profile.warmup,
         iterations=scenario.profile.iterations,
         seed=scenario.seed,
         progress=say,
     )
+    # a compile that failed while measuring made this an eager profile: file it as one
+    key = profile_key(profile_inputs(scenario, devices))
     prof = prof.model_copy(update={"key": key})
     store.put(prof)
     return prof, False
@@ -93,7 +99,8 @@ def profile_scenario(
 RUN_FIELDS = [
     "compressor", "workers", "topology", "collective", "fidelity", "bandwidth_bytes_per_s",
     "latency_s", "iteration_s", "compute_s", "compression_s", "communication_s",
-    "exposed_communication_s", "bytes_sent_per_worker", "compression_ratio",
+    "exposed_communication_s", "bytes_sent_per_worker", "bytes_transmitted_per_worker",
+    "compression_ratio",
     "speedup_vs_dense", "scaling_efficiency", "samples_per_s",
 ]
 
@@ -118,7 +125,8 @@ class StudyResult:
             "batch_size": p.batch_size,
             "input_size": p.input_size,
             "devices": [{"device": d.device, "name": d.device_name, "forward_s": d.forward_s,
-                         "backward_s": d.backward_s, "optimizer_s": d.optimizer_s} for d in p.devices],
+                         "backward_s": d.backward_s, "optimizer_s": d.optimizer_s,
+                         "nsi_compile": d.nsi_compile} for d in p.devices],
             "torch_version": p.torch_version,
             "created": p.created,
         }
@@ -140,6 +148,9 @@ def simulate_scenario(
     """Simulate every compressor at every grid point; rows carry the derived metrics.
 
     * ``speedup_vs_dense``: the dense (``none``) iteration time at the same point / this one;
+    * ``bytes_sent_per_worker``: the payload a worker contributes per iteration;
+      ``bytes_transmitted_per_worker``: what leaves its NIC (a ring all-gather forwards the
+      other p - 1 payloads too);
     * ``scaling_efficiency``: dense iteration time at one worker (same links) / this one:
       the weak-scaling efficiency, since the batch is per worker;
     * ``samples_per_s``: workers x batch_size / iteration_s.
@@ -151,6 +162,7 @@ def simulate_scenario(
 
     say = progress or (lambda _m: None)
     labels = [c.key for c in scenario.compressors]
+    dense = scenario.dense_label()
     sim_point = scenario.sim_point
     if scenario.cluster.calibration:  # the links as calibrated, not as nominal
         from .emulate.calibration import calibrated_point, load_calibration
@@ -167,7 +179,7 @@ def simulate_scenario(
     def dense_time(workers: int, point) -> float:
         k = (workers, point.bandwidth_bytes_per_s, point.latency_s)
         if k not in dense_cache:
-            pt = sim_point(DENSE, point.model_copy(update={"workers": workers}))
+            pt = sim_point(dense, point.model_copy(update={"workers": workers}))
             dense_cache[k] = simulate(profile, pt).iteration_s
         return dense_cache[k]
 
@@ -176,7 +188,7 @@ def simulate_scenario(
         say(f"simulating point {i + 1}/{len(grid)}: {point.workers} workers")
         for label in labels:
             res = simulate(profile, sim_point(label, point), trace=trace)
-            if label == DENSE:
+            if label == dense:
                 dense_cache[(point.workers, point.bandwidth_bytes_per_s, point.latency_s)] = res.iteration_s
             sims.append(res)
             sent = res.bytes_sent_per_worker
@@ -194,6 +206,7 @@ def simulate_scenario(
                 "communication_s": res.communication_s,
                 "exposed_communication_s": res.exposed_communication_s,
                 "bytes_sent_per_worker": sent,
+                "bytes_transmitted_per_worker": res.bytes_transmitted_per_worker,
                 "compression_ratio": profile.dense_bytes / sent if sent else None,
                 "speedup_vs_dense": dense_time(point.workers, point) / res.iteration_s,
                 "scaling_efficiency": dense_time(1, point) / res.iteration_s,
@@ -222,8 +235,12 @@ def train_scenario(scenario: Scenario, progress: Progress | None = None) -> list
     from .profile.devices import resolve_devices
     from .train import load_dataset, train_virtual
 
+    from .models.footprint import check_fits
+
     tr = scenario.train
     m = scenario.model
+    check_fits(m.name, m.num_classes, m.input_size, scenario.batch_size,
+               states=max(tr.workers), what="training")
     device = resolve_devices(scenario.device)[0]
     data = load_dataset(tr.dataset, m.num_classes, m.input_size, tr.samples, scenario.seed)
     rows: list[dict[str, Any]] = []
@@ -239,7 +256,7 @@ def train_scenario(scenario: Scenario, progress: Progress | None = None) -> list
             if progress:
                 progress(f"{label}, {workers} workers: test accuracy {res.final_accuracy:.3f}")
             block.append(res.to_dict())
-        dense = next((r for r in block if r["compressor"] == DENSE), None)
+        dense = next((r for r in block if r["compressor"] == scenario.dense_label()), None)
         for r in block:
             r["accuracy_delta_vs_dense"] = None if dense is None else r["final_accuracy"] - dense["final_accuracy"]
         rows += block

@@ -353,3 +353,131 @@ def test_state_dict_round_trip_resumes_identically():
     for n in pa:
         assert torch.equal(pa[n].indices, pb[n].indices) and torch.equal(pa[n].values, pb[n].values)
     assert a.memory_bytes() == b.memory_bytes() > 0
+
+
+HALF_CASES = {
+    "topk": {"density": 0.2},
+    "randomk": {"density": 0.2},
+    "randomk-shared": {"density": 0.2, "shared_indices": True},
+    "threshold": {"threshold": 0.5},
+    "nsi": {"density": 0.2, "min_numel": 0},
+    "dgc": {"density": 0.2, "momentum": 0.0},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("key", list(HALF_CASES))
+def test_half_precision_gradients_keep_float32_state(key, dtype):
+    """Half-precision gradients keep their residual (and momentum) in float32 while the
+    payload values travel in the gradient's dtype; the rounding of that cast stays in the
+    residual, so decompress(payload) + residual_after == grad + residual_before in float32."""
+    comp = create(key.split("-")[0], **HALF_CASES[key])
+    state = CompressorState(seed=1)
+    for it in range(3):
+        gs = {n: g.to(dtype) for n, g in grads(it, scale=100.0).items()}
+        before = {n: residual_or_zero(state, n, g.float()) for n, g in gs.items()}
+        payloads = comp.compress_many(gs, state)
+        for n, g in gs.items():
+            p = payloads[n]
+            assert p.values.dtype == dtype and p.dtype == dtype
+            r = state.residual(n)
+            assert r is not None and r.dtype == torch.float32, n
+            sent = comp.decompress(p).float()
+            assert torch.equal(sent + r, g.float() + before[n]), (n, it)
+        state.step()
+    u = state.momentum("fc.weight")
+    assert u is None or u.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("topk", {"density": 0.5}),
+        ("randomk", {"density": 0.5}),
+        ("threshold", {"threshold": 3.1e38}),
+        ("nsi", {"density": 0.5, "min_numel": 0, "kernel": 1, "dynamic": False}),
+    ],
+)
+def test_overflowing_residual_raises_naming_the_tensor(name, params):
+    """Finite fp32 gradients whose error-feedback sum overflows (3e38 kept, 3e38 added) are
+    never sent as Inf: as soon as an overflowed element would be sent (the next iteration
+    for the magnitude-based ones, within a few for random-k), a GradientError names the
+    tensor."""
+    comp = create(name, **params)
+    state = CompressorState()
+    g = torch.tensor([[3.0e38, 3.2e38]])
+    first = comp.compress("big", g, state)
+    assert torch.isfinite(first.values).all()
+    with pytest.raises(GradientError, match="tensor 'big': 1 of the .* values to send are NaN/Inf"):
+        for _ in range(1 if name != "randomk" else 20):
+            comp.compress_many({"small": torch.ones(2, 2), "big": g}, state)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_gradient_overflow_in_cast_raises(dtype):
+    """A half-precision gradient's residual in fp32 does not overflow (36864 + 36864 in
+    fp16 would be Inf), but sending 73728 (above fp16's 65504) would: a GradientError names
+    the tensor instead. bfloat16 holds 73728: it is sent."""
+    comp = create("topk", density=0.5)
+    state = CompressorState()
+    g = torch.tensor([36864.0, 49152.0], dtype=dtype)  # exact in both dtypes
+    assert comp.compress("w", g, state).values.tolist() == [49152.0]
+    assert state.residual("w").tolist() == [36864.0, 0.0]
+    if dtype == torch.float16:
+        with pytest.raises(GradientError, match="tensor 'w': 1 of the 1 values to send"):
+            comp.compress("w", g, state)
+    else:
+        assert comp.compress("w", g, state).values.float().tolist() == [73728.0]
+
+
+def test_payload_needs_allgather():
+    """Per-rank (index, value) payloads need an all-gather; dense payloads and shared-index
+    ones are aggregated by allreduce and their wire bytes are the values alone."""
+    g = torch.randn(20, 50)
+    st = CompressorState()
+    assert create("topk").compress("a", g, st).needs_allgather
+    assert create("randomk").compress("b", g, st).needs_allgather
+    assert not create("none").compress("c", g, st).needs_allgather
+    assert not create("fp16").compress("d", g, st).needs_allgather
+    shared = create("randomk", density=0.1, shared_indices=True).compress("e", g, st)
+    assert shared.sparse and shared.shared_indices and not shared.needs_allgather
+    assert shared.nnz == 100 and shared.wire_bytes == 4 * 100
+
+
+def test_randomk_shared_indices_depend_on_seed_iteration_and_name_only():
+    """Shared random-k draws the same indices on every rank (states seeded differently)
+    for the same (index_seed, iteration, name), and other ones when any of them changes;
+    per-rank random-k draws differ between ranks."""
+    comp = create("randomk", density=0.05, shared_indices=True)
+    g = torch.randn(40, 25)
+
+    def idx(comp, name="w", seed=0, iteration=0):
+        st = CompressorState(seed=seed)
+        st.iteration = iteration
+        return comp.compress(name, g, st).indices
+
+    assert torch.equal(idx(comp, seed=0), idx(comp, seed=1))
+    assert torch.equal(idx(comp, iteration=3), idx(comp, seed=9, iteration=3))
+    assert not torch.equal(idx(comp), idx(comp, iteration=1))
+    assert not torch.equal(idx(comp), idx(comp, name="v"))
+    other = create("randomk", density=0.05, shared_indices=True, index_seed=1)
+    assert not torch.equal(idx(comp), idx(other))
+    per_rank = create("randomk", density=0.05)
+    assert not torch.equal(idx(per_rank, seed=0), idx(per_rank, seed=1))
+
+
+def test_max_sent_is_the_compressors_bound():
+    """Each compressor knows the most elements it sends as (index, value) pairs: k per
+    tensor for exact-k sparsifiers (also during a warm-up, at the scheduled density), the
+    shared budget plus one for layer-wise nsi, the cap of a capped threshold, and no bound
+    for a plain threshold or dense compressors."""
+    assert create("topk", density=0.01).max_sent([1000, 50], 0) == 10 + 1
+    assert create("randomk", density=0.01).max_sent([1000, 50], 7) == 10 + 1
+    assert create("nsi", density=0.01).max_sent([1000, 500], 5) == 15 + 1
+    assert create("nsi", density=0.01, dynamic=False).max_sent([1000, 500], 0) == 15
+    dgc = create("dgc", density=0.01, warmup_iters=4)
+    assert dgc.max_sent([1000], 0) == 250 and dgc.max_sent([1000], 4) == 10
+    assert create("threshold").max_sent([1000], 0) is None
+    assert create("threshold", density=0.1).max_sent([1000, 10], 0) == 100 + 1
+    assert create("none").max_sent([1000], 0) is None
+    assert create("fp16").max_sent([1000], 0) is None

@@ -8,6 +8,7 @@ import torch
 from rsdgc_sim.compress import DGC_WARMUP, CompressorState, create
 from rsdgc_sim.compress.schedule import density_at, warmup_stages
 from rsdgc_sim.compress.select import k_for
+from rsdgc_sim.errors import GradientError
 
 
 def test_published_warmup_schedule():
@@ -135,3 +136,40 @@ def test_dense_small_tensors_still_get_momentum():
     assert comp.decompress(p1).tolist() == [1.0, -2.0]
     assert comp.decompress(p2).tolist() == pytest.approx([1.4, -1.3], abs=1e-12)
     assert st.residual("b") is None
+
+
+def test_momentum_overflow_raises_naming_the_tensor():
+    """Finite gradients whose momentum overflows (u = 0.9 u + g with g = 3e38: 5.7e38 at
+    the second iteration) are not sent as Inf: a GradientError names the tensor."""
+    comp = create("dgc", density=0.5, selector="exact")
+    state = CompressorState()
+    g = torch.full((4, 4), 3.0e38)
+    assert torch.isfinite(comp.compress("layer.w", g, state).values).all()
+    with pytest.raises(GradientError, match="tensor 'layer.w': .* values to send are NaN/Inf"):
+        comp.compress("layer.w", g, state)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_gradients_keep_momentum_and_residual_in_float32(dtype):
+    """DGC on half-precision gradients: momentum and residual in float32 (by hand:
+    u = 0.9 u + g, v = v + u), the values sent in the gradient's dtype."""
+    comp = create("dgc", density=0.25, selector="exact", momentum_masking=False)
+    state = CompressorState()
+    g = torch.tensor([[1.0, -2.0], [0.5, 4.0]], dtype=dtype)
+    p = comp.compress("w", g, state)
+    assert p.values.dtype == dtype and p.values.float().tolist() == [4.0]
+    p = comp.compress("w", g, state)
+    u, v = state.momentum("w"), state.residual("w")
+    assert u.dtype == v.dtype == torch.float32
+    assert u.flatten().tolist() == pytest.approx([1.9, -3.8, 0.95, 7.6])
+    assert p.values.float().tolist() == [pytest.approx(7.6, rel=1e-2)]
+    assert v.flatten().tolist() == pytest.approx([2.9, -5.8, 1.45, 0.0], abs=3e-2)
+
+
+def test_applies_momentum_only_with_momentum_correction():
+    """DGC applies momentum itself (the optimizer must not add it again) unless momentum=0;
+    no other compressor does."""
+    assert create("dgc").applies_momentum is True
+    assert create("dgc", momentum=0.0).applies_momentum is False
+    for name in ("none", "fp16", "topk", "randomk", "threshold", "nsi"):
+        assert create(name).applies_momentum is False, name

@@ -215,3 +215,19 @@ def test_compiled_path_keeps_error_feedback_exact(params):
             nb.set_compiled("auto")
     if params.get("selector") != "sampled":
         assert results["on"] == results["off"]
+
+
+def test_layerwise_overflow_raises_instead_of_starving_the_layer():
+    """Layer-wise NSI: values near the float32 limit (3e38, whose window sums and
+    error-feedback sums overflow) give their layer an infinite importance, which the
+    allocation would turn into no budget at all (nothing sent, no error). It is a
+    GradientError naming the tensor instead."""
+    from rsdgc_sim.errors import GradientError
+
+    comp = create("nsi", density=0.5, dynamic=True, min_numel=0)
+    state = CompressorState()
+    g = torch.full((8, 8), 3.0e38)
+    small = torch.ones(8, 8)
+    with pytest.raises(GradientError, match="gradient 'big': its NSI score is not finite"):
+        for _ in range(3):
+            comp.compress_many({"small": small, "big": g}, state)

@@ -34,7 +34,8 @@ def test_csv_columns_in_order(tmp_path):
 
 
 def test_crash_during_write_removes_temp(tmp_path, monkeypatch):
-    """If the final rename fails, the temp file is removed and the old file stays."""
+    """If the final rename fails, the temp file is removed, the old file stays, and the
+    failure is one OutputError naming the file."""
     from rsdgc_sim.report import files
 
     p = write_json_atomic(tmp_path / "r.json", {"ok": 1})
@@ -43,7 +44,9 @@ def test_crash_during_write_removes_temp(tmp_path, monkeypatch):
         raise OSError("disk gone")
 
     monkeypatch.setattr(files.os, "replace", boom)
-    with pytest.raises(OSError, match="disk gone"):
+    from rsdgc_sim.errors import OutputError
+
+    with pytest.raises(OutputError, match=r"cannot write .*r\.json: disk gone"):
         write_json_atomic(p, {"new": 2})
     assert json.loads(p.read_text()) == {"ok": 1}
     assert [f.name for f in tmp_path.iterdir()] == ["r.json"]

@@ -291,3 +291,18 @@ def test_cuda_device_same_weights_as_cpu():
     assert next(b.parameters()).is_cuda
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb.cpu())
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_resnet_runs_downsample_after_main_path(name):
+    """torchvision's blocks run the shortcut's downsample after the main path (conv1 ...
+    bn2/bn3): forward order, and so the gradient-ready order DDP rebuilds its buckets in,
+    matches torchvision's."""
+    net = create(name, num_classes=10, input_size=32, seed=0)
+    order: list[str] = []
+    for n, m in net.named_modules():
+        if n.startswith("layer2.0.") and n.count(".") == 2:
+            m.register_forward_hook(lambda _m, _i, _o, n=n: order.append(n))
+    net.eval()(torch.zeros(1, 3, 32, 32))
+    last = "layer2.0.bn3" if name == "resnet50" else "layer2.0.bn2"
+    assert order.index("layer2.0.conv1") < order.index(last) < order.index("layer2.0.downsample")

@@ -134,3 +134,58 @@ def test_key_depends_on_inputs_and_measuring_code(monkeypatch):
     assert base != store.profile_key({"model": "m", "batch_size": 8})
     monkeypatch.setattr(store, "code_fingerprint", lambda: "changed")
     assert base != store.profile_key({"model": "m", "batch_size": 4})
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [("dgc", {"selector": "exact"}), ("nsi", {"dynamic": False, "min_numel": 0, "dense_1d": False})],
+)
+def test_compression_is_profiled_after_the_warm_up(name, params):
+    """A compressor with a 1000-iteration density warm-up is profiled at its steady state:
+    every tensor's payload holds k = round(0.01 * numel) (at least 1) value + index pairs,
+    8 * k bytes (1,984 B for this cnn_small, not the 48,656 B of the warm-up's first stage,
+    density 0.25)."""
+    from rsdgc_sim.compress.select import k_for
+
+    spec = {"name": name, "density": 0.01, "warmup_iters": 1000, **params}
+    p = measure_profile("cnn_small", 10, 16, 4, ["cpu"], {"c": spec}, warmup=1, iterations=2, seed=0)
+    costs = p.devices[0].compression["c"]
+    assert {t.name: costs[t.name].wire_bytes for t in p.tensors} == {
+        t.name: 8 * k_for(t.numel, 0.01) for t in p.tensors
+    }
+    assert sum(c.wire_bytes for c in costs.values()) == 1984
+
+
+def test_steady_state_iteration_is_the_end_of_the_warm_up():
+    """The profiler starts compressing at the iteration where the warm-up schedule has
+    ended: warmup_iters for dgc and nsi, 0 for compressors without a warm-up."""
+    from rsdgc_sim.compress import create
+    from rsdgc_sim.profile.measure import steady_state_iteration
+
+    assert steady_state_iteration(create("dgc", warmup_iters=1000)) == 1000
+    assert steady_state_iteration(create("nsi", warmup_iters=7)) == 7
+    assert steady_state_iteration(create("dgc")) == 0
+    assert steady_state_iteration(create("topk")) == 0
+    comp = create("dgc", density=0.01, warmup_iters=1000)
+    n = steady_state_iteration(comp)
+    assert comp.density_at(0) == 0.25
+    assert [comp.density_at(n + i) for i in range(3)] == [0.01] * 3
+
+
+def test_profile_records_the_nsi_compile_mode(prof):
+    """Each device's profile says which NSI score path was in effect while measuring."""
+    from rsdgc_sim.compress.neighborhood import compile_mode
+
+    assert prof.devices[0].nsi_compile == compile_mode() != ""
+
+
+def test_version_1_profiles_are_refused(prof, tmp_path):
+    """Format 1 kept the payloads of the warm-up and had no nsi_compile: a saved version-1
+    profile is refused by name, not read as a version-2 one."""
+    data = prof.model_dump(mode="json")
+    data["version"] = 1
+    for dev in data["devices"]:
+        del dev["nsi_compile"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    with pytest.raises(ProfileError, match="old.json: profile format version 1, this rsdgc-sim reads 2"):
+        load_profile(tmp_path / "old.json")

@@ -125,3 +125,52 @@ def test_calibration_file_replaces_the_links(tiny, write_scenario, tmp_path):
     tiny["cluster"]["calibration"] = "missing.json"
     with pytest.raises(ScenarioFileError, match=r"cluster\.calibration: calibration file .*missing\.json.* not found"):
         load_scenario(write_scenario(tiny))
+
+
+def test_load_and_simulate_without_torch(tmp_path):
+    """Loading a scenario (names and compressor parameters checked through the registries)
+    and simulating it from a saved profile never import torch."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from rsdgc_sim.scenario import scenario_from_dict
+from rsdgc_sim.run import simulate_scenario
+from rsdgc_sim.sim.synthetic import synthetic_profile
+from rsdgc_sim.profile.schema import TensorInfo
+sc = scenario_from_dict({
+    "model": {"name": "resnet18", "num_classes": 10, "input_size": 32}, "batch_size": 4,
+    "compressors": [{"name": "none"}, {"name": "topk", "density": 0.01, "label": "topk"}],
+    "cluster": {"workers": [1, 4], "bandwidth": "1Gbit/s"}})
+prof = synthetic_profile([TensorInfo(name="w", shape=[100, 100], numel=10000),
+                          TensorInfo(name="b", shape=[100], numel=100)])
+rows, _ = simulate_scenario(sc, prof)
+assert len(rows) == 4, rows
+assert "torch" not in sys.modules, "torch was imported"
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_profile_cache_key_follows_the_nsi_compile_mode(tiny):
+    """A profile measured with eager NSI scores is never reused for compiled ones (or the
+    other way round): the compile mode is part of the cache key."""
+    from rsdgc_sim.compress import compile_mode, set_compiled
+    from rsdgc_sim.profile.store import profile_key
+    from rsdgc_sim.run import profile_inputs
+    from rsdgc_sim.scenario import scenario_from_dict
+
+    sc = scenario_from_dict(tiny)
+    before = compile_mode()
+    try:
+        set_compiled(False)
+        off = profile_key(profile_inputs(sc, ["cpu"]))
+        set_compiled(True)
+        on = profile_key(profile_inputs(sc, ["cpu"]))
+    finally:
+        set_compiled({"on": True, "off": False}.get(before, "auto"))
+    assert off != on

@@ -56,19 +56,36 @@ def test_compressor_params_and_labels(tiny):
         (lambda d: d["cluster"].update(bandwith="1Gbit/s"), r"cluster\.bandwith: unknown key; allowed: workers, topology, bandwidth"),
         (lambda d: d["ddp"].update(overlap="maybe"), r"ddp\.overlap: Input should be a valid boolean"),
         (lambda d: d.update(batch_size="eight"), r"batch_size: Input should be a valid integer"),
+        (lambda d: d.update(batch_size=True), r"batch_size: Input should be a valid integer \(got True\)"),
+        (lambda d: d.update(batch_size=8.0), r"batch_size: Input should be a valid integer \(got 8\.0\)"),
+        (lambda d: d["cluster"].update(workers=True), r"cluster\.workers\[0\]: Input should be a valid integer \(got True\)"),
+        (lambda d: d["model"].update(num_classes="1e12"), r"model\.num_classes: Input should be a valid integer"),
+        (lambda d: d["train"].update(lr=True), r"train\.lr: Input should be a valid number \(got True\)"),
+        (lambda d: d["compressors"][1].update(density=True), r"compressors\[1\]: compressor 'topk': density: Input should be a valid number"),
         (lambda d: d["cluster"].update(bandwidth=["1Gbit/s", "10 Gfoo"]), r"cluster\.bandwidth\[1\]: cannot read '10 Gfoo'; expected .*Gbit/s"),
         (lambda d: d["cluster"].update(latency="5 parsecs"), r"cluster\.latency\[0\]: cannot read '5 parsecs'"),
         (lambda d: d["ddp"].update(bucket_cap="25MiB/s"), r"ddp\.bucket_cap: cannot read"),
         (lambda d: d.update(compressors=[]), r"compressors: List should have at least 1 item"),
         (lambda d: d["cluster"].update(workers=[4, 0]), r"cluster\.workers\[1\]: Input should be greater than or equal to 1"),
-        (lambda d: d["cluster"].update(bandwidth=0), r"cluster\.bandwidth\[0\]: Input should be greater than 0"),
+        (lambda d: d["cluster"].update(bandwidth=0), r"cluster\.bandwidth\[0\]: Input should be greater than or equal to 1"),
+        (lambda d: d["cluster"].update(bandwidth=1e-320), r"cluster\.bandwidth\[0\]: Input should be greater than or equal to 1"),
+        (lambda d: d["cluster"].update(bandwidth=float("inf")), r"cluster\.bandwidth\[0\]: cannot read inf"),
+        (lambda d: d["cluster"].update(bandwidth=1e16), r"cluster\.bandwidth\[0\]: Input should be less than or equal to 1000000000000000 "),
+        (lambda d: d["cluster"].update(latency=1e308), r"cluster\.latency\[0\]: Input should be less than or equal to 3600"),
+        (lambda d: d["cluster"].update(stragglers={"speed_factors": [0, -1]}), r"cluster\.stragglers\.speed_factors\[0\]: Input should be greater than 0"),
+        (lambda d: d["cluster"].update(stragglers={"speed_factors": [1e308]}), r"cluster\.stragglers\.speed_factors\[0\]: Input should be less than or equal to"),
+        (lambda d: d["cluster"].update(stragglers={"jitter_sigma": float("inf")}), r"cluster\.stragglers\.jitter_sigma: Input should be a finite number"),
+        (lambda d: d["cluster"].update(stragglers={"seed": -1}), r"cluster\.stragglers\.seed: Input should be greater than or equal to 0"),
+        (lambda d: d.update(compressors=[{"name": "topk", "label": "none"}]), r"compressors\[0\]: label 'none' is kept for the dense baseline"),
         (lambda d: d.pop("model"), r"model: required field is missing"),
         (lambda d: d.update(schema_version=2), r"schema_version: Input should be 1"),
         (lambda d: d["compressors"].append({"name": "topk", "density": 0.1}), r"compressors\[2\]: label 'topk\(density=0\.1\)' used twice"),
     ],
 )
 def test_bad_fields_name_their_path(tiny, mutate, pattern):
-    """Each mistake is one ConfigError naming the source, the field path and the reason."""
+    """Each mistake is one ConfigError naming the source, the field path and the reason; a
+    bool or a float is not an integer, a bool is not a number."""
+    tiny.setdefault("train", {})
     mutate(tiny)
     with pytest.raises(ConfigError, match=r"^my\.yaml: " + pattern):
         scenario_from_dict(tiny, source="my.yaml")
@@ -176,3 +193,34 @@ def test_collective_params_checked_at_load(tiny):
     tiny["cluster"].update(collective="ring", collective_params={"chunkz": 4})
     with pytest.raises(ConfigError, match=r"cluster\.collective_params: .*chunkz"):
         scenario_from_dict(tiny)
+
+
+def test_dense_baseline_is_chosen_by_compressor_name(tiny):
+    """The dense reference is the scenario's `none` compressor whatever its label, and
+    `none` is added when the scenario has none."""
+    tiny["compressors"] = [{"name": "none", "label": "dense"}, {"name": "topk"}]
+    assert scenario_from_dict(tiny).dense_label() == "dense"
+    tiny["compressors"] = [{"name": "topk"}]
+    assert scenario_from_dict(tiny).dense_label() == "none"
+
+
+def test_relative_paths_resolve_against_the_scenario(tmp_path, tiny):
+    """A topology file and a calibration file named relatively in a scenario are read from
+    the scenario's folder, wherever the command runs."""
+    import os
+
+    import yaml
+
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "t.yaml").write_text(yaml.safe_dump({
+        "hosts": ["a", "b"], "switches": ["s"],
+        "links": [{"between": ["a", "s"]}, {"between": ["b", "s"]}]}))
+    tiny["cluster"].update(workers=[2], topology={"name": "t.yaml"})
+    (tmp_path / "lab" / "s.yaml").write_text(yaml.safe_dump(tiny))
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        sc = load_scenario(tmp_path / "lab" / "s.yaml")
+    finally:
+        os.chdir(cwd)
+    assert sc.cluster.topology.name == str(tmp_path / "lab" / "t.yaml")

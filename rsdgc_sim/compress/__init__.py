@@ -24,20 +24,46 @@
 * ``decompress(payload)``: the dense tensor; ``decompress_sum(payloads, average=False)``:
   the sum (or mean) of p ranks' payloads of one tensor, one ``index_add_`` for all of them;
   ``accumulate(out, payload, alpha=1.0)``: add one payload into a dense tensor in place.
-* NaN/Inf in any gradient raises GradientError naming it, before any state changes.
+* NaN/Inf in any gradient raises GradientError naming it, before any state changes; so do
+  NaN/Inf in any payload (an overflow in a residual or momentum), after.
+* ``check_compressor(name, params)``: the parameter check of ``create`` without torch
+  (:mod:`rsdgc_sim.compress.params` holds every compressor's parameters); importing this
+  package imports torch only when a name that needs it is first used.
 * ``set_compiled("auto" | True | False)``: the NSI score's torch.compile path (default
   "auto": CPU tensors of at least 2**16 elements; env ``RSDGC_SIM_COMPILE``).
 """
 
-from . import dgc, fp16, none, nsi, randomk, threshold, topk  # noqa: F401  (registration)
-from .base import COMPRESSORS, Compressor, Sparsifier, check_all_finite, check_finite, create
-from .memory import CompressorState
-from .neighborhood import compile_mode, nsi_score, set_compiled
-from .payload import Payload, accumulate, decompress, decompress_sum
-from .schedule import DGC_WARMUP
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# torch-free: parameter checks (scenario loading imports only these)
+from .params import COMPRESSOR_PARAMS, check_compressor
+
+#: the rest of the API, imported (with torch) on first use (PEP 562)
+_LAZY = {
+    "COMPRESSORS": "base",
+    "Compressor": "base",
+    "Sparsifier": "base",
+    "check_all_finite": "base",
+    "check_finite": "base",
+    "check_payloads_finite": "base",
+    "create": "base",
+    "CompressorState": "memory",
+    "compile_mode": "neighborhood",
+    "nsi_score": "neighborhood",
+    "set_compiled": "neighborhood",
+    "Payload": "payload",
+    "accumulate": "payload",
+    "decompress": "payload",
+    "decompress_sum": "payload",
+    "DGC_WARMUP": "schedule",
+}
 
 __all__ = [
     "COMPRESSORS",
+    "COMPRESSOR_PARAMS",
     "DGC_WARMUP",
     "Compressor",
     "CompressorState",
@@ -45,7 +71,9 @@ __all__ = [
     "Sparsifier",
     "accumulate",
     "check_all_finite",
+    "check_compressor",
     "check_finite",
+    "check_payloads_finite",
     "compile_mode",
     "create",
     "decompress",
@@ -53,3 +81,17 @@ __all__ = [
     "nsi_score",
     "set_compiled",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    importlib.import_module(f"{__name__}.base").load_builtins()  # registers every compressor
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -8,15 +8,17 @@ piece of state (residuals, momenta, importances, iteration, generators) lives in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import importlib
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError, GradientError
 from ..registry import Registry
-from .memory import CompressorState
+from .memory import CompressorState, state_dtype
+from .params import Params, SparsifierParams, validate
 from .payload import (
     Payload,
     accumulate,
@@ -25,45 +27,53 @@ from .payload import (
     dense_payload,
     sparse_payload,
 )
+from .select import k_for
 
-#: every compressor class, by name (``COMPRESSORS.names()``, ``COMPRESSORS.get(name)``)
+__all__ = [
+    "COMPRESSORS",
+    "Compressor",
+    "Params",
+    "Sparsifier",
+    "SparsifierParams",
+    "check_all_finite",
+    "check_finite",
+    "check_payloads_finite",
+    "create",
+]
+
+#: every compressor class, by name (``COMPRESSORS.names()``, ``COMPRESSORS.get(name)``);
+#: complete once :func:`load_builtins` ran (``create`` and ``import rsdgc_sim.compress`` do)
 COMPRESSORS: Registry[type[Compressor]] = Registry("compressor")
 
-
-class Params(BaseModel):
-    """Base of every compressor's parameters: unknown keys rejected, values frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+#: the modules of the built-in compressors (importing one registers it)
+BUILTIN_MODULES = ("dgc", "fp16", "none", "nsi", "randomk", "threshold", "topk")
 
 
-class SparsifierParams(Params):
-    """Parameters every sparsifier has."""
-
-    #: fraction of the elements sent, in (0, 1]
-    density: float = Field(default=0.01, gt=0, le=1)
-    #: keep what was not sent and add it to the next gradient (error feedback)
-    error_feedback: bool = True
-    #: tensors with fewer elements than this are sent dense
-    min_numel: int = Field(default=0, ge=0)
-    #: send 1-D (and 0-D) tensors (biases, norm layers) dense, as the DGC reference code does
-    dense_1d: bool = False
+def load_builtins() -> None:
+    """Register every built-in compressor in :data:`COMPRESSORS` (imports their modules)."""
+    for mod in BUILTIN_MODULES:
+        importlib.import_module(f"{__package__}.{mod}")
 
 
-def _format_validation(name: str, model: type[BaseModel], err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"])
-        if e["type"] == "extra_forbidden":
-            parts.append(f"unknown parameter {loc!r}")
-        else:
-            msg = str(e["msg"]).removeprefix("Value error, ")
-            where = f"{loc}: " if loc else ""
-            got = f" (got {e['input']!r})" if loc and "input" in e else ""
-            parts.append(f"{where}{msg}{got}")
-    return (
-        f"compressor {name!r}: {'; '.join(parts)}; "
-        f"parameters: {', '.join(model.model_fields) or '(none)'}"
-    )
+def _first_non_finite(tensors: Mapping[str, torch.Tensor]) -> tuple[str, int, int] | None:
+    """``(name, bad, numel)`` of the first tensor holding NaN or Inf, or None.
+
+    One reduction pass per tensor (a NaN or Inf makes the sum non-finite) and a single
+    host synchronisation per device; only when a sum is not finite are the elements
+    counted, so an overflowing sum of finite values is not mistaken for a bad tensor."""
+    items = [(n, t) for n, t in tensors.items() if t.numel() and t.is_floating_point()]
+    by_device: dict[torch.device, list[tuple[str, torch.Tensor]]] = {}
+    for n, t in items:
+        by_device.setdefault(t.device, []).append((n, t))
+    for group in by_device.values():
+        sums = torch.stack([t.sum(dtype=torch.float32) for _, t in group])
+        if bool(torch.isfinite(sums).all()):
+            continue
+        for n, t in group:
+            bad = int((~torch.isfinite(t)).sum())
+            if bad:
+                return n, bad, t.numel()
+    return None
 
 
 def check_finite(name: str, grad: torch.Tensor) -> None:
@@ -72,32 +82,61 @@ def check_finite(name: str, grad: torch.Tensor) -> None:
 
 
 def check_all_finite(grads: Mapping[str, torch.Tensor]) -> None:
-    """Raise :class:`GradientError` naming the first tensor that holds NaN or Inf.
+    """Raise :class:`GradientError` naming the first gradient that holds NaN or Inf (one
+    host synchronisation for all of them)."""
+    bad = _first_non_finite(grads)
+    if bad is not None:
+        n, count, numel = bad
+        raise GradientError(f"gradient {n!r} has {count} NaN/Inf value(s) among {numel}; not sent")
 
-    One reduction pass per tensor (a NaN or Inf makes the sum non-finite) and a single
-    host synchronisation for all of them; only when a sum is not finite are the elements
-    counted, so an overflowing sum of finite values is not mistaken for a bad gradient."""
-    items = [(n, g) for n, g in grads.items() if g.numel() and g.is_floating_point()]
-    if not items:
-        return
-    by_device: dict[torch.device, list[tuple[str, torch.Tensor]]] = {}
-    for n, g in items:
-        by_device.setdefault(g.device, []).append((n, g))
-    for group in by_device.values():
-        sums = torch.stack([g.sum(dtype=torch.float32) for _, g in group])
-        if bool(torch.isfinite(sums).all()):
-            continue
-        for n, g in group:
-            bad = int((~torch.isfinite(g)).sum())
-            if bad:
-                raise GradientError(
-                    f"gradient {n!r} has {bad} NaN/Inf value(s) among {g.numel()}; not sent"
-                )
+
+def check_payloads_finite(
+    payloads: Mapping[str, Payload], grads: Mapping[str, torch.Tensor] | None = None
+) -> None:
+    """Raise :class:`GradientError` naming the first tensor whose payload values hold NaN or
+    Inf: finite gradients can still overflow in the error-feedback residual, in DGC's
+    momentum, or when fp32 state is cast back to a half-precision gradient's dtype. Payloads
+    whose values are the (already checked) gradient itself are skipped."""
+    grads = grads or {}
+    values = {}
+    for n, p in payloads.items():
+        g = grads.get(n)
+        aliased = (
+            g is not None
+            and p.values.numel() == g.numel()
+            and p.values.dtype == g.dtype
+            and p.values.data_ptr() == g.data_ptr()
+        )
+        if not aliased:
+            values[n] = p.values
+    bad = _first_non_finite(values)
+    if bad is not None:
+        n, count, numel = bad
+        raise GradientError(
+            f"tensor {n!r}: {count} of the {numel} values to send are NaN/Inf (overflow in the "
+            f"error-feedback residual or momentum, or in the cast to the gradient's dtype); "
+            f"not sent"
+        )
+
+
+def _checking_payloads(fn: Callable) -> Callable:
+    """``compress_many`` that checks the payloads it returns (see :meth:`Compressor.__init_subclass__`)."""
+
+    @functools.wraps(fn)
+    def compress_many(self, grads, state):
+        out = fn(self, grads, state)
+        check_payloads_finite(out, grads)
+        return out
+
+    compress_many._checks_payloads = True  # type: ignore[attr-defined]
+    return compress_many
 
 
 def check_same(name: str, buf: torch.Tensor, grad: torch.Tensor) -> None:
-    """A state buffer must match the gradient it is combined with."""
-    if buf.shape != grad.shape or buf.dtype != grad.dtype or buf.device != grad.device:
+    """A state buffer must match the gradient it is combined with (half-precision
+    gradients keep their state in float32, see :func:`~rsdgc_sim.compress.memory.state_dtype`)."""
+    want = state_dtype(grad.dtype)
+    if buf.shape != grad.shape or buf.dtype not in (want, grad.dtype) or buf.device != grad.device:
         raise ConfigError(
             f"tensor {name!r} changed from {tuple(buf.shape)} {buf.dtype} on {buf.device} to "
             f"{tuple(grad.shape)} {grad.dtype} on {grad.device}; use a fresh CompressorState"
@@ -107,7 +146,10 @@ def check_same(name: str, buf: torch.Tensor, grad: torch.Tensor) -> None:
 class Compressor:
     """Base of all compressors. Subclasses set ``name``, ``sparse``, ``Params`` and implement
     :meth:`_compress` (one tensor) or override :meth:`compress_many` (all tensors of one
-    iteration at once, for schemes that share a budget across layers)."""
+    iteration at once, for schemes that share a budget across layers).
+
+    Whatever a subclass does, the payloads of :meth:`compress_many` are checked for NaN/Inf
+    (see :func:`check_payloads_finite`): an override is wrapped when the class is made."""
 
     name: ClassVar[str] = ""
     #: whether payloads are (index, value) pairs (some tensors may still be sent dense)
@@ -115,10 +157,13 @@ class Compressor:
     Params: ClassVar[type[Params]] = Params
 
     def __init__(self, **params: Any):
-        try:
-            self.p = self.Params(**params)
-        except ValidationError as err:
-            raise ConfigError(_format_validation(self.name, self.Params, err)) from None
+        self.p = validate(self.name, self.Params, params)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("compress_many")
+        if own is not None and not getattr(own, "_checks_payloads", False):
+            cls.compress_many = _checking_payloads(own)
 
     # -- description -----------------------------------------------------------------
     @property
@@ -139,6 +184,25 @@ class Compressor:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"create({self.name!r}{', ' if args else ''}{args})"
 
+    @property
+    def applies_momentum(self) -> bool:
+        """True when the compressor applies momentum itself (DGC's momentum correction): the
+        optimizer that applies the aggregated gradient must then have no momentum of its own."""
+        return False
+
+    def optimizer_momentum(self, momentum: float) -> float:
+        """The momentum of the optimizer that applies this compressor's aggregated gradient
+        (every trainer uses this rule: the DDP hook's users, virtual workers, emulation):
+        ``momentum``, or 0 when the compressor applies momentum itself."""
+        return 0.0 if self.applies_momentum else momentum
+
+    def max_sent(self, numels: list[int], iteration: int) -> int | None:
+        """The most elements one rank sends, in all, as (index, value) pairs for tensors of
+        ``numels`` elements at compressor ``iteration``, known to every rank without
+        communication; None when there is no such bound (the DDP hook then exchanges the
+        ranks' counts)."""
+        return None
+
     # -- compression -----------------------------------------------------------------
     def compress(self, name: str, grad: torch.Tensor, state: CompressorState) -> Payload:
         """Compress one gradient tensor (a budget of its own for layer-wise schemes)."""
@@ -149,9 +213,14 @@ class Compressor:
     ) -> dict[str, Payload]:
         """Compress all gradients of one iteration; returns name -> Payload in input order.
         Layer-wise schemes share the density budget among these tensors. Every gradient is
-        checked for NaN/Inf before any state changes."""
+        checked for NaN/Inf before any state changes, every payload after (a
+        :class:`GradientError` naming the tensor)."""
         check_all_finite(grads)
-        return {name: self._compress(name, g.detach(), state) for name, g in grads.items()}
+        out = {name: self._compress(name, g.detach(), state) for name, g in grads.items()}
+        check_payloads_finite(out, grads)
+        return out
+
+    compress_many._checks_payloads = True  # type: ignore[attr-defined]
 
     def _compress(self, name: str, grad: torch.Tensor, state: CompressorState) -> Payload:
         raise NotImplementedError
@@ -176,7 +245,11 @@ class Compressor:
 class Sparsifier(Compressor):
     """A compressor that sends (index, value) pairs, with error feedback: the values sent are
     those of ``a = grad + residual``; the new residual is ``a`` with the sent entries zeroed,
-    so ``decompress(payload) + residual_after == grad + residual_before`` exactly."""
+    so ``decompress(payload) + residual_after == grad + residual_before`` exactly.
+
+    Half-precision gradients (float16, bfloat16) keep ``a`` and the residual in float32; the
+    values sent are cast back to the gradient's dtype and the rounding stays in the
+    residual (the identity then holds in float32)."""
 
     sparse = True
     Params = SparsifierParams
@@ -186,15 +259,45 @@ class Sparsifier(Compressor):
         """Whether unsent values are kept in the residual."""
         return bool(getattr(self.p, "error_feedback", True))
 
+    @property
+    def shared_indices(self) -> bool:
+        """Whether every rank chooses the same indices (then only the values are sent, summed
+        by allreduce; see :attr:`~rsdgc_sim.compress.payload.Payload.needs_allgather`)."""
+        return bool(getattr(self.p, "shared_indices", False))
+
+    @property
+    def shares_budget(self) -> bool:
+        """Whether :meth:`compress_many` shares one budget among its tensors (layer-wise
+        dynamic density, ``dynamic=True``) instead of sending k of each tensor."""
+        return bool(getattr(self.p, "dynamic", False))
+
+    def density_at(self, iteration: int) -> float | None:
+        """The density at ``iteration`` (schedules override it); None: no fixed density."""
+        return getattr(self.p, "density", None)
+
+    def max_sent(self, numels: list[int], iteration: int) -> int | None:
+        """``k_for(n, density)`` per tensor, or ``round(density * sum(n))`` plus one element
+        of slack for rounding when the budget is shared; None without a density (a plain
+        ``threshold``)."""
+        density = self.density_at(iteration)
+        if density is None:
+            return None
+        if self.shares_budget:
+            return int(round(float(density) * float(sum(numels)))) + 1
+        return sum(k_for(n, float(density)) for n in numels)
+
     # steps shared by subclasses ---------------------------------------------------
     def _compensate(self, name: str, grad: torch.Tensor, state: CompressorState) -> torch.Tensor:
         """``a = grad + residual`` in a buffer this compressor owns (the residual's, updated in
-        place), or ``grad`` itself when error feedback is off."""
+        place; float32 for half-precision gradients), or ``grad`` itself when error feedback
+        is off."""
         if not self.error_feedback:
             return grad
         r = state.residual(name)
         if r is None:
-            return grad.clone(memory_format=torch.contiguous_format)
+            return grad.to(
+                dtype=state_dtype(grad.dtype), memory_format=torch.contiguous_format, copy=True
+            )
         check_same(name, r, grad)
         return r.add_(grad)
 
@@ -206,34 +309,47 @@ class Sparsifier(Compressor):
         grad: torch.Tensor,
         state: CompressorState,
     ) -> Payload:
-        """Payload of ``a`` at flat ``idx``; the rest stays in the residual."""
+        """Payload of ``a`` at flat ``idx`` (in the gradient's dtype); the rest, and the
+        rounding of that cast, stays in the residual."""
         if a.is_contiguous():
             flat = a.view(-1)
             values = flat[idx]
+            sent = values.to(grad.dtype)
             if self.error_feedback:
-                flat.index_fill_(0, idx, 0)
+                if sent.dtype == values.dtype:
+                    flat.index_fill_(0, idx, 0)
+                else:
+                    flat.index_copy_(0, idx, values - sent.to(values.dtype))
         else:  # a residual kept in a padded buffer (nsi): index its 2-D view in place
             a2d = a.reshape(a.shape[0] if a.dim() >= 2 else 1, -1)
             rows = torch.div(idx, max(1, a2d.shape[1]), rounding_mode="floor")
             cols = idx - rows * a2d.shape[1]
             values = a2d[rows, cols]
+            sent = values.to(grad.dtype)
             if self.error_feedback:
                 if a2d.data_ptr() != a.data_ptr() or a2d._base is None:
                     raise RuntimeError(f"internal: residual of {name!r} is not a 2-D view")
-                a2d.index_put_((rows, cols), torch.zeros((), dtype=a.dtype, device=a.device))
+                if sent.dtype == values.dtype:
+                    left = torch.zeros((), dtype=a.dtype, device=a.device)
+                else:
+                    left = values - sent.to(values.dtype)
+                a2d.index_put_((rows, cols), left)
         if self.error_feedback:
             state.set_residual(name, a)
         state.densities[name] = idx.numel() / max(1, a.numel())
-        return sparse_payload(name, values, idx, grad)
+        return sparse_payload(name, sent, idx, grad, shared=self.shared_indices)
 
     def _send_dense(
         self, name: str, a: torch.Tensor, grad: torch.Tensor, state: CompressorState
     ) -> Payload:
-        """All of ``a``, dense; nothing left in the residual."""
+        """All of ``a``, dense, in the gradient's dtype; nothing left in the residual but the
+        rounding of that cast."""
+        sent = a.to(grad.dtype)
         if self.error_feedback:
-            state.set_residual(name, None)
+            rounding = None if sent.dtype == a.dtype else a - sent.to(a.dtype)
+            state.set_residual(name, rounding)
         state.densities[name] = 1.0
-        return dense_payload(name, a, grad)
+        return dense_payload(name, sent, grad)
 
     def _send_dense_if_small(self, grad: torch.Tensor) -> bool:
         """True for tensors under ``min_numel``, and 1-D/0-D ones when ``dense_1d``."""
@@ -248,7 +364,9 @@ def create(name: str, params: Mapping[str, Any] | None = None, /, **kwargs: Any)
 
     Unknown names raise :class:`~rsdgc_sim.errors.UnknownNameError` listing the choices;
     unknown or invalid parameters raise :class:`~rsdgc_sim.errors.ConfigError` listing the
-    compressor's parameters."""
+    compressor's parameters (the checks of
+    :func:`~rsdgc_sim.compress.params.check_compressor`, with the same classes)."""
+    load_builtins()
     cls = COMPRESSORS.get(name)
     merged = dict(params or {})
     merged.update(kwargs)

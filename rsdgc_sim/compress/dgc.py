@@ -20,46 +20,15 @@ momentum has already been applied here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
 
-from .base import COMPRESSORS, Params, Sparsifier, check_all_finite, check_same
-from .memory import CompressorState
+from .base import COMPRESSORS, Sparsifier, check_all_finite, check_same
+from .memory import CompressorState, state_dtype
+from .params import DGCParams
 from .payload import Payload
 from .schedule import density_at, warmup_stages
-from .select import SELECTORS, k_for, select
-
-
-class DGCParams(Params):
-    density: float = Field(default=0.01, gt=0, le=1)
-    #: momentum m of the momentum correction (0: plain sampled top-k with error feedback)
-    momentum: float = Field(default=0.9, ge=0, lt=1)
-    nesterov: bool = False
-    #: momentum factor masking: zero the momentum of the sent elements
-    momentum_masking: bool = True
-    #: local gradient clipping by L2 norm per tensor (None: off)
-    clip_norm: float | None = Field(default=None, gt=0)
-    #: exact | sampled
-    selector: str = "sampled"
-    sample_ratio: float = Field(default=0.01, gt=0, le=1)
-    warmup_iters: int = Field(default=0, ge=0)
-    warmup: Literal["none", "exponential", "dgc"] | list[float] = "exponential"
-    #: tensors with fewer elements are sent dense (momentum applied, nothing masked)
-    min_numel: int = Field(default=0, ge=0)
-    #: send 1-D tensors (biases, norm layers) dense, as the DGC reference code does
-    dense_1d: bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> DGCParams:
-        if self.selector not in SELECTORS:
-            raise ValueError(
-                f"unknown selector {self.selector!r}; choose one of: {', '.join(SELECTORS)}"
-            )
-        if isinstance(self.warmup, list) and not all(0 < x <= 1 for x in self.warmup):
-            raise ValueError(f"warm-up densities must be in (0, 1] (got {self.warmup})")
-        return self
+from .select import k_for, select
 
 
 @COMPRESSORS.register("dgc")
@@ -69,6 +38,11 @@ class DGC(Sparsifier):
 
     name = "dgc"
     Params = DGCParams
+
+    @property
+    def applies_momentum(self) -> bool:
+        """True unless ``momentum=0``: the optimizer must not add momentum again."""
+        return self.p.momentum > 0
 
     def density_at(self, iteration: int) -> float:
         return density_at(iteration, self.p.density, self.p.warmup, self.p.warmup_iters)
@@ -83,8 +57,9 @@ class DGC(Sparsifier):
         density = self.density_at(state.iteration)
         return {n: self._dgc(n, g.detach(), state, density) for n, g in grads.items()}
 
-    def _dgc(self, name: str, g: torch.Tensor, state: CompressorState, density: float) -> Payload:
+    def _dgc(self, name: str, grad: torch.Tensor, state: CompressorState, density: float) -> Payload:
         p = self.p
+        g = grad.to(state_dtype(grad.dtype))  # momentum and residual of half grads in fp32
         if p.clip_norm is not None and g.numel():
             norm = float(torch.linalg.vector_norm(g))
             if norm > p.clip_norm:
@@ -93,7 +68,7 @@ class DGC(Sparsifier):
         if u is None:
             u = torch.zeros_like(g, memory_format=torch.contiguous_format)
             state.set_momentum(name, u)
-        check_same(name, u, g)
+        check_same(name, u, grad)
         if p.nesterov:
             u.add_(g).mul_(p.momentum)
             inc = u + g
@@ -103,7 +78,7 @@ class DGC(Sparsifier):
         v = state.residual(name)
         if self._send_dense_if_small(g):
             # small tensors: momentum applied here too, everything sent, nothing masked
-            return self._send_dense(name, inc.clone() if v is None else v.add_(inc), g, state)
+            return self._send_dense(name, inc.clone() if v is None else v.add_(inc), grad, state)
         if v is None:
             v = inc.clone()
         else:
@@ -113,4 +88,4 @@ class DGC(Sparsifier):
         idx = select(p.selector, v.reshape(-1).abs(), k, gen, p.sample_ratio)
         if p.momentum_masking:
             u.view(-1).index_fill_(0, idx, 0)
-        return self._send_sparse(name, v, idx, g, state)
+        return self._send_sparse(name, v, idx, grad, state)

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 
-from .base import COMPRESSORS, Compressor, Params
-from .memory import CompressorState
+from .base import COMPRESSORS, Compressor
+from .memory import CompressorState, state_dtype
+from .params import FP16Params
 from .payload import Payload, dense_payload
 
 #: largest finite float16
 FP16_MAX = 65504.0
-
-
-class FP16Params(Params):
-    #: keep the rounding (and clamping) error and add it to the next gradient
-    error_feedback: bool = Field(default=False)
 
 
 @COMPRESSORS.register("fp16")
@@ -29,9 +24,9 @@ class FP16(Compressor):
 
     def _compress(self, name: str, grad: torch.Tensor, state: CompressorState) -> Payload:
         a = grad
-        if self.p.error_feedback:
+        if self.p.error_feedback:  # the residual of a half-precision gradient in fp32
             r = state.residual(name)
-            a = grad + r if r is not None else grad
+            a = grad.to(state_dtype(grad.dtype)) if r is None else r + grad
         half = a.clamp(-FP16_MAX, FP16_MAX).to(torch.float16)
         if self.p.error_feedback:
             state.set_residual(name, a - half.to(a.dtype))

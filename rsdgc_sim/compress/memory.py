@@ -1,10 +1,21 @@
 """All the state of compression on one worker, apart from the (stateless) compressors:
-error-feedback residuals, DGC momenta, EMA-smoothed layer importances, the iteration count
-that drives warm-up schedules, and the random generators (as PyTorch's ``PowerSGDState``)."""
+error-feedback residuals and DGC momenta (in float32 for half-precision gradients),
+EMA-smoothed layer importances, the iteration count that drives warm-up schedules, and the
+random generators (as PyTorch's ``PowerSGDState``)."""
 
 from __future__ import annotations
 
 import torch
+
+#: gradient dtypes whose residuals and momenta are kept in float32 (they overflow and round
+#: away small updates in their own precision)
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def state_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the residual and momentum kept for a gradient of ``dtype``: float32 for
+    half precision, the gradient's own dtype otherwise."""
+    return torch.float32 if dtype in HALF_DTYPES else dtype
 
 
 class CompressorState:

@@ -20,7 +20,10 @@ zero-padded copy, dynamic shapes: one compilation for all layers, seconds to ten
 the first time, cached on disk by inductor) is several times faster on the CPU. By default
 ("auto") CPU tensors of at least 2**16 elements take the compiled path; see
 :func:`set_compiled`.
-A compilation failure switches to eager for good; the results agree to float32 rounding.
+A compilation failure switches to eager for the rest of the process, with one
+``RuntimeWarning`` giving the reason; :func:`compile_mode` then reports
+``"eager (compile failed: <reason>)"``. The results agree to float32 rounding; the times do
+not, which is why profiles record :func:`compile_mode`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -159,7 +163,8 @@ def _mode_from_env() -> str:
 #: tensors at least this large take the compiled path in "auto" mode
 AUTO_COMPILE_NUMEL = 1 << 16
 
-_compiled = {"mode": _mode_from_env(), "fn": None, "failed": False}
+#: requested mode, the compiled function once made, the reason of a compilation failure
+_compiled: dict = {"mode": _mode_from_env(), "fn": None, "failed": None}
 _lock = threading.Lock()
 
 
@@ -180,15 +185,21 @@ def set_compiled(mode: bool | str) -> None:
 
 
 def compile_mode() -> str:
-    """The current mode: ``on``, ``off`` or ``auto`` (``off`` after a compilation failure)."""
-    return "off" if _compiled["failed"] else str(_compiled["mode"])
+    """The effective mode of the NSI score, as profiles record it and their cache key should
+    include it: ``"on"``, ``"off"`` or ``"auto"`` (as set), or, once a compilation has
+    failed in this process, ``"eager (compile failed: <exception type>: <first line>)"``."""
+    if _compiled["failed"] is not None:
+        return f"eager (compile failed: {_compiled['failed']})"
+    return str(_compiled["mode"])
 
 
 def compiled_enabled(numel: int | None = None, device: torch.device | None = None) -> bool:
     """Whether a tensor of ``numel`` elements (None: any) on ``device`` takes the compiled
     path ("auto": CPU tensors of at least :data:`AUTO_COMPILE_NUMEL` elements; on GPUs the
     eager ``avg_pool2d`` is already fast)."""
-    mode = compile_mode()
+    if _compiled["failed"] is not None:
+        return False
+    mode = _compiled["mode"]
     if mode == "auto":
         cpu = device is None or device.type == "cpu"
         return cpu and numel is not None and numel >= AUTO_COMPILE_NUMEL
@@ -200,6 +211,27 @@ def _core_compiled():
         if _compiled["fn"] is None:
             _compiled["fn"] = torch.compile(_score_core, dynamic=True)
     return _compiled["fn"]
+
+
+def _failure_reason(e: BaseException) -> str:
+    """``<type>: <first non-empty line of the message>`` (compiler errors run to pages)."""
+    line = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+    reason = f"{type(e).__name__}: {line}" if line else type(e).__name__
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
+def _compile_failed(e: BaseException) -> None:
+    """Switch to eager for the rest of the process; warn once, with the reason."""
+    with _lock:
+        if _compiled["failed"] is not None:
+            return
+        _compiled["failed"] = _failure_reason(e)
+    warnings.warn(
+        f"NSI score: torch.compile failed ({_compiled['failed']}); using the eager path "
+        "(avg_pool2d) for the rest of this process: same scores, other times",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def nsi_score(
@@ -216,6 +248,6 @@ def nsi_score(
         x = a2d if a2d.dtype in (torch.float32, torch.float64) else a2d.float()
         try:
             return _score_padded(x, kernel, statistic, float(lam), float(eps), _core_compiled())
-        except Exception:  # any compiler failure: eager is always correct
-            _compiled["failed"] = True
+        except Exception as e:  # any compiler failure: eager is always correct
+            _compile_failed(e)
     return _score_eager(a2d, kernel, statistic, float(lam), float(eps))

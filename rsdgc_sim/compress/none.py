@@ -6,6 +6,7 @@ import torch
 
 from .base import COMPRESSORS, Compressor
 from .memory import CompressorState
+from .params import NoneParams
 from .payload import Payload, dense_payload
 
 
@@ -16,6 +17,7 @@ class NoCompression(Compressor):
 
     name = "none"
     sparse = False
+    Params = NoneParams
 
     def _compress(self, name: str, grad: torch.Tensor, state: CompressorState) -> Payload:
         return dense_payload(name, grad, grad)

@@ -24,6 +24,9 @@ class Payload:
       unique, or ``None`` when the payload is dense.
     * ``numel``, ``shape``, ``dtype``: of the original gradient, so that
       :func:`decompress` restores it.
+    * ``shared_indices``: every rank chose the same ``indices`` (they follow from a seed all
+      ranks share, as in GRACE's random-k): only the values go on the wire, summed by
+      allreduce.
     """
 
     values: torch.Tensor
@@ -32,11 +35,18 @@ class Payload:
     shape: torch.Size
     dtype: torch.dtype
     name: str = ""
+    shared_indices: bool = False
 
     @property
     def sparse(self) -> bool:
-        """True when the payload is (index, value) pairs (sent by all-gather)."""
+        """True when the payload is (index, value) pairs (shared or per rank)."""
         return self.indices is not None
+
+    @property
+    def needs_allgather(self) -> bool:
+        """True when each rank sends its own (index, value) pairs, which only an all-gather
+        can aggregate; False for dense payloads and shared-index ones (allreduce of values)."""
+        return self.indices is not None and not self.shared_indices
 
     @property
     def nnz(self) -> int:
@@ -46,9 +56,9 @@ class Payload:
     @property
     def wire_bytes(self) -> int:
         """Exactly what a collective moves for this payload: the values in their dtype plus
-        4 bytes per int32 index, or the dense values."""
+        4 bytes per int32 index when the indices are sent (:attr:`needs_allgather`)."""
         n = int(self.values.numel()) * self.values.element_size()
-        if self.indices is not None:
+        if self.needs_allgather:
             n += int(self.indices.numel()) * INDEX_BYTES
         return n
 
@@ -70,9 +80,14 @@ def dense_payload(name: str, values: torch.Tensor, like: torch.Tensor) -> Payloa
 
 
 def sparse_payload(
-    name: str, values: torch.Tensor, indices: torch.Tensor, like: torch.Tensor
+    name: str,
+    values: torch.Tensor,
+    indices: torch.Tensor,
+    like: torch.Tensor,
+    shared: bool = False,
 ) -> Payload:
-    """A sparse payload: ``values`` at flat ``indices`` (any integer dtype, stored as int32)."""
+    """A sparse payload: ``values`` at flat ``indices`` (any integer dtype, stored as int32);
+    ``shared``: the same indices on every rank."""
     return Payload(
         values=values.reshape(-1),
         indices=indices.reshape(-1).to(torch.int32),
@@ -80,6 +95,7 @@ def sparse_payload(
         shape=like.shape,
         dtype=like.dtype,
         name=name,
+        shared_indices=bool(shared),
     )
 
 

@@ -14,7 +14,9 @@ import math
 
 import torch
 
-SELECTORS = ("exact", "sampled")
+from .params import SELECTORS
+
+__all__ = ["SELECTORS", "exact_topk", "k_for", "sampled_topk", "select"]
 
 #: the sampled selector draws at least this many samples (fewer make a poor estimate)
 MIN_SAMPLES = 4096

@@ -4,22 +4,12 @@ with error feedback; optionally capped at k = density * numel (the largest are k
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 
-from .base import COMPRESSORS, Params, Sparsifier
+from .base import COMPRESSORS, Sparsifier
 from .memory import CompressorState
+from .params import ThresholdParams
 from .payload import Payload
 from .select import exact_topk, k_for
-
-
-class ThresholdParams(Params):
-    #: send elements with |a| >= threshold
-    threshold: float = Field(default=1e-3, ge=0)
-    #: optional cap on the fraction sent, in (0, 1]; None: no cap
-    density: float | None = Field(default=None, gt=0, le=1)
-    error_feedback: bool = True
-    min_numel: int = Field(default=0, ge=0)
-    dense_1d: bool = False
 
 
 @COMPRESSORS.register("threshold")

@@ -7,6 +7,7 @@ import torch
 
 from .base import COMPRESSORS, Sparsifier
 from .memory import CompressorState
+from .params import SparsifierParams
 from .payload import Payload
 from .select import exact_topk, k_for
 
@@ -16,6 +17,7 @@ class TopK(Sparsifier):
     """Exact top-k by magnitude of ``a = grad + residual``; the rest stays in the residual."""
 
     name = "topk"
+    Params = SparsifierParams
 
     def _compress(self, name: str, grad: torch.Tensor, state: CompressorState) -> Payload:
         a = self._compensate(name, grad, state)

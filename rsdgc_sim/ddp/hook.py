@@ -16,17 +16,23 @@ Per bucket, as DDP hands it over when its last gradient is ready:
    (error feedback, momenta, schedules; tensors keyed ``"<bucket>/<position>"`` or by
    parameter name when ``model`` is given). Layer-wise schemes share the budget inside the
    bucket.
-3. **Communication**, issued from the hook body: dense payloads (``none``, ``fp16``, the
-   1-D tensors NSI sends dense) are concatenated and summed with one allreduce; sparse
-   payloads are packed, per rank, into one byte buffer (a count per tensor, then int32
-   indices, then values), padded to a capacity every rank agrees on, and exchanged with one
-   fixed-size all-gather (gloo needs equal sizes). The capacity is the compressor's bound on
-   the number of sent elements (k, see :func:`capacity_bound`) when it has one, else the
-   largest count of any rank, exchanged first on a separate process group so that it never
-   queues behind a transfer.
-4. **Decompression** in the future's callback: every rank writes the summed dense parts
-   and adds all ranks' (index, value) pairs with one ``index_add_``, divided by the world
-   size, into the bucket buffer, so every rank ends with the same averaged gradient.
+3. **Communication**, issued from the hook body:
+
+   * values that every rank sends at the same positions, i.e. dense payloads (``none``,
+     ``fp16``, the 1-D tensors NSI sends dense) and shared-index payloads (``randomk`` with
+     ``shared_indices``, whose indices are never sent), are concatenated per dtype, divided
+     by the world size (as PyTorch's ``fp16_compress_hook`` does, so that a half-precision
+     sum cannot overflow where the mean does not) and summed with one allreduce;
+   * per-rank (index, value) pairs (``Payload.needs_allgather``) are packed, per rank, into
+     one byte buffer (:mod:`rsdgc_sim.ddp.wire`), padded to a capacity every rank agrees on,
+     and exchanged with one fixed-size all-gather (gloo needs equal sizes). The capacity is
+     the compressor's bound on the elements it sends (``Compressor.max_sent``) when it has
+     one, else the largest count of any rank, exchanged first on a separate process group
+     so that it never queues behind a transfer.
+4. **Decompression** in the future's callback: every rank writes the averaged values (dense,
+   or scattered at the shared indices) and adds all ranks' (index, value) pairs with one
+   ``index_add_``, divided by the world size, into the bucket buffer, so every rank ends
+   with the same averaged gradient.
 
 Works on gloo (CPU tensors) and NCCL (CUDA tensors): only ``all_reduce`` and
 one flat all-gather (``all_gather_single``, formerly
@@ -36,8 +42,6 @@ one flat all-gather (``all_gather_single``, formerly
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -46,279 +50,206 @@ import torch.distributed as dist
 from ..compress.memory import CompressorState
 from ..compress.payload import Payload
 from ..errors import ConfigError
+from .state import MIN_DENSE_ITERS, CompressionHookState, HookStats
+from .wire import Layout, pack, unpack_sum, value_dtype
 
-#: DDP rebuilds its buckets after iteration 0; compression starts at this iteration or later
-MIN_DENSE_ITERS = 2
+__all__ = [
+    "MIN_DENSE_ITERS",
+    "CompressionHookState",
+    "HookStats",
+    "compression_hook",
+    "make_comm_hook",
+]
 
 # all-gather into one flat tensor: ``all_gather_single`` from torch 2.13 on (which deprecates
 # ``all_gather_into_tensor``), the older name before
 _all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
 
-
-@dataclass
-class HookStats:
-    """What the hook did, summed over the iterations since the last :meth:`reset`."""
-
-    iterations: int = 0
-    compressed_iterations: int = 0
-    buckets: int = 0
-    #: host time in the hook body of compressed buckets (compression, packing, issuing the
-    #: collectives): the time backward is paused; on CUDA exact only with ``sync_timing``
-    compress_s: float = 0.0
-    #: host time in the futures' callbacks (unpacking, adding, averaging)
-    decompress_s: float = 0.0
-    #: bytes this rank put on the wire: allreduce input plus its all-gather share
-    sent_bytes: int = 0
-    #: bytes of the payloads themselves (sum of ``Payload.wire_bytes``)
-    payload_bytes: int = 0
-    dense_bytes: int = 0
-
-    def reset(self) -> None:
-        self.__init__()
-
-
-@dataclass
-class CompressionHookState:
-    """The hook's state on one rank: the compressor, this rank's compressor state, the
-    iteration count and statistics. Make it with :func:`make_comm_hook`."""
-
-    compressor: Any
-    compressor_state: CompressorState
-    process_group: Any = None
-    size_group: Any = None  # separate group for the capacity exchange (None: not needed)
-    dense_iters: int = MIN_DENSE_ITERS
-    param_names: Mapping[int, str] | None = None  # data_ptr -> name
-    #: False: warm-up iterations keep each rank's own gradient and send nothing (only for
-    #: timing runs that do not care about the model, e.g. emulation; ranks then diverge)
-    warmup_comm: bool = True
-    #: synchronize the CUDA stream around the timed parts (exact stats, slower on GPUs)
-    sync_timing: bool = False
-    iteration: int = 0
-    stats: HookStats = field(default_factory=HookStats)
-
-    @property
-    def compressing(self) -> bool:
-        return self.iteration >= self.dense_iters
-
-    def _end_bucket(self, bucket: dist.GradBucket) -> None:
-        self.stats.buckets += 1
-        if bucket.is_last():
-            self.stats.iterations += 1
-            if self.compressing:
-                self.stats.compressed_iterations += 1
-                self.compressor_state.step()
-            self.iteration += 1
-
-
-def _group_size(group: Any) -> int:
-    return dist.get_world_size(group) if group is not None else dist.get_world_size()
-
-
-def _dense_allreduce(state: CompressionHookState, bucket: dist.GradBucket) -> torch.futures.Future:
-    buf = bucket.buffer()
-    world = _group_size(state.process_group)
-    buf.div_(world)
-    state.stats.sent_bytes += buf.numel() * buf.element_size()
-    state.stats.payload_bytes += buf.numel() * buf.element_size()
-    state.stats.dense_bytes += buf.numel() * buf.element_size()
-    fut = dist.all_reduce(buf, group=state.process_group, async_op=True).get_future()
-    state._end_bucket(bucket)
-    return fut.then(lambda f: f.value()[0])
-
-
-def _names(state: CompressionHookState, bucket: dist.GradBucket) -> list[str]:
-    params = bucket.parameters()
-    if state.param_names is not None:
-        out = []
-        for j, p in enumerate(params):
-            out.append(state.param_names.get(p.data_ptr(), f"{bucket.index()}/{j}"))
-        return out
-    return [f"{bucket.index()}/{j}" for j in range(len(params))]
-
-
-def capacity_bound(compressor: Any, numels: list[int], iteration: int) -> int | None:
-    """Most elements one rank can send for sparse tensors of ``numels`` at compressor
-    ``iteration``, known to every rank without communication, or None when the compressor
-    has no such bound (``threshold``; then the ranks exchange their counts).
-
-    Exact-k sparsifiers (``topk``, ``randomk``, ``dgc``, ``nsi`` without layer-wise density)
-    send at most ``k_for(n, density)`` per tensor; layer-wise ``nsi`` shares
-    ``round(density * sum(n))`` among the tensors (one element of slack for rounding)."""
-    from ..compress.select import k_for
-
-    name = getattr(compressor, "name", "")
-    p = getattr(compressor, "p", None)
-    if name not in ("topk", "randomk", "dgc", "nsi") or p is None:
-        return None
-    density_at = getattr(compressor, "density_at", None)
-    density = float(density_at(iteration)) if density_at is not None else float(p.density)
-    if name == "nsi" and getattr(p, "dynamic", False):
-        return int(round(density * float(sum(numels)))) + 1
-    return sum(k_for(n, density) for n in numels)
-
-
-def _pack(payloads: list[Payload], capacity: int, vdtype: torch.dtype, device) -> torch.Tensor:
-    n = len(payloads)
-    es = torch.empty((), dtype=vdtype).element_size()
-    vbytes = ((capacity * es + 3) // 4) * 4
-    buf = torch.zeros(4 * n + 4 * capacity + vbytes, dtype=torch.uint8, device=device)
-    counts = buf[: 4 * n].view(torch.int32)
-    idx = buf[4 * n : 4 * n + 4 * capacity].view(torch.int32)
-    vals = buf[4 * n + 4 * capacity : 4 * n + 4 * capacity + capacity * es].view(vdtype)
-    off = 0
-    for j, p in enumerate(payloads):
-        k = p.nnz
-        counts[j] = k
-        idx[off : off + k] = p.indices
-        vals[off : off + k] = p.values.to(vdtype)
-        off += k
-    return buf
-
-
-def _unpack_sum(
-    gathered: torch.Tensor,
-    world: int,
-    n: int,
-    capacity: int,
-    vdtype: torch.dtype,
-    offsets: torch.Tensor,
-    out: torch.Tensor,
-) -> None:
-    """Add every rank's (index, value) pairs, divided by ``world``, into the flat bucket
-    tensor ``out`` (one ``index_add_``)."""
-    per = gathered.numel() // world
-    es = torch.empty((), dtype=vdtype).element_size()
-    rows = gathered.view(world, per)
-    all_idx, all_val = [], []
-    for r in range(world):
-        row = rows[r]
-        counts = row[: 4 * n].view(torch.int32).to(torch.int64)
-        total = int(counts.sum())
-        if total > capacity:
-            raise ConfigError(f"rank {r} sent {total} elements, more than the capacity {capacity}")
-        idx = row[4 * n : 4 * n + 4 * capacity].view(torch.int32)[:total].to(torch.int64)
-        vals = row[4 * n + 4 * capacity : 4 * n + 4 * capacity + es * capacity].view(vdtype)
-        all_idx.append(idx + torch.repeat_interleave(offsets, counts))
-        all_val.append(vals[:total])
-    out.index_add_(0, torch.cat(all_idx), torch.cat(all_val).to(out.dtype), alpha=1.0 / world)
+#: one tensor of a bucket: where it starts in the bucket buffer, and its payload
+Part = tuple[int, Payload]
 
 
 def compression_hook(
     state: CompressionHookState, bucket: dist.GradBucket
 ) -> torch.futures.Future[torch.Tensor]:
     """The communication hook: see the module docstring."""
-    if not state.compressing:
-        if not state.warmup_comm:
-            fut: torch.futures.Future = torch.futures.Future()
-            fut.set_result(bucket.buffer())
-            state._end_bucket(bucket)
-            return fut
-        return _dense_allreduce(state, bucket)
-    if getattr(state.compressor, "name", None) == "none":  # identity: plain DDP averaging
-        return _dense_allreduce(state, bucket)
+    if not state.compressing or getattr(state.compressor, "name", None) == "none":
+        return _average_uncompressed(state, bucket)
     t0 = time.perf_counter()
-    group = state.process_group
-    world = _group_size(group)
     buf = bucket.buffer()
-    grads = bucket.gradients()
-    names = _names(state, bucket)
-    numels = [g.numel() for g in grads]
-    starts = [0]
-    for m in numels[:-1]:
-        starts.append(starts[-1] + m)
-    if starts[-1] + numels[-1] != buf.numel():
-        raise ConfigError("bucket gradients do not tile the bucket buffer")
-
-    payloads = state.compressor.compress_many(dict(zip(names, grads, strict=True)), state.compressor_state)
-    ordered = [payloads[nm] for nm in names]
-    state.stats.payload_bytes += sum(p.wire_bytes for p in ordered)
-    state.stats.dense_bytes += buf.numel() * buf.element_size()
-
-    dense_j = [j for j, p in enumerate(ordered) if p.indices is None]
-    sparse_j = [j for j, p in enumerate(ordered) if p.indices is not None]
-    futs: list[torch.futures.Future] = []
-
-    # dense part: one allreduce (per values dtype)
-    dense_groups: dict[torch.dtype, list[int]] = {}
-    for j in dense_j:
-        dense_groups.setdefault(ordered[j].values.dtype, []).append(j)
-    dense_bufs: list[tuple[list[int], torch.Tensor]] = []
-    for js in dense_groups.values():
-        flat = torch.cat([ordered[j].values.reshape(-1) for j in js])
-        state.stats.sent_bytes += flat.numel() * flat.element_size()
-        futs.append(dist.all_reduce(flat, group=group, async_op=True).get_future())
-        dense_bufs.append((js, flat))
-
-    # sparse part: one fixed-size all-gather
-    sparse_info = None
-    if sparse_j:
-        sp = [ordered[j] for j in sparse_j]
-        vdtype = sp[0].values.dtype
-        if any(p.values.dtype != vdtype for p in sp):
-            vdtype = torch.float32
-        local = sum(p.nnz for p in sp)
-        capacity = capacity_bound(
-            state.compressor, [p.numel for p in sp], state.compressor_state.iteration
-        )
-        if capacity is None:
-            capacity = _exchange_max(local, state, buf.device)
-        elif local > capacity:
-            raise ConfigError(
-                f"compressor {getattr(state.compressor, 'name', '?')!r} sent {local} elements "
-                f"in bucket {bucket.index()}, more than its bound {capacity}"
-            )
-        packed = _pack(sp, capacity, vdtype, buf.device)
-        gathered = torch.empty(world * packed.numel(), dtype=torch.uint8, device=buf.device)
-        state.stats.sent_bytes += packed.numel()
-        futs.append(
-            _all_gather(gathered, packed, group=group, async_op=True).get_future()
-        )
-        offsets = torch.tensor([starts[j] for j in sparse_j], dtype=torch.int64, device=buf.device)
-        sparse_info = (gathered, len(sp), capacity, vdtype, offsets)
-
-    if buf.is_cuda and state.sync_timing:
-        torch.cuda.current_stream(buf.device).synchronize()
+    parts = _compress_bucket(state, bucket)
+    exchanges = _start_exchanges(state, bucket, parts)
+    _sync_timing(state, buf)
     state.stats.compress_s += time.perf_counter() - t0
-    state._end_bucket(bucket)
-    comp = state.compressor
+    state.end_bucket(bucket)
 
     def finish(_: torch.futures.Future) -> torch.Tensor:
         # the averaged gradient goes into the bucket buffer itself (the gradients in it were
-        # consumed by the compressor, which keeps its own copies): no allocation, and no
-        # pass over the whole bucket besides zeroing the sparse tensors' slices
+        # consumed by the compressor, which keeps its own copies)
         t1 = time.perf_counter()
-        out = buf
-        for js, flat in dense_bufs:
-            off = 0
-            for j in js:
-                p = ordered[j]
-                m = p.values.numel()
-                summed = Payload(flat[off : off + m], None, p.numel, p.shape, p.dtype, p.name)
-                dst = out[starts[j] : starts[j] + p.numel]
-                dst.copy_(comp.decompress(summed).reshape(-1)).div_(world)
-                off += m
-        if sparse_info is not None:
-            gathered, n, capacity, vdtype, offsets = sparse_info
-            for j in sparse_j:
-                out[starts[j] : starts[j] + numels[j]].zero_()
-            _unpack_sum(gathered, world, n, capacity, vdtype, offsets, out)
-        if out.is_cuda and state.sync_timing:
-            torch.cuda.current_stream(out.device).synchronize()
+        for exchange in exchanges:
+            exchange.write(buf)
+        _sync_timing(state, buf)
         state.stats.decompress_s += time.perf_counter() - t1
-        return out
+        return buf
 
-    if not futs:  # an empty bucket cannot happen in DDP; keep the contract anyway
-        done: torch.futures.Future = torch.futures.Future()
-        done.set_result(None)
-        futs.append(done)
-    return torch.futures.collect_all(futs).then(finish)
+    futures = [exchange.future for exchange in exchanges] or [_done(None)]
+    return torch.futures.collect_all(futures).then(finish)
 
 
 # DDP checks the hook's annotations as objects; ``from __future__ import annotations`` made
 # them strings
 compression_hook.__annotations__.update(
-    state=CompressionHookState, bucket=dist.GradBucket, **{"return": torch.futures.Future[torch.Tensor]}
+    state=CompressionHookState,
+    bucket=dist.GradBucket,
+    **{"return": torch.futures.Future[torch.Tensor]},
 )
+
+
+def _done(value: Any) -> torch.futures.Future:
+    fut: torch.futures.Future = torch.futures.Future()
+    fut.set_result(value)
+    return fut
+
+
+def _sync_timing(state: CompressionHookState, buf: torch.Tensor) -> None:
+    if buf.is_cuda and state.sync_timing:
+        torch.cuda.current_stream(buf.device).synchronize()
+
+
+def _average_uncompressed(
+    state: CompressionHookState, bucket: dist.GradBucket
+) -> torch.futures.Future[torch.Tensor]:
+    """Warm-up and ``none``: one dense allreduce of the bucket, as DDP without a hook (or,
+    in warm-up without ``warmup_comm``, the rank's own gradient)."""
+    buf = bucket.buffer()
+    if not state.compressing and not state.warmup_comm:
+        state.end_bucket(bucket)
+        return _done(buf)
+    nbytes = buf.numel() * buf.element_size()
+    state.stats.sent_bytes += nbytes
+    state.stats.payload_bytes += nbytes
+    state.stats.dense_bytes += nbytes
+    buf.div_(state.world_size)
+    fut = dist.all_reduce(buf, group=state.process_group, async_op=True).get_future()
+    state.end_bucket(bucket)
+    return fut.then(lambda f: f.value()[0])
+
+
+def _tensor_names(state: CompressionHookState, bucket: dist.GradBucket) -> list[str]:
+    """The bucket's tensors' names: parameter names when known, else ``"<bucket>/<j>"``."""
+    names = state.param_names or {}
+    return [
+        names.get(p.data_ptr(), f"{bucket.index()}/{j}") for j, p in enumerate(bucket.parameters())
+    ]
+
+
+def _compress_bucket(state: CompressionHookState, bucket: dist.GradBucket) -> list[Part]:
+    """Every gradient of the bucket through ``compress_many``, with its start in the bucket."""
+    buf = bucket.buffer()
+    grads = bucket.gradients()
+    names = _tensor_names(state, bucket)
+    starts = [0]
+    for g in grads:
+        starts.append(starts[-1] + g.numel())
+    if starts.pop() != buf.numel():
+        raise ConfigError("bucket gradients do not tile the bucket buffer")
+    payloads = state.compressor.compress_many(
+        dict(zip(names, grads, strict=True)), state.compressor_state
+    )
+    parts = [(start, payloads[n]) for start, n in zip(starts, names, strict=True)]
+    state.stats.payload_bytes += sum(p.wire_bytes for _, p in parts)
+    state.stats.dense_bytes += buf.numel() * buf.element_size()
+    return parts
+
+
+def _start_exchanges(
+    state: CompressionHookState, bucket: dist.GradBucket, parts: list[Part]
+) -> list[_Allreduce | _Allgather]:
+    """Issue the bucket's collectives: one allreduce per values dtype for what every rank
+    sends at the same positions, one all-gather for per-rank (index, value) pairs."""
+    same_positions: dict[torch.dtype, list[Part]] = {}
+    for part in parts:
+        if not part[1].needs_allgather:
+            same_positions.setdefault(part[1].values.dtype, []).append(part)
+    exchanges: list[_Allreduce | _Allgather] = [
+        _Allreduce(state, ps) for ps in same_positions.values()
+    ]
+    per_rank = [part for part in parts if part[1].needs_allgather]
+    if per_rank:
+        exchanges.append(_Allgather(state, bucket, per_rank))
+    return exchanges
+
+
+class _Allreduce:
+    """Values every rank sends at the same positions (dense payloads, shared indices), of one
+    dtype: divided by the world size, then summed by one allreduce."""
+
+    def __init__(self, state: CompressionHookState, parts: list[Part]):
+        self.parts = parts
+        self.compressor = state.compressor
+        self.flat = torch.cat([p.values.reshape(-1) for _, p in parts]).div_(state.world_size)
+        state.stats.sent_bytes += self.flat.numel() * self.flat.element_size()
+        group = state.process_group
+        self.future = dist.all_reduce(self.flat, group=group, async_op=True).get_future()
+
+    def write(self, out: torch.Tensor) -> None:
+        """The averaged tensors into the flat bucket ``out``."""
+        off = 0
+        for start, p in self.parts:
+            mean = Payload(
+                self.flat[off : off + p.nnz], p.indices, p.numel, p.shape, p.dtype, p.name,
+                p.shared_indices,
+            )  # fmt: skip
+            dst = out[start : start + p.numel]
+            if p.indices is None:
+                dst.copy_(self.compressor.decompress(mean).reshape(-1))
+            else:  # shared indices: the mean at those, zero elsewhere
+                dst.zero_()
+                self.compressor.accumulate(dst, mean)
+            off += p.nnz
+
+
+class _Allgather:
+    """Per-rank (index, value) pairs: packed into one buffer per rank, of a size every rank
+    agrees on, and gathered by one all-gather."""
+
+    def __init__(self, state: CompressionHookState, bucket: dist.GradBucket, parts: list[Part]):
+        device = bucket.buffer().device
+        payloads = [p for _, p in parts]
+        self.parts = parts
+        self.world = state.world_size
+        capacity = _capacity(state, bucket, payloads)
+        self.layout = Layout(len(payloads), capacity, value_dtype(payloads))
+        packed = pack(payloads, self.layout, device)
+        state.stats.sent_bytes += packed.numel()
+        self.gathered = torch.empty(self.world * packed.numel(), dtype=torch.uint8, device=device)
+        self.offsets = torch.tensor([s for s, _ in parts], dtype=torch.int64, device=device)
+        group = state.process_group
+        self.future = _all_gather(self.gathered, packed, group=group, async_op=True).get_future()
+
+    def write(self, out: torch.Tensor) -> None:
+        """The mean of every rank's pairs into the flat bucket ``out``."""
+        for start, p in self.parts:
+            out[start : start + p.numel].zero_()
+        unpack_sum(self.gathered, self.world, self.layout, self.offsets, out)
+
+
+def _capacity(state: CompressionHookState, bucket: dist.GradBucket, payloads: list[Payload]) -> int:
+    """Pairs per rank in the all-gather: the compressor's bound (``max_sent``), known to all
+    ranks, or else the largest count of any rank (exchanged)."""
+    local = sum(p.nnz for p in payloads)
+    max_sent = getattr(state.compressor, "max_sent", None)
+    iteration = state.compressor_state.iteration
+    bound = max_sent([p.numel for p in payloads], iteration) if max_sent is not None else None
+    if bound is None:
+        return _exchange_max(local, state, bucket.buffer().device)
+    if local > bound:
+        raise ConfigError(
+            f"compressor {getattr(state.compressor, 'name', '?')!r} sent {local} elements "
+            f"in bucket {bucket.index()}, more than its bound {bound}"
+        )
+    return bound
 
 
 def _exchange_max(local: int, state: CompressionHookState, device) -> int:
@@ -345,8 +276,12 @@ def make_comm_hook(
     :func:`rsdgc_sim.compress.create`) or a compressor object. ``dense_iters``: iterations
     averaged densely before compression starts (at least 2, for DDP's bucket rebuild).
     ``seed``: this rank's compressor state is seeded with ``seed + rank`` (random-k draws
-    differ between ranks). ``model``: when given, tensors are keyed by parameter name.
-    ``warmup_comm=False`` skips communication in the warm-up iterations (timing runs only).
+    differ between ranks, unless ``shared_indices``). ``model``: when given, tensors are
+    keyed by parameter name. ``warmup_comm=False`` skips communication in the warm-up
+    iterations (timing runs only).
+
+    A compressor that applies momentum itself (``compressor.applies_momentum``, e.g.
+    ``dgc``) needs an optimizer without momentum.
 
     Call it on every rank, after ``init_process_group`` (it may create a small extra process
     group, collectively, for compressors without a fixed bound on their payload).
@@ -369,13 +304,6 @@ def make_comm_hook(
             raise ConfigError("give compressor parameters only with a compressor name")
         comp = compressor
     rank = dist.get_rank(process_group) if process_group is not None else dist.get_rank()
-    size_group = None
-    if _may_be_sparse(comp) and capacity_bound(comp, [1], 0) is None:
-        backend = dist.get_backend(process_group)
-        size_group = dist.new_group(
-            ranks=None if process_group is None else dist.get_process_group_ranks(process_group),
-            backend=backend,
-        )
     names = None
     if model is not None:
         names = {p.data_ptr(): n for n, p in model.named_parameters() if p.requires_grad}
@@ -383,7 +311,7 @@ def make_comm_hook(
         compressor=comp,
         compressor_state=CompressorState(seed=seed + rank),
         process_group=process_group,
-        size_group=size_group,
+        size_group=_size_group(comp, process_group),
         dense_iters=dense_iters,
         param_names=names,
         warmup_comm=bool(warmup_comm),
@@ -391,5 +319,13 @@ def make_comm_hook(
     return state, compression_hook
 
 
-def _may_be_sparse(comp: Any) -> bool:
-    return bool(getattr(comp, "sparse", True))
+def _size_group(comp: Any, process_group: Any) -> Any:
+    """A separate group for the payload-size exchange, made (collectively) only for sparse
+    compressors without a bound on what they send."""
+    max_sent = getattr(comp, "max_sent", None)
+    if not getattr(comp, "sparse", True) or (max_sent is not None and max_sent([1], 0) is not None):
+        return None
+    return dist.new_group(
+        ranks=None if process_group is None else dist.get_process_group_ranks(process_group),
+        backend=dist.get_backend(process_group),
+    )

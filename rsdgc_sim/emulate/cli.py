@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ..cli_params import SafePath
 from ..units import format_bandwidth, parse_bandwidth
 
 
@@ -40,8 +41,8 @@ def emulate_table(report):
 
 
 @click.command("emulate")
-@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.argument("scenario", type=SafePath(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=SafePath(file_okay=False, path_type=Path),
               default=Path("out"), show_default=True, help="folder for emulate.json")
 @click.option("--iterations", default=3, show_default=True, type=click.IntRange(1),
               help="timed DDP iterations per case")
@@ -49,7 +50,7 @@ def emulate_table(report):
               help="compressed iterations before timing (after the dense warm-up)")
 @click.option("--timeout", "timeout_s", default=600.0, show_default=True,
               type=click.FloatRange(1), help="seconds before a launch is stopped as hung")
-@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--calibration", type=SafePath(dir_okay=False, path_type=Path), default=None,
               help="calibration file to predict with (default: the scenario's, else measure)")
 @click.option("--no-calibrate", is_flag=True, help="predict with the nominal link values")
 @click.option("--max-workers", type=click.IntRange(1), default=None,
@@ -74,7 +75,7 @@ def emulate_cmd(scenario, out_dir, iterations, warmup, timeout_s, calibration, n
 
 
 @click.command("calibrate")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", "out_file", type=SafePath(dir_okay=False, path_type=Path),
               default=Path("calibration.json"), show_default=True)
 @click.option("--bandwidth", "bandwidths", multiple=True, default=("100Mbit/s",),
               show_default=True, help="emulated link rate(s) to calibrate (repeatable)")

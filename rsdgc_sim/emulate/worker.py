@@ -104,7 +104,8 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
             warmup_comm=bool(spec.get("warmup_comm", True)), **c.get("params", {}),
         )  # fmt: skip
         ddp.register_comm_hook(state, hook)
-        opt = torch.optim.SGD(ddp.parameters(), lr=float(spec.get("lr", 0.01)), momentum=0.9)
+        opt = torch.optim.SGD(ddp.parameters(), lr=float(spec.get("lr", 0.01)),
+                              momentum=state.compressor.optimizer_momentum(0.9))
 
         fwd: list[float] = []
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .catalog import RESNET_MIN_INPUT
+
 #: Total downsampling of the trunk: inputs below 32 pixels end below one pixel per stride.
-MIN_INPUT_SIZE = 32
+MIN_INPUT_SIZE = RESNET_MIN_INPUT
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -41,9 +43,10 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
+        # after the main path, as torchvision runs it (the order gradients become ready in)
+        shortcut = x if self.downsample is None else self.downsample(x)
         return self.relu(out + shortcut)
 
 
@@ -65,10 +68,11 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
+        # after the main path, as torchvision runs it (the order gradients become ready in)
+        shortcut = x if self.downsample is None else self.downsample(x)
         return self.relu(out + shortcut)
 
 

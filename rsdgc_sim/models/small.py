@@ -10,7 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-MIN_INPUT_SIZE = 8
+from .catalog import CNN_SMALL_MIN_INPUT
+
+MIN_INPUT_SIZE = CNN_SMALL_MIN_INPUT
 
 
 class SmallCNN(nn.Module):

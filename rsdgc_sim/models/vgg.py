@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .catalog import VGG_MIN_INPUT
+
 #: Output channels of each 3x3 conv; ``"M"`` is a 2x2 max-pool (the paper's configs A, B, D, E).
 CONFIGS: dict[int, list[int | str]] = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -24,7 +26,7 @@ CONFIGS: dict[int, list[int | str]] = {
 }  # fmt: skip
 
 #: Five 2x2 max-pools: inputs below 32 pixels would pool to nothing.
-MIN_INPUT_SIZE = 32
+MIN_INPUT_SIZE = VGG_MIN_INPUT
 
 
 def make_features(config: list[int | str], batch_norm: bool, in_channels: int = 3) -> nn.Sequential:

@@ -20,6 +20,7 @@ from ..registry import Registry
 from . import resnet as _resnet
 from . import small as _small
 from . import vgg as _vgg
+from .catalog import CATALOG
 from .init import LinearInit, init_weights
 
 DeviceLike = str | torch.device
@@ -95,30 +96,18 @@ def _register(factory: ModelFactory) -> None:
     MODELS.add(factory.name, factory, help=factory.help)
 
 
-_register(ModelFactory(
-    "cnn_small", _small.cnn_small, _small.MIN_INPUT_SIZE, "default",
-    "tiny 3-conv CNN (~27k params) for tests and quick runs; input >= 8 px",
-))  # fmt: skip
-for _depth in (11, 13, 16, 19):
-    for _bn in (False, True):
-        _name = f"vgg{_depth}" + ("_bn" if _bn else "")
-        _register(ModelFactory(
-            _name,
-            lambda n, c, d=_depth, b=_bn: _vgg.vgg(d, b, n, c),
-            _vgg.MIN_INPUT_SIZE,
-            "normal",
-            f"VGG-{_depth}{' with batch norm' if _bn else ''} (torchvision layout); "
-            f"input >= {_vgg.MIN_INPUT_SIZE} px",
-        ))  # fmt: skip
-for _depth in (18, 34, 50):
-    _register(ModelFactory(
-        f"resnet{_depth}",
-        lambda n, c, d=_depth: _resnet.resnet(d, n, c),
-        _resnet.MIN_INPUT_SIZE,
-        "default",
-        f"ResNet-{_depth} (torchvision layout, "
-        f"{'Bottleneck' if _depth >= 50 else 'BasicBlock'}); input >= {_resnet.MIN_INPUT_SIZE} px",
-    ))  # fmt: skip
+_BUILDERS: dict[str, Callable[[str], Callable[[int, int], nn.Module]]] = {
+    "small": lambda name: _small.cnn_small,
+    "vgg": lambda name: (lambda n, c, d=int(name[3:5]), b=name.endswith("_bn"):
+                         _vgg.vgg(d, b, n, c)),
+    "resnet": lambda name: (lambda n, c, d=int(name[6:]): _resnet.resnet(d, n, c)),
+}
+_LINEAR_INIT: dict[str, LinearInit] = {"small": "default", "vgg": "normal", "resnet": "default"}
+
+for _name in CATALOG.names():
+    _info = CATALOG.get(_name)
+    _register(ModelFactory(_name, _BUILDERS[_info.family](_name), _info.min_input_size,
+                           _LINEAR_INIT[_info.family], _info.help))
 
 
 def create(

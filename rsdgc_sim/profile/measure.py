@@ -7,12 +7,15 @@ devices that share hardware contend as real workers would):
   with CUDA events (and synchronization) on GPUs, ``perf_counter`` on the CPU;
 * each parameter's gradient-ready time, from the start of backward, through
   ``register_post_accumulate_grad_hook`` (the moment DDP would mark it ready);
-* for each compressor: one iteration's ``compress_many`` over the real gradients (median
-  after warm-up, error-feedback state carried along as in training), the per-tensor split of
+* for each compressor, in its steady state (the compressor state's iteration starts where
+  the compressor's density warm-up ends, see :func:`steady_state_iteration`): one
+  iteration's ``compress_many`` over the real gradients (median after ``warmup`` timed
+  iterations, error-feedback state carried along as in training), the per-tensor split of
   that time (each tensor's own ``compress`` time, scaled so the split sums to the measured
   ``compress_many`` total), each tensor's ``decompress`` time (payload -> new dense tensor),
   its ``accumulate`` time (payload added into an existing buffer, the per-rank cost of
-  aggregating an all-gather) and its payload's wire bytes.
+  aggregating an all-gather), its payload's wire bytes and whether it is all-gathered;
+* the NSI score's effective torch.compile mode (``DeviceProfile.nsi_compile``).
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ def _measure_device(
 ) -> tuple[list[TensorInfo], DeviceProfile]:
     from ..compress import CompressorState
     from ..compress import create as create_compressor
+    from ..compress.neighborhood import compile_mode
     from ..models import create as create_model
 
     name = f"worker {worker} ({device})"
@@ -132,16 +136,19 @@ def _measure_device(
         progress(f"{name}: forward {_median(fwd) * 1e3:.1f} ms, backward {_median(bwd) * 1e3:.1f} ms")
 
         grads = {n: p.grad.detach().clone() for n, p in params}
-        compression = {
-            label: _measure_compressor(
-                create_compressor(spec["name"], **{k: v for k, v in spec.items() if k != "name"}),
-                grads, device, warmup, iterations, seed, CompressorState,
-            )
+        comps = {
+            label: create_compressor(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
             for label, spec in compressors.items()
+        }
+        compression = {
+            label: _measure_compressor(comp, grads, device, warmup, iterations, seed, CompressorState)
+            for label, comp in comps.items()
         }
         for label, costs in compression.items():
             total = sum(c.compress_s for c in costs.values())
-            progress(f"{name}: {label}: compress {total * 1e3:.1f} ms per iteration")
+            start = steady_state_iteration(comps[label])
+            after = f" (after its {start}-iteration warm-up)" if start else ""
+            progress(f"{name}: {label}: compress {total * 1e3:.1f} ms per iteration{after}")
 
     tensors = [TensorInfo(name=n, shape=list(p.shape), numel=p.numel(), dtype_bytes=p.element_size()) for n, p in params]
     dev = DeviceProfile(
@@ -152,13 +159,28 @@ def _measure_device(
         optimizer_s=_median(step),
         grad_ready_s={n: _median(v) for n, v in ready.items()},
         compression=compression,
+        nsi_compile=compile_mode(),
     )
     return tensors, dev
 
 
+def steady_state_iteration(comp: Any) -> int:
+    """The first iteration at which ``comp`` compresses at its target density: the end of its
+    density warm-up (``warmup_iters`` of ``dgc`` and ``nsi``, the iteration count
+    :func:`rsdgc_sim.compress.schedule.density_at` is driven by), 0 without one."""
+    return max(0, int(getattr(comp.p, "warmup_iters", 0) or 0))
+
+
+def _needs_allgather(payload: Any) -> bool:
+    """Whether a payload is all-gathered (its own indices) rather than allreduced."""
+    return bool(getattr(payload, "needs_allgather", payload.indices is not None))
+
+
 def _measure_compressor(comp, grads, device, warmup, iterations, seed, state_cls) -> dict[str, TensorCost]:
     """One compressor on one device's real gradients (see the module docstring)."""
+    start = steady_state_iteration(comp)
     state = state_cls(seed=seed)
+    state.iteration = start
     totals = []
     payloads = {}
     for it in range(warmup + iterations):
@@ -169,6 +191,7 @@ def _measure_compressor(comp, grads, device, warmup, iterations, seed, state_cls
     total = _median(totals)
 
     single_state = state_cls(seed=seed)
+    single_state.iteration = start
     per: dict[str, list[float]] = {n: [] for n in grads}
     dec: dict[str, list[float]] = {n: [] for n in grads}
     acc: dict[str, list[float]] = {n: [] for n in grads}
@@ -190,7 +213,7 @@ def _measure_compressor(comp, grads, device, warmup, iterations, seed, state_cls
             decompress_s=_median(dec[n]),
             accumulate_s=_median(acc[n]),
             wire_bytes=int(payloads[n].wire_bytes),
-            sparse=payloads[n].indices is not None,
+            sparse=_needs_allgather(payloads[n]),
         )
         for n in grads
     }

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-PROFILE_VERSION = 1
+#: 2: payloads measured after the compressors' density warm-up (``wire_bytes`` is the steady
+#: state's, 1 kept the warm-up's), ``DeviceProfile.nsi_compile`` added
+PROFILE_VERSION = 2
 
 
 class _Strict(BaseModel):
@@ -38,10 +40,12 @@ class TensorCost(_Strict):
     #: adding one more payload into an existing dense buffer (scatter-add): aggregating the
     #: p payloads of a sparse all-gather costs decompress_s + (p - 1) * accumulate_s
     accumulate_s: float = Field(default=0.0, ge=0)
-    #: bytes a collective moves for this tensor's payload (values + int32 indices, or dense)
+    #: bytes a collective moves for this tensor's payload (the values, plus int32 indices when
+    #: all-gathered), at the compressor's steady-state density (after any warm-up)
     wire_bytes: int = Field(ge=0)
-    #: True when the payload is (index, value) pairs, sent by all-gather;
-    #: False when it is a dense tensor (possibly of another dtype), sent by allreduce.
+    #: True when the payload is sent by all-gather ((index, value) pairs of its own);
+    #: False when it is allreduced: a dense tensor (possibly of another dtype), or values at
+    #: indices every rank shares (the payload's ``needs_allgather``).
     sparse: bool
 
 
@@ -57,6 +61,10 @@ class DeviceProfile(_Strict):
     grad_ready_s: dict[str, float]
     #: per compressor label, per parameter name: the compression cost
     compression: dict[str, dict[str, TensorCost]]
+    #: the NSI score's torch.compile mode while compression was measured, as
+    #: ``rsdgc_sim.compress.neighborhood.compile_mode()`` reports it (``on``, ``off``,
+    #: ``auto``, or ``eager (compile failed: ...)``); empty when not measured
+    nsi_compile: str = ""
 
 
 class Profile(_Strict):

@@ -1,4 +1,5 @@
-"""Writing result files atomically: a crash never leaves a half-written file behind."""
+"""Writing result files atomically: a crash never leaves a half-written file behind; and
+checking, before any work, that the outputs can be written at all."""
 
 from __future__ import annotations
 
@@ -11,12 +12,58 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..errors import OutputError
+
+
+def _try_write_in(folder: Path, what: str) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".rsdgc-check.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise OutputError(f"{what} {folder}: cannot write there: {e.strerror or e}") from None
+
+
+def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Make sure ``path`` is (or can be made) a folder we can write files in; creates it.
+    Raises OutputError naming it otherwise. Call before the work whose results go there."""
+    p = Path(path)
+    try:
+        if p.exists() and not p.is_dir():
+            raise OutputError(f"{what} {p}: exists and is not a folder")
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{what} {p}: cannot create it: {e.strerror or e}") from None
+    except ValueError as e:  # a NUL byte
+        raise OutputError(f"{what} {p!r}: {e}") from None
+    _try_write_in(p, what)
+    return p
+
+
+def check_writable_file(path: str | Path, what: str = "output file",
+                        suffixes: tuple[str, ...] = ()) -> Path:
+    """Make sure file ``path`` can be written (its folder exists or can be made, it is not a
+    folder, its suffix is one of ``suffixes`` when given). Raises OutputError otherwise."""
+    p = Path(path)
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise OutputError(f"{what} {p}: use one of the suffixes {', '.join(suffixes)}")
+    try:
+        if p.is_dir():
+            raise OutputError(f"{what} {p}: is a folder")
+    except (OSError, ValueError) as e:
+        raise OutputError(f"{what} {p!r}: {e}") from None
+    check_writable_dir(p.parent if str(p.parent) else ".", f"folder of the {what}")
+    return p
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, then rename it over ``path``."""
+    """Write to a temporary file in the same folder, then rename it over ``path``; a failure
+    is one OutputError naming the file (nothing half-written is left)."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {p}: {e.strerror or e}") from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         with os.fdopen(fd, "wb") as f:
@@ -24,6 +71,9 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {p}: {e.strerror or e}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -15,16 +15,33 @@ from ..errors import ConfigError
 from ..units import format_bandwidth, format_duration
 from .files import write_bytes_atomic
 
+#: what the plot reads from each run, and the formats it writes
+PLOT_FIELDS = ("compressor", "workers", "bandwidth_bytes_per_s", "latency_s", "iteration_s",
+               "speedup_vs_dense")
+FORMATS = (".png", ".svg")
 
-def plot_runs(runs: Sequence[Mapping[str, Any]], title: str = "") -> bytes:
-    """PNG bytes of the study's runs (as in results.json)."""
+
+def check_runs(runs: Any, source: str = "runs") -> None:
+    """Raise ConfigError unless ``runs`` is a non-empty list of rows with every field the
+    plot needs (as ``results.json`` of `rsdgc-sim run` has)."""
+    if not isinstance(runs, list) or not runs:
+        raise ConfigError(f"{source}: no runs to plot")
+    for i, r in enumerate(runs):
+        missing = [f for f in PLOT_FIELDS if not isinstance(r, Mapping) or f not in r]
+        if missing:
+            raise ConfigError(
+                f"{source}: run {i} has no {', '.join(missing)}; `plot` reads the results.json "
+                f"of `rsdgc-sim run`")
+
+
+def plot_runs(runs: Sequence[Mapping[str, Any]], title: str = "", fmt: str = "png") -> bytes:
+    """The study's runs (as in results.json) drawn as ``fmt`` (png or svg) bytes."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    if not runs:
-        raise ConfigError("no runs to plot")
+    check_runs(runs)
     links = sorted({(r["bandwidth_bytes_per_s"], r["latency_s"]) for r in runs})
     labels = list(dict.fromkeys(r["compressor"] for r in runs))
     fig, axes = plt.subplots(2, len(links), figsize=(4.2 * len(links), 6.4), squeeze=False,
@@ -54,10 +71,14 @@ def plot_runs(runs: Sequence[Mapping[str, Any]], title: str = "") -> bytes:
         fig.suptitle(title)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format=fmt, dpi=110)
     plt.close(fig)
     return buf.getvalue()
 
 
 def write_plot(runs: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
-    return write_bytes_atomic(path, plot_runs(runs, title))
+    """Draw the runs into ``path``, PNG or SVG by its suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ConfigError(f"{path}: a plot is written as {' or '.join(FORMATS)}")
+    return write_bytes_atomic(path, plot_runs(runs, title, fmt=suffix[1:]))

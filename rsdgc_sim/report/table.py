@@ -19,11 +19,15 @@ def _num(x: float | None, fmt: str) -> str:
 
 
 def results_table(runs: Iterable[Mapping[str, Any]], title: str = "") -> Table:
+    """One row per run. ``sent/worker`` is the payload a worker contributes per iteration
+    (what compression ratios are about); ``tx/worker`` what leaves its NIC (a ring
+    all-gather forwards the other p - 1 payloads too, a ring allreduce sends 2(p-1)/p of
+    the gradient)."""
     t = Table(title=title or None, header_style="bold")
     for name, justify in [
         ("compressor", "left"), ("workers", "right"), ("bandwidth", "right"),
         ("iter ms", "right"), ("compute ms", "right"), ("compress ms", "right"),
-        ("comm ms", "right"), ("exposed ms", "right"), ("sent/worker", "right"),
+        ("comm ms", "right"), ("exposed ms", "right"), ("sent/worker", "right"), ("tx/worker", "right"),
         ("ratio", "right"), ("vs dense", "right"), ("scaling", "right"), ("samples/s", "right"),
     ]:
         t.add_column(name, justify=justify)
@@ -38,6 +42,7 @@ def results_table(runs: Iterable[Mapping[str, Any]], title: str = "") -> Table:
             _ms(r["communication_s"]),
             _ms(r["exposed_communication_s"]),
             format_size(r["bytes_sent_per_worker"]),
+            format_size(r["bytes_transmitted_per_worker"]),
             _num(r["compression_ratio"], ".1f") + ("x" if r["compression_ratio"] else ""),
             _num(r["speedup_vs_dense"], ".2f") + "x",
             _num(r["scaling_efficiency"] * 100 if r["scaling_efficiency"] is not None else None, ".0f") + "%",

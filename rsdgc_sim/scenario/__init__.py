@@ -6,7 +6,6 @@ from .load import (
     load_scenario,
     read_yaml,
     scenario_from_dict,
-    validation_message,
 )
 from .model import SCHEMA_VERSION, CompressorSpec, GridPoint, Scenario
 
@@ -20,5 +19,4 @@ __all__ = [
     "load_scenario",
     "read_yaml",
     "scenario_from_dict",
-    "validation_message",
 ]

@@ -10,10 +10,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from ..errors import ConfigError, RsdgcError, ScenarioFileError
+from ..errors import ConfigError, RsdgcError
+from ..strict import validation_message
+from ..yaml_file import read_yaml_file
 from .model import Scenario
 
 
@@ -22,87 +23,19 @@ def bundled_path(name: str = "quickstart") -> Path:
     return Path(str(resources.files("rsdgc_sim") / "data" / f"{name}.yaml"))
 
 
-def _loc_text(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model class that owns the field at ``loc`` (for 'allowed keys')."""
-    cls: Any = Scenario
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = getattr(cls, "model_fields", {}).get(part)
-        if field is None:
-            return None
-        cls = _unwrap_model(field.annotation)
-        if cls is None:
-            return None
-    return cls
-
-
-def _unwrap_model(ann: Any) -> type[BaseModel] | None:
-    """The model class in an annotation (``Model``, ``list[Model]``, ``Model | None``...)."""
-    if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
-    for arg in getattr(ann, "__args__", ()) or ():
-        if (found := _unwrap_model(arg)) is not None:
-            return found
-    return None
-
-
-def _describe(err: dict[str, Any]) -> str:
-    loc = tuple(err["loc"])
-    typ = err["type"]
-    if typ == "extra_forbidden":
-        owner = _model_at(loc[:-1])
-        allowed = f"; allowed: {', '.join(owner.model_fields)}" if owner else ""
-        return f"{_loc_text(loc)}: unknown key{allowed}"
-    msg = err["msg"]
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix):]
-    if not loc:  # a check across fields: the message says where
-        return msg
-    if typ == "missing":
-        return f"{_loc_text(loc)}: required field is missing"
-    given = err.get("input")
-    shown = "" if typ in ("value_error",) or isinstance(given, (dict, list)) else f" (got {given!r})"
-    return f"{_loc_text(loc)}: {msg}{shown}"
-
-
-def validation_message(e: ValidationError) -> str:
-    """A pydantic error as one line: ``path: reason; path: reason``."""
-    seen: list[str] = []
-    for err in e.errors():
-        # unions report once per branch; keep the first reason for each path
-        text = _describe(err)
-        if not any(text.split(":")[0] == s.split(":")[0] for s in seen):
-            seen.append(text)
-    return "; ".join(seen)
-
-
 def scenario_from_dict(data: Any, source: str = "scenario", base_dir: str | Path | None = None) -> Scenario:
     """Validate plain data (as from YAML) into a Scenario, then check every name in it.
 
-    Relative file paths in it (``cluster.calibration``) are taken from ``base_dir`` (the
-    scenario file's folder; default: the working directory) and stored absolute."""
+    Relative file paths in it (``cluster.calibration`` and a topology given as a file,
+    ``cluster.topology.name: my_lab.yaml``) are taken from ``base_dir`` (the scenario file's
+    folder; default: the working directory) and stored absolute."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(f"{source}: {validation_message(e)}") from None
-    if scenario.cluster.calibration:
-        path = Path(base_dir or ".") / Path(scenario.cluster.calibration).expanduser()
-        cluster = scenario.cluster.model_copy(update={"calibration": str(path.resolve())})
-        scenario = scenario.model_copy(update={"cluster": cluster})
+        raise ConfigError(f"{source}: {validation_message(e, Scenario)}") from None
+    scenario = _resolve_paths(scenario, Path(base_dir or "."))
     try:
         check_names(scenario)
     except RsdgcError as e:
@@ -110,22 +43,40 @@ def scenario_from_dict(data: Any, source: str = "scenario", base_dir: str | Path
     return scenario
 
 
+def _resolve_paths(scenario: Scenario, base: Path) -> Scenario:
+    """Relative file paths made absolute against ``base`` (the scenario's folder)."""
+    cl = scenario.cluster
+    update: dict[str, Any] = {}
+    if cl.calibration:
+        update["calibration"] = str((base / Path(cl.calibration).expanduser()).resolve())
+    if Path(cl.topology.name).suffix in (".yaml", ".yml"):  # a file, not a generator
+        path = (base / Path(cl.topology.name).expanduser()).resolve()
+        update["topology"] = cl.topology.model_copy(update={"name": str(path)})
+    if not update:
+        return scenario
+    return scenario.model_copy(update={"cluster": cl.model_copy(update=update)})
+
+
 def check_names(scenario: Scenario) -> None:
     """Names and parameters that only their registries know: model, compressors (with their
     parameters), topology, collectives, fidelity."""
-    from ..compress import create as create_compressor
-    from ..models import MODELS
+    from ..compress.params import check_compressor
+    from ..models.catalog import CATALOG, check_model
     from ..sim import COLLECTIVES, FIDELITIES, TOPOLOGIES
     from ..sim.collectives import make_collective
     from ..sim.topology import build_topology, resolve_topology_path
 
     try:
-        MODELS.get(scenario.model.name)
+        CATALOG.get(scenario.model.name)
     except ConfigError as e:
         raise e.with_context("model.name") from None
+    try:
+        check_model(scenario.model.name, scenario.model.input_size)
+    except ConfigError as e:
+        raise e.with_context("model.input_size") from None
     for i, c in enumerate(scenario.compressors):
         try:
-            create_compressor(c.name, **c.params)
+            check_compressor(c.name, c.params)
         except ConfigError as e:
             raise e.with_context(f"compressors[{i}]") from None
     cl = scenario.cluster
@@ -162,23 +113,9 @@ def check_names(scenario: Scenario) -> None:
 
 
 def read_yaml(path: str | Path) -> Any:
-    """``yaml.safe_load`` of a file, with file errors as ScenarioFileError."""
-    p = Path(path)
-    if not p.exists():
-        raise ScenarioFileError(f"{p}: no such file")
-    if p.is_dir():
-        raise ScenarioFileError(f"{p}: is a directory, expected a YAML file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioFileError(f"{p}: cannot read: {e}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ScenarioFileError(f"{p}: invalid YAML{where}: {problem}") from None
+    """A YAML file's data (:func:`rsdgc_sim.yaml_file.read_yaml_file`: regular files only,
+    duplicate keys and alias bombs refused), errors as ScenarioFileError."""
+    return read_yaml_file(path)
 
 
 def load_scenario(path: str | Path | None = None) -> Scenario:

@@ -14,34 +14,45 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveInt,
     field_validator,
     model_validator,
 )
 
 from ..sim.config import DDPConfig, SimPoint, StragglerConfig, TopologySpec
+from ..strict import Strict
 from ..units import Bandwidth, Duration, Size
 
 SCHEMA_VERSION = 1
 
+#: sane bounds of a link, so that no result overflows: 1 byte/s to 1 PB/s, at most an hour
+MIN_BANDWIDTH = 1.0
+MAX_BANDWIDTH = 1e15
+MAX_LATENCY = 3600.0
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+#: sane bounds of a model and a cluster (the memory a profile needs is estimated apart)
+MAX_CLASSES = 100_000
+MAX_INPUT_SIZE = 4096
+MAX_BATCH = 65_536
+MAX_WORKERS = 65_536  # the scale the simulator is built and tested for
+
+#: the label of the dense reference (speedup_vs_dense) when the scenario lists no `none`
+DENSE = "none"
 
 
 def _as_list(v: Any) -> Any:
     return v if isinstance(v, list) else [v]
 
 
-class ModelSpec(_Strict):
+class ModelSpec(Strict):
     name: str = Field(description="model from the zoo (`rsdgc-sim list`)")
-    num_classes: PositiveInt = 45
-    input_size: PositiveInt = Field(default=64, description="square input side, pixels")
+    num_classes: int = Field(default=45, ge=1, le=MAX_CLASSES)
+    input_size: int = Field(default=64, ge=1, le=MAX_INPUT_SIZE,
+                            description="square input side, pixels")
 
 
-class ProfileSpec(_Strict):
-    warmup: Annotated[int, Field(ge=0)] = 2
-    iterations: PositiveInt = 5
+class ProfileSpec(Strict):
+    warmup: int = Field(default=2, ge=0, le=10_000)
+    iterations: int = Field(default=5, ge=1, le=10_000)
 
 
 class CompressorSpec(BaseModel):
@@ -78,11 +89,13 @@ class TopologyEntry(BaseModel):
         return TopologySpec(name=self.name, params=dict(self.model_extra or {}))
 
 
-class ClusterSpec(_Strict):
-    workers: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+class ClusterSpec(Strict):
+    workers: Annotated[list[Annotated[int, Field(ge=1, le=MAX_WORKERS)]], Field(min_length=1)]
     topology: TopologyEntry = Field(default_factory=TopologyEntry)
-    bandwidth: Annotated[list[Annotated[Bandwidth, Field(gt=0)]], Field(min_length=1)]
-    latency: Annotated[list[Annotated[Duration, Field(ge=0)]], Field(min_length=1)] = [5e-6]
+    bandwidth: Annotated[list[Annotated[Bandwidth, Field(ge=MIN_BANDWIDTH, le=MAX_BANDWIDTH)]],
+                         Field(min_length=1)]
+    latency: Annotated[list[Annotated[Duration, Field(ge=0, le=MAX_LATENCY)]],
+                       Field(min_length=1)] = [5e-6]
     collective: str = Field(default="ring", description="allreduce algorithm for dense payloads, or auto")
     collective_params: dict[str, Any] = Field(
         default_factory=dict, description="parameters of the collective, e.g. {chunks: 4}")
@@ -99,7 +112,7 @@ class ClusterSpec(_Strict):
         return _as_list(v)
 
 
-class DDPSpec(_Strict):
+class DDPSpec(Strict):
     bucket_cap: Annotated[Size, Field(gt=0)] = 25 * 2**20
     first_bucket: Annotated[Size, Field(gt=0)] = 2**20
     overlap: bool = True
@@ -113,13 +126,14 @@ class DDPSpec(_Strict):
         )
 
 
-class TrainSpec(_Strict):
+class TrainSpec(Strict):
     """Virtual-worker training (`rsdgc-sim train`): the accuracy cost of compression."""
 
     dataset: str = Field(default="synthetic", description="synthetic, or a folder with one sub-folder of images per class")
-    samples: PositiveInt = Field(default=4096, description="size of the synthetic data set")
-    workers: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [4]
-    steps: PositiveInt = 200
+    samples: int = Field(default=4096, ge=1, le=10_000_000,
+                         description="size of the synthetic data set")
+    workers: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], Field(min_length=1)] = [4]
+    steps: int = Field(default=200, ge=1, le=10_000_000)
     lr: float = Field(default=0.05, gt=0)
     momentum: float = Field(default=0.9, ge=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
@@ -131,7 +145,7 @@ class TrainSpec(_Strict):
         return _as_list(v)
 
 
-class GridPoint(_Strict):
+class GridPoint(Strict):
     """One point of the cluster grid (workers x bandwidth x latency)."""
 
     workers: int
@@ -139,13 +153,13 @@ class GridPoint(_Strict):
     latency_s: float
 
 
-class Scenario(_Strict):
+class Scenario(Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str = "scenario"
     model: ModelSpec
-    batch_size: PositiveInt = Field(description="per worker")
+    batch_size: int = Field(ge=1, le=MAX_BATCH, description="per worker")
     device: str | Annotated[list[str], Field(min_length=1)] = "auto"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**63, description="seeds models, data and compressors")
     profile: ProfileSpec = Field(default_factory=ProfileSpec)
     compressors: Annotated[list[CompressorSpec], Field(min_length=1)]
     cluster: ClusterSpec
@@ -158,8 +172,18 @@ class Scenario(_Strict):
         for i, c in enumerate(self.compressors):
             if c.key in seen:
                 raise ValueError(f"compressors[{i}]: label {c.key!r} used twice; give one a `label`")
+            if c.key == DENSE and (c.name != "none" or c.params):
+                raise ValueError(
+                    f"compressors[{i}]: label {DENSE!r} is kept for the dense baseline "
+                    f"(compressor none); give {c.name!r} another label")
             seen.add(c.key)
         return self
+
+    def dense_label(self) -> str:
+        """The label of the dense reference: the first ``none`` compressor of the scenario,
+        else ``"none"`` (profiled and simulated besides the scenario's compressors)."""
+        return next((c.key for c in self.compressors if c.name == "none" and not c.params),
+                    DENSE)
 
     def devices(self) -> list[str]:
         """The device list as written (``auto`` resolved later, by the profiler)."""

@@ -7,10 +7,12 @@ Never imports torch: a saved :class:`~rsdgc_sim.profile.schema.Profile` is enoug
 0.00123
 """
 
+from .collective_time import CollectiveResult, collective_time
 from .collectives import COLLECTIVES
 from .config import DDPConfig, SimPoint, StragglerConfig, TopologySpec
-from .engine import FIDELITIES, CollectiveResult, collective_time
-from .simulate import BucketResult, SimResult, Span, simulate
+from .fidelity import FIDELITIES
+from .result import BucketResult, SimResult, Span
+from .simulate import simulate
 from .topology import TOPOLOGIES, Topology, build_topology
 from .trace import chrome_trace
 

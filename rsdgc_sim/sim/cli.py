@@ -21,7 +21,7 @@ from ..units import (
     parse_size,
 )
 from .config import TopologySpec
-from .engine import collective_time
+from .collective_time import collective_time
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, Any]:

@@ -5,23 +5,21 @@ expands a grid into points) and ``rsdgc_sim.sim`` (which runs one point)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from ..strict import Strict
 
 
-class TopologySpec(_Strict):
+class TopologySpec(Strict):
     """A topology by name plus its generator's parameters (checked by the generator)."""
 
     name: str = "switch"
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class DDPConfig(_Strict):
+class DDPConfig(Strict):
     bucket_cap_bytes: float = Field(default=25 * 2**20, gt=0)
     first_bucket_bytes: float = Field(default=2**20, gt=0)
     overlap: bool = True
@@ -31,17 +29,17 @@ class DDPConfig(_Strict):
     compression_blocks_backward: bool = True
 
 
-class StragglerConfig(_Strict):
+class StragglerConfig(Strict):
     """Heterogeneity: per-worker compute speed factors (1 = as profiled, 2 = twice as slow;
     cycled over workers) and lognormal jitter of compute time with the given sigma, drawn
     from ``numpy.random.default_rng(seed)``."""
 
-    speed_factors: list[float] = Field(default_factory=list)
-    jitter_sigma: float = Field(default=0.0, ge=0)
-    seed: int = 0
+    speed_factors: list[Annotated[float, Field(gt=0, le=1e6)]] = Field(default_factory=list)
+    jitter_sigma: float = Field(default=0.0, ge=0, le=10)
+    seed: int = Field(default=0, ge=0, lt=2**63)
 
 
-class SimPoint(_Strict):
+class SimPoint(Strict):
     """One grid point of one scenario, for one compressor."""
 
     compressor: str  # label of the compressor in the Profile

@@ -9,12 +9,16 @@ transitively, with the flow that started or ended, so uncontended flows cost O(1
 
 Two runners drive flows from a collective's schedule (``link`` fidelity):
 
-* :func:`run_rounds`: rounds of transfers. A transfer of round ``r`` from ``src`` to
-  ``dst`` starts as soon as both ``src`` and ``dst`` have finished all their transfers of
-  earlier rounds (a transfer is finished when it has arrived). Ranks are not
-  globally synchronised: a slow link delays only the ranks that depend on it, and the
-  delay spreads along the dependencies, as in a real ring.
-* :func:`run_dag`: explicit dependencies (used by the pipelined, chunked ring).
+* :func:`run_phases` (and :func:`run_rounds`, its form for explicit rounds): rounds of
+  transfers. A transfer of round ``r`` from ``src`` to ``dst`` starts as soon as both
+  ``src`` and ``dst`` have finished all their transfers of earlier rounds (a transfer is
+  finished when it has arrived). Ranks are not globally synchronised: a slow link delays
+  only the ranks that depend on it, and the delay spreads along the dependencies, as in a
+  real ring. Rounds come as phases (a pattern repeated ``repeat`` times) and are never
+  written out: the runner keeps, per rank, where it is (phase, repetition, transfers still
+  in flight), so memory is O(ranks + pattern sizes + flows in flight), not O(transfers).
+* :func:`run_dag`: explicit dependencies (used by the pipelined, chunked ring); the
+  operations are held in memory, O(transfers).
 """
 
 from __future__ import annotations
@@ -149,70 +153,110 @@ class FlowNetwork:
             ev.callbacks.append(lambda _e: cb())
 
 
-def run_rounds(env: simpy.Environment, net: FlowNetwork,
-               rounds: Sequence[Sequence[tuple[int, int, float]]]) -> simpy.Event:
-    """Run rounds of ``(src, dst, nbytes)`` transfers with rank-local dependencies (see the
-    module docstring); returns an event that fires when every transfer has arrived."""
+#: a phase for :func:`run_phases`: (pairs, bytes per transfer or one for all, repeat)
+PhaseRounds = tuple[Sequence[tuple[int, int]], "float | Sequence[float]", int]
+
+
+def run_phases(env: simpy.Environment, net: FlowNetwork,
+               phases: Sequence[PhaseRounds]) -> simpy.Event:
+    """Run phases of rounds: phase ``k`` is the pattern ``pairs`` of concurrent
+    ``(src, dst)`` transfers carrying ``nbytes`` (one size, or one per pair), repeated
+    ``repeat`` times, with rank-local dependencies (module docstring). Returns an event that
+    fires when every transfer has arrived. Rounds are generated as ranks reach them."""
     done = env.event()
-    total = sum(len(r) for r in rounds)
+    sizes: list = []
+    repeats: list[int] = []
+    ops_by_rank: list[dict[int, list[int]]] = []
+    pairs_of: list[Sequence[tuple[int, int]]] = []
+    shared: dict[int, dict[int, list[int]]] = {}  # id(pairs) -> rank -> op indices
+    rank_phases: dict[int, list[int]] = {}
+    total = 0
+    for k, (pairs, nbytes, repeat) in enumerate(phases):
+        if repeat <= 0 or not len(pairs):
+            continue
+        by_rank = shared.get(id(pairs))
+        if by_rank is None:
+            by_rank = {}
+            for o, (src, dst) in enumerate(pairs):
+                by_rank.setdefault(src, []).append(o)
+                if dst != src:
+                    by_rank.setdefault(dst, []).append(o)
+            shared[id(pairs)] = by_rank
+        idx = len(pairs_of)
+        pairs_of.append(pairs)
+        sizes.append(nbytes)
+        repeats.append(repeat)
+        ops_by_rank.append(by_rank)
+        for q in by_rank:
+            rank_phases.setdefault(q, []).append(idx)
+        total += repeat * len(pairs)
     if total == 0:
         done.succeed()
         return done
-    part: dict[int, list[int]] = {}  # rank -> rounds it takes part in, in order
-    pending: dict[tuple[int, int], int] = {}  # (rank, round) -> unfinished transfers
-    ops_of: dict[tuple[int, int], list[int]] = {}  # (rank, round) -> op ids
-    ops: list[tuple[int, int, float, int]] = []
-    for r, rnd in enumerate(rounds):
-        for src, dst, nb in rnd:
-            oid = len(ops)
-            ops.append((src, dst, nb, r))
-            for q in (src, dst) if src != dst else (src,):
-                key = (q, r)
-                if key not in pending:
-                    pending[key] = 0
-                    ops_of[key] = []
-                    part.setdefault(q, []).append(r)
-                pending[key] += 1
-                ops_of[key].append(oid)
-    cur = {q: 0 for q in part}
-    started = bytearray(len(ops))
+    # per rank: index into its phases, repetition, transfers of the round still in flight
+    pos = dict.fromkeys(rank_phases, 0)
+    rep = dict.fromkeys(rank_phases, 0)
+    pending = {q: len(ops_by_rank[ph[0]][q]) for q, ph in rank_phases.items()}
+    started: set[tuple[int, int, int]] = set()
     left = [total]
 
-    def ready(q: int, r: int) -> bool:
-        return part[q][cur[q]] == r if cur[q] < len(part[q]) else False
+    def at(q: int, k: int, r: int) -> bool:
+        ph = rank_phases[q]
+        return pos[q] < len(ph) and ph[pos[q]] == k and rep[q] == r
 
-    def finish(q: int, r: int) -> None:
-        key = (q, r)
-        pending[key] -= 1
-        if pending[key] == 0:
-            cur[q] += 1
-            if cur[q] < len(part[q]):
-                nr = part[q][cur[q]]
-                for oid in ops_of[(q, nr)]:
-                    try_start(oid)
-
-    def try_start(oid: int) -> None:
-        if started[oid]:
+    def try_start(k: int, r: int, o: int) -> None:
+        key = (k, r, o)
+        if key in started:
             return
-        src, dst, nb, r = ops[oid]
-        if not (ready(src, r) and ready(dst, r)):
+        src, dst = pairs_of[k][o]
+        if not (at(src, k, r) and at(dst, k, r)):
             return
-        started[oid] = 1
+        started.add(key)
+        nb = sizes[k]
+        nb = nb[o] if isinstance(nb, (tuple, list)) else nb
 
         def on_arrive():
-            finish(src, r)
+            started.discard(key)
+            finish(src)
             if dst != src:
-                finish(dst, r)
+                finish(dst)
             left[0] -= 1
             if left[0] == 0:
                 done.succeed()
 
         net.transfer(src, dst, nb, None, on_arrive)
 
-    for q in part:
-        for oid in list(ops_of[(q, part[q][0])]):
-            try_start(oid)
+    def finish(q: int) -> None:
+        pending[q] -= 1
+        if pending[q]:
+            return
+        ph = rank_phases[q]
+        k = ph[pos[q]]
+        rep[q] += 1
+        if rep[q] == repeats[k]:
+            rep[q] = 0
+            pos[q] += 1
+            if pos[q] == len(ph):
+                return
+            k = ph[pos[q]]
+        ops = ops_by_rank[k][q]
+        pending[q] = len(ops)
+        r = rep[q]
+        for o in ops:
+            try_start(k, r, o)
+
+    for q, ph in rank_phases.items():
+        for o in ops_by_rank[ph[0]][q]:
+            try_start(ph[0], 0, o)
     return done
+
+
+def run_rounds(env: simpy.Environment, net: FlowNetwork,
+               rounds: Sequence[Sequence[tuple[int, int, float]]]) -> simpy.Event:
+    """Run explicit rounds of ``(src, dst, nbytes)`` transfers with rank-local dependencies
+    (see :func:`run_phases`); returns an event that fires when every transfer has arrived."""
+    return run_phases(env, net, [(tuple((s, d) for s, d, _ in rnd),
+                                  tuple(b for _, _, b in rnd), 1) for rnd in rounds])
 
 
 def run_dag(env: simpy.Environment, net: FlowNetwork,

@@ -2,10 +2,33 @@
 
 Every undirected edge is two directed links (one per direction), each with its own
 ``bandwidth`` (bytes/s) and ``latency`` (s). Rank ``i`` of a collective runs on
-``topology.hosts[i]``. Routing is shortest path in hops; where several shortest paths
-exist between two switches, the pair of end hosts picks one deterministically
-(``(src + dst) mod count``, a static ECMP hash), so the same inputs always give the same
-routes.
+``topology.hosts[i]``.
+
+Routing policy (deterministic: the same inputs always give the same routes):
+
+* **Shortest paths in hops.** A transfer follows one shortest path; its latency is the sum
+  of its links' latencies, added in path order.
+* **ECMP hash per flow.** Where several shortest paths exist (``fat_tree``: ``k/2`` through
+  the aggregation switches of a pod, ``(k/2)^2`` through the cores between pods; topology
+  files with parallel paths), they are put in *numeric node order* (paths compared node by
+  node, node names compared with their digit runs read as numbers, so ``c2`` comes before
+  ``c10``) and the transfer from rank ``src`` to rank ``dst`` takes path number
+  ``ecmp_hash(src, dst) mod count``, where ``ecmp_hash`` is the splitmix64 finalizer of
+  ``(src << 32) + dst`` (:func:`rsdgc_sim.sim.routing.ecmp_hash`). That is what ECMP
+  switches do with a hash of the flow's addresses: every flow keeps one path, flows spread
+  over the paths like random choices (two flows may collide on a link, as they do in real
+  fabrics), and the choice depends neither on how nodes are named nor on patterns in the
+  rank numbers (the former ``(src + dst) mod count`` over paths sorted as strings sent
+  structured patterns such as halving-doubling onto a few cores).
+* **Dimension order on direct networks.** ``torus2d`` routes along the source's row to the
+  destination's column, then along that column (the deterministic routing of real tori);
+  ``ring`` is a torus of one row. Each leg goes the shortest way round; exactly half way
+  round an even ring (a tie) the candidates, in numeric node order, are numbered (row
+  choice first) and the transfer takes number ``ecmp_hash(src, dst) mod count``.
+
+Routes come from structure, not from graph searches, on the generated topologies (O(1) per
+pair, a whole pattern at once with numpy; see :mod:`rsdgc_sim.sim.routing`), and from
+networkx's shortest paths, cached per pair of switches, on topology files.
 
 Latency convention: on switched topologies (``switch``, ``tree``, ``fat_tree``,
 ``two_level``) every link has half of the given ``latency``, so two hosts on the same
@@ -24,19 +47,30 @@ an explicit list of hosts, switches and links (:func:`load_topology_file`).
 from __future__ import annotations
 
 import inspect
-import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError, ScenarioFileError, TopologyError, first_validation_error
 from ..registry import Registry
 from ..units import parse_bandwidth, parse_duration
+from .routing import (
+    FatTreeRouter,
+    GraphRouter,
+    PatternCost,
+    Router,
+    StarRouter,
+    TorusRouter,
+    TreeRouter,
+    TwoLevelRouter,
+)
 
 #: name -> generator(hosts, bandwidth, latency, **params) -> Topology
 TOPOLOGIES: Registry = Registry("topology")
@@ -56,20 +90,70 @@ class Route:
     latency: float
 
 
+@dataclass
+class LinkTable:
+    """A generated topology as arrays: node names (hosts first) with their kinds, and one
+    entry per undirected link: node indices ``u``, ``v``, bandwidth and latency. Built in
+    milliseconds where a networkx graph of 65,536 hosts takes a second; the graph is made
+    from it only when asked for."""
+
+    nodes: list[str]
+    n_hosts: int
+    u: np.ndarray
+    v: np.ndarray
+    bandwidth: np.ndarray
+    latency: np.ndarray
+
+    def graph(self) -> nx.Graph:
+        g = nx.Graph()
+        n = self.n_hosts
+        g.add_nodes_from((x, {"kind": "host" if k < n else "switch"})
+                         for k, x in enumerate(self.nodes))
+        names = self.nodes
+        g.add_edges_from((names[a], names[b], {"bandwidth": bw, "latency": lat})
+                         for a, b, bw, lat in zip(self.u.tolist(), self.v.tolist(),
+                                                  self.bandwidth.tolist(),
+                                                  self.latency.tolist(), strict=True))
+        return g
+
+
+def _table(nodes: list[str], n_hosts: int, parts) -> LinkTable:
+    """A LinkTable from parts ``(u, v, bandwidth, latency)`` (u, v: index arrays)."""
+    us = [np.asarray(u, dtype=np.int64) for u, _, _, _ in parts]
+    vs = [np.asarray(v, dtype=np.int64) for _, v, _, _ in parts]
+    bws = [np.full(len(u), float(bw)) for u, _, bw, _ in parts]
+    lats = [np.full(len(u), float(lat)) for u, _, _, lat in parts]
+
+    def cat(xs, dtype):
+        return np.concatenate(xs) if xs else np.zeros(0, dtype=dtype)
+
+    return LinkTable(nodes, n_hosts, cat(us, np.int64), cat(vs, np.int64), cat(bws, float),
+                     cat(lats, float))
+
+
 class Topology:
     """A built topology: graph, rank -> host map, directed link table and route cache.
 
-    The graph may be given or built lazily by ``builder`` (the ``switch`` with 65,536
-    hosts is never built when closed forms answer everything)."""
+    Generators give a :class:`LinkTable`; the networkx graph is built from it on first use
+    of :attr:`graph` (routing does not need it). A topology may also be given as a graph
+    (files, overrides) or built lazily by ``builder``. ``router`` makes the topology's
+    :class:`~rsdgc_sim.sim.routing.Router` (the generators give one that routes from the
+    structure; without one, routes come from graph searches). Directed link ``2e`` runs
+    ``u -> v`` of undirected link ``e``, ``2e + 1`` back."""
 
     def __init__(self, name: str, graph: nx.Graph | None = None,
                  hosts: list[str] | None = None, *, builder=None, n_hosts: int | None = None,
                  groups: list[list[int]] | None = None, params: dict[str, Any] | None = None,
                  uniform: bool = False, overridden: bool = False,
-                 alpha: float | None = None, bandwidth: float | None = None):
+                 alpha: float | None = None, bandwidth: float | None = None,
+                 router: Callable[[Topology], Router] | None = None,
+                 table: LinkTable | None = None):
         self.name = name
         self._graph = graph
         self._builder = builder
+        self._table = table
+        if hosts is None and table is not None:
+            hosts = table.nodes[:table.n_hosts]
         self._hosts = hosts
         self.n_hosts = len(hosts) if hosts is not None else int(n_hosts or 0)
         #: host index groups that share a node (``two_level``), used by ``hierarchical``
@@ -84,16 +168,18 @@ class Topology:
         #: host-to-host latency and host link bandwidth of a uniform topology
         self.alpha = alpha
         self.bandwidth = bandwidth
+        self.router_factory = router
+        self._router: Router | None = None
         self._indexed = False
+        self._link_index: dict[tuple[str, str], int] | None = None
+        self._link_name: list[tuple[str, str]] | None = None
         self._routes: dict[tuple[int, int], Route] = {}
-        self._sw_paths: dict[tuple[str, str], list[list[str]]] = {}
-        self._attach: dict[str, str | None] = {}
         self._pattern_cache: dict = {}
 
     @property
     def graph(self) -> nx.Graph:
         if self._graph is None:
-            self._graph = self._builder()
+            self._graph = self._table.graph() if self._table is not None else self._builder()
         return self._graph
 
     @property
@@ -102,73 +188,140 @@ class Topology:
             self._hosts = [n for n, d in self.graph.nodes(data=True) if d.get("kind") == "host"]
         return self._hosts
 
+    @property
+    def n_links(self) -> int:
+        """Directed links (two per undirected link)."""
+        if self._table is not None and self._graph is None:
+            return 2 * len(self._table.u)
+        return 2 * self.graph.number_of_edges()
+
     def _index(self) -> None:
-        self.link_index: dict[tuple[str, str], int] = {}
-        self._bw: list[float] = []
-        self._lat: list[float] = []
-        self.link_name: list[tuple[str, str]] = []
-        for u, v, data in self.graph.edges(data=True):
-            for a, b in ((u, v), (v, u)):
-                self.link_index[(a, b)] = len(self._bw)
-                self._bw.append(float(data["bandwidth"]))
-                self._lat.append(float(data["latency"]))
-                self.link_name.append((a, b))
+        t = self._table
+        if t is not None:
+            self._nodes = t.nodes
+            u, v, bw, lat = t.u, t.v, t.bandwidth, t.latency
+        else:
+            g = self.graph
+            self._nodes = list(g.nodes)
+            nid = {x: k for k, x in enumerate(self._nodes)}
+            edges = list(g.edges(data=True))
+            m = len(edges)
+            u = np.fromiter((nid[a] for a, _, _ in edges), dtype=np.int64, count=m)
+            v = np.fromiter((nid[b] for _, b, _ in edges), dtype=np.int64, count=m)
+            bw = np.fromiter((float(d["bandwidth"]) for _, _, d in edges), dtype=float, count=m)
+            lat = np.fromiter((float(d["latency"]) for _, _, d in edges), dtype=float, count=m)
+        m = len(u)
+        self._u = np.empty(2 * m, dtype=np.int64)
+        self._v = np.empty(2 * m, dtype=np.int64)
+        self._u[0::2], self._u[1::2] = u, v
+        self._v[0::2], self._v[1::2] = v, u
+        self.bw_array = np.repeat(np.asarray(bw, dtype=float), 2)
+        self.lat_array = np.repeat(np.asarray(lat, dtype=float), 2)
+        self._bw: list[float] = self.bw_array.tolist()
+        self._lat: list[float] = self.lat_array.tolist()
+        keys = self._u * len(self._nodes) + self._v
+        self._key_order = np.argsort(keys, kind="stable")
+        self._keys_sorted = keys[self._key_order]
+        self._node_id: dict[str, int] | None = None
         self._indexed = True
+
+    def _ensure_index(self) -> None:
+        if not self._indexed:
+            self._index()
+
+    @property
+    def node_id(self) -> dict[str, int]:
+        """Node name -> node index (the order of the graph's nodes)."""
+        self._ensure_index()
+        if self._node_id is None:
+            self._node_id = {x: k for k, x in enumerate(self._nodes)}
+        return self._node_id
 
     @property
     def link_bw(self) -> list[float]:
-        if not self._indexed:
-            self._index()
+        self._ensure_index()
         return self._bw
 
     @property
     def link_lat(self) -> list[float]:
-        if not self._indexed:
-            self._index()
+        self._ensure_index()
         return self._lat
 
-    # -- routing -------------------------------------------------------------------------
-    def _attachment(self, host: str) -> str | None:
-        """The single neighbour of a leaf host (its switch), else None."""
-        if host not in self._attach:
-            nb = list(self.graph.neighbors(host))
-            leaf = len(nb) == 1 and self.graph.nodes[nb[0]].get("kind") == "switch"
-            self._attach[host] = nb[0] if leaf else None
-        return self._attach[host]
+    @property
+    def link_name(self) -> list[tuple[str, str]]:
+        """Directed link id -> (from node, to node)."""
+        if self._link_name is None:
+            self._ensure_index()
+            names = self._nodes
+            self._link_name = [(names[a], names[b])
+                               for a, b in zip(self._u.tolist(), self._v.tolist(), strict=True)]
+        return self._link_name
 
-    def _paths(self, a: str, b: str) -> list[list[str]]:
-        key = (a, b)
-        if key not in self._sw_paths:
-            self._sw_paths[key] = sorted(nx.all_shortest_paths(self.graph, a, b))
-        return self._sw_paths[key]
+    @property
+    def link_index(self) -> dict[tuple[str, str], int]:
+        """(from node, to node) -> directed link id."""
+        if self._link_index is None:
+            self._link_index = {x: k for k, x in enumerate(self.link_name)}
+        return self._link_index
+
+    def link_ids(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Directed link ids of node index pairs ``u[k] -> v[k]`` (vectorized)."""
+        self._ensure_index()
+        q = np.asarray(u, dtype=np.int64) * len(self._nodes) + np.asarray(v, dtype=np.int64)
+        if not len(q):
+            return np.zeros(0, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self._keys_sorted, q), len(self._keys_sorted) - 1)
+        if not np.array_equal(self._keys_sorted[pos], q):
+            raise TopologyError(f"topology {self.name!r}: a route uses a missing link")
+        return self._key_order[pos]
+
+    def node_ids(self, names) -> np.ndarray:
+        """Node indices of node names."""
+        nid = self.node_id
+        return np.fromiter(map(nid.__getitem__, names), dtype=np.int64)
+
+    # -- routing -------------------------------------------------------------------------
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            self._ensure_index()
+            factory = self.router_factory or GraphRouter
+            self._router = factory(self)
+        return self._router
 
     def route(self, i: int, j: int) -> Route:
-        """The route from rank ``i``'s host to rank ``j``'s host."""
+        """The route from rank ``i``'s host to rank ``j``'s host (policy: module doc)."""
         key = (i, j)
         r = self._routes.get(key)
         if r is not None:
             return r
-        src, dst = self.hosts[i], self.hosts[j]
-        if src == dst:
-            r = Route((), 0.0)
-        else:
-            sa, da = self._attachment(src), self._attachment(dst)
-            if sa is not None and da is not None:
-                paths = self._paths(sa, da)
-                nodes = [src, *paths[(i + j) % len(paths)], dst]
-            else:
-                paths = self._paths(src, dst)
-                nodes = paths[(i + j) % len(paths)]
-            if not self._indexed:
-                self._index()
-            links = tuple(self.link_index[(u, v)] for u, v in itertools.pairwise(nodes))
-            # sum in path order (deterministic); latency of a route is the sum of its links'
-            r = Route(links, math.fsum(self.link_lat[k] for k in links))
+        links = self.router.route_links(i, j)
+        lat = 0.0
+        link_lat = self._lat
+        for k in links:  # in path order, one by one (pattern costs add the same way)
+            lat += link_lat[k]
+        r = Route(links, lat)
         self._routes[key] = r
         return r
 
     def host_latency(self, i: int, j: int) -> float:
         return self.route(i, j).latency
+
+    def pattern_cost(self, key: tuple, pairs) -> PatternCost:
+        """Route latency and seconds per byte on the most loaded link, per transfer of a
+        pattern of concurrent transfers ``pairs`` (cached under ``key``)."""
+        hit = self._pattern_cache.get(key)
+        if hit is not None:
+            return hit
+        if hasattr(pairs, "src"):  # collectives' Pairs: arrays already
+            src, dst = pairs.src, pairs.dst
+        else:
+            arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+            src, dst = arr[:, 0], arr[:, 1]
+        self._ensure_index()
+        cost = self.router.pattern_cost(src, dst)
+        self._pattern_cache[key] = cost
+        return cost
 
 
 # -- checks ------------------------------------------------------------------------------
@@ -188,11 +341,8 @@ def _add_link(g: nx.Graph, u: str, v: str, bw: float, lat: float) -> None:
     g.add_edge(u, v, bandwidth=bw, latency=lat)
 
 
-def _hosts(g: nx.Graph, n: int, prefix: str = "h") -> list[str]:
-    names = [f"{prefix}{i}" for i in range(n)]
-    for h in names:
-        g.add_node(h, kind="host")
-    return names
+def _names(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i}" for i in range(n)]
 
 
 # -- generators --------------------------------------------------------------------------
@@ -200,26 +350,19 @@ def _hosts(g: nx.Graph, n: int, prefix: str = "h") -> list[str]:
 def switch(hosts: int, bandwidth: float, latency: float) -> Topology:
     """Every host has one full-duplex link of ``bandwidth`` to one non-blocking switch;
     ``latency`` is host to host (each link has half)."""
-    def build() -> nx.Graph:
-        g = nx.Graph()
-        hs = _hosts(g, hosts)
-        g.add_node("sw", kind="switch")
-        for h in hs:
-            _add_link(g, h, "sw", bandwidth, latency / 2)
-        return g
-
-    return Topology("switch", builder=build, n_hosts=hosts, uniform=True, alpha=latency,
-                    bandwidth=bandwidth)
+    idx = np.arange(hosts)
+    table = _table(_names("h", hosts) + ["sw"], hosts,
+                   [(idx, np.full(hosts, hosts), bandwidth, latency / 2)])
+    return Topology("switch", table=table, uniform=True, alpha=latency, bandwidth=bandwidth,
+                    router=StarRouter)
 
 
 @TOPOLOGIES.register("ring", "hosts in a physical ring (each host linked to two neighbours)")
 def ring(hosts: int, bandwidth: float, latency: float) -> Topology:
     """Host ``i`` is linked to host ``i+1 mod n``; ``latency`` is per link."""
-    g = nx.Graph()
-    hs = _hosts(g, hosts)
-    for i in range(hosts if hosts > 2 else hosts - 1):
-        _add_link(g, hs[i], hs[(i + 1) % hosts], bandwidth, latency)
-    return Topology("ring", g, hs)
+    idx = np.arange(hosts if hosts > 2 else hosts - 1)
+    table = _table(_names("h", hosts), hosts, [(idx, (idx + 1) % hosts, bandwidth, latency)])
+    return Topology("ring", table=table, router=lambda t: TorusRouter(t, 1, hosts))
 
 
 @TOPOLOGIES.register("tree", "k-ary tree of switches, hosts at the leaves")
@@ -228,27 +371,22 @@ def tree(hosts: int, bandwidth: float, latency: float, arity: int = 4) -> Topolo
     under parents until one root remains. All links ``bandwidth``, ``latency``/2."""
     if arity < 2:
         raise ConfigError(f"topology.params.arity: must be >= 2, got {arity}")
-    g = nx.Graph()
-    hs = _hosts(g, hosts)
-    level = []
-    for k in range(0, hosts, arity):
-        s = f"s0_{k // arity}"
-        g.add_node(s, kind="switch")
-        for h in hs[k:k + arity]:
-            _add_link(g, h, s, bandwidth, latency / 2)
-        level.append(s)
+    nodes = _names("h", hosts)
+    width = -(-hosts // arity)
+    base = len(nodes)
+    nodes += _names("s0_", width)
+    parts = [(np.arange(hosts), base + np.arange(hosts) // arity, bandwidth, latency / 2)]
     depth = 0
-    while len(level) > 1:
+    while width > 1:
         depth += 1
-        up = []
-        for k in range(0, len(level), arity):
-            s = f"s{depth}_{k // arity}"
-            g.add_node(s, kind="switch")
-            for c in level[k:k + arity]:
-                _add_link(g, c, s, bandwidth, latency / 2)
-            up.append(s)
-        level = up
-    return Topology("tree", g, hs, params={"arity": arity})
+        up = -(-width // arity)
+        pbase = len(nodes)
+        nodes += _names(f"s{depth}_", up)
+        child = np.arange(width)
+        parts.append((base + child, pbase + child // arity, bandwidth, latency / 2))
+        base, width = pbase, up
+    return Topology("tree", table=_table(nodes, hosts, parts), params={"arity": arity},
+                    router=lambda t: TreeRouter(t, arity))
 
 
 @TOPOLOGIES.register("fat_tree", "k-ary fat tree (k pods), with an oversubscription ratio")
@@ -269,28 +407,25 @@ def fat_tree(hosts: int, bandwidth: float, latency: float, k: int = 4,
             f"raise topology.params.k")
     half = k // 2
     up_bw = bandwidth / oversubscription
-    g = nx.Graph()
-    hs = _hosts(g, hosts)
-    cores = [f"c{i}" for i in range(half * half)]
-    for c in cores:
-        g.add_node(c, kind="switch")
-    h = 0
+    nodes = _names("h", hosts) + _names("c", half * half)
+    core0 = hosts
+    agg0 = len(nodes)  # a{pod}_{i} at agg0 + pod*k + i, e{pod}_{i} at agg0 + pod*k + half + i
     for pod in range(k):
-        aggs = [f"a{pod}_{i}" for i in range(half)]
-        edges = [f"e{pod}_{i}" for i in range(half)]
-        for s in aggs + edges:
-            g.add_node(s, kind="switch")
-        for i, a in enumerate(aggs):
-            for j in range(half):
-                _add_link(g, a, cores[i * half + j], up_bw, latency / 2)
-            for e in edges:
-                _add_link(g, e, a, up_bw, latency / 2)
-        for e in edges:
-            for _ in range(half):
-                if h < hosts:
-                    _add_link(g, hs[h], e, bandwidth, latency / 2)
-                    h += 1
-    return Topology("fat_tree", g, hs, params={"k": k, "oversubscription": oversubscription})
+        nodes += _names(f"a{pod}_", half) + _names(f"e{pod}_", half)
+    pod, i, j = np.meshgrid(np.arange(k), np.arange(half), np.arange(half), indexing="ij")
+    agg = agg0 + pod * k + i
+    parts = [
+        # aggregation (pod, i) - core i*half + j
+        (agg.ravel(), (core0 + i * half + j).ravel(), up_bw, latency / 2),
+        # edge (pod, j) - aggregation (pod, i)
+        ((agg0 + pod * k + half + j).ravel(), agg.ravel(), up_bw, latency / 2),
+    ]
+    h = np.arange(hosts)
+    edge = h // half  # global edge switch index pod*half + e
+    parts.append((h, agg0 + (edge // half) * k + half + edge % half, bandwidth, latency / 2))
+    return Topology("fat_tree", table=_table(nodes, hosts, parts),
+                    params={"k": k, "oversubscription": oversubscription},
+                    router=lambda t: FatTreeRouter(t, k))
 
 
 #: defaults of ``two_level``'s node-internal network (an NVLink-class interconnect)
@@ -318,21 +453,20 @@ def two_level(hosts: int, bandwidth: float, latency: float, gpus_per_node: int =
             f"{gpus_per_node} on two_level; use a multiple of {gpus_per_node} or set "
             f"topology.params.allow_partial: true")
     nodes = -(-hosts // gpus_per_node)
-    g = nx.Graph()
-    hs = _hosts(g, hosts, "g")
-    g.add_node("core", kind="switch")
-    groups = []
-    for n in range(nodes):
-        s = f"n{n}"
-        g.add_node(s, kind="switch")
-        _add_link(g, s, "core", bandwidth, latency / 2)
-        members = list(range(n * gpus_per_node, min(hosts, (n + 1) * gpus_per_node)))
-        for i in members:
-            _add_link(g, hs[i], s, intra_bandwidth, intra_latency / 2)
-        groups.append(members)
-    return Topology("two_level", g, hs, groups=groups, params={
+    names = _names("g", hosts) + ["core"] + _names("n", nodes)
+    core = hosts
+    g = np.arange(hosts)
+    x = np.arange(nodes)
+    table = _table(names, hosts, [
+        (core + 1 + x, np.full(nodes, core), bandwidth, latency / 2),
+        (g, core + 1 + g // gpus_per_node, intra_bandwidth, intra_latency / 2),
+    ])
+    groups = [list(range(n * gpus_per_node, min(hosts, (n + 1) * gpus_per_node)))
+              for n in range(nodes)]
+    return Topology("two_level", table=table, groups=groups, params={
         "gpus_per_node": gpus_per_node, "intra_bandwidth": intra_bandwidth,
-        "intra_latency": intra_latency, "nic_bandwidth": bandwidth, "nic_latency": latency})
+        "intra_latency": intra_latency, "nic_bandwidth": bandwidth, "nic_latency": latency},
+        router=TwoLevelRouter)
 
 
 def _near_square(n: int) -> tuple[int, int]:
@@ -356,16 +490,17 @@ def torus2d(hosts: int, bandwidth: float, latency: float, rows: int | None = Non
     if not rows or not cols or rows * cols != hosts:
         raise TopologyError(
             f"workers: {hosts} workers do not fit a torus2d of rows={rows} x cols={cols}")
-    g = nx.Graph()
-    hs = _hosts(g, hosts)
-    for r in range(rows):
-        for c in range(cols):
-            h = hs[r * cols + c]
-            for rr, cc in (((r + 1) % rows, c), (r, (c + 1) % cols)):
-                o = hs[rr * cols + cc]
-                if o != h and not g.has_edge(h, o):
-                    _add_link(g, h, o, bandwidth, latency)
-    return Topology("torus2d", g, hs, params={"rows": rows, "cols": cols})
+    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    parts = []
+    # along a row (c -> c+1), along a column (r -> r+1), with wrap-around; a dimension of
+    # 2 has one link per pair (not two), one of 1 none
+    for n, nxt, cond in ((cols, r * cols + (c + 1) % cols, c < (cols if cols > 2 else 1)),
+                         (rows, ((r + 1) % rows) * cols + c, r < (rows if rows > 2 else 1))):
+        if n > 1:
+            parts.append(((r * cols + c)[cond], nxt[cond], bandwidth, latency))
+    return Topology("torus2d", table=_table(_names("h", hosts), hosts, parts),
+                    params={"rows": rows, "cols": cols},
+                    router=lambda t: TorusRouter(t, rows, cols))
 
 
 # -- files -------------------------------------------------------------------------------
@@ -462,7 +597,7 @@ def _apply_overrides(topo: Topology, overrides: list[LinkSpec], where: str) -> T
             g.edges[u, v]["latency"] = _check_lat(
                 parse_duration(ln.latency, f"{where}.{k}.latency"), f"{where}.{k}.latency")
     return Topology(topo.name, g, topo.hosts, groups=topo.groups, params=topo.params,
-                    uniform=False, overridden=True)
+                    uniform=False, overridden=True, router=topo.router_factory)
 
 
 _UNIT_PARAMS = {"bandwidth": parse_bandwidth, "latency": parse_duration}
@@ -489,13 +624,28 @@ def _call_generator(name: str, hosts: int, bandwidth: float, latency: float,
 def _with_servers(topo: Topology, extra: int, bandwidth: float, latency: float) -> Topology:
     """two_level: ``extra`` server hosts (parameter servers) on the core switch, each with a
     NIC of ``bandwidth``; they take the ranks after the workers."""
-    g = topo.graph
     names = [f"ps{k}" for k in range(extra)]
+    t = topo._table
+    table = None
+    if t is not None and topo._graph is None:
+        # servers become hosts: hosts first, so the switches move back by ``extra``
+        n = t.n_hosts
+        shift = np.where(np.arange(len(t.nodes)) >= n, extra, 0)
+        core = t.nodes.index("core") + extra
+        table = LinkTable(t.nodes[:n] + names + t.nodes[n:], n + extra,
+                          np.concatenate([t.u + shift[t.u], n + np.arange(extra)]),
+                          np.concatenate([t.v + shift[t.v], np.full(extra, core)]),
+                          np.concatenate([t.bandwidth, np.full(extra, float(bandwidth))]),
+                          np.concatenate([t.latency, np.full(extra, latency / 2)]))
+        return Topology(topo.name, hosts=topo.hosts + names, table=table, groups=topo.groups,
+                        params=topo.params, overridden=topo.overridden,
+                        router=topo.router_factory)
+    g = topo.graph
     for h in names:
         g.add_node(h, kind="host")
         _add_link(g, h, "core", bandwidth, latency / 2)
     return Topology(topo.name, g, topo.hosts + names, groups=topo.groups, params=topo.params,
-                    uniform=False, overridden=topo.overridden)
+                    uniform=False, overridden=topo.overridden, router=topo.router_factory)
 
 
 def build_topology(name: str, hosts: int, bandwidth: float, latency: float,

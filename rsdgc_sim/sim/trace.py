@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from .simulate import SimResult
+from .result import SimResult
 
 
 def chrome_trace(result: SimResult) -> dict[str, Any]:

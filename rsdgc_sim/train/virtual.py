@@ -102,8 +102,7 @@ def train_virtual(
     net = create_model(model, num_classes=num_classes, input_size=input_size, seed=seed).to(device)
     net.train()
     params = dict(net.named_parameters())
-    own_momentum = float(comp.params.get("momentum", 0.0) or 0.0) > 0
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.0 if own_momentum else momentum)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=comp.optimizer_momentum(momentum))
     states = [CompressorState(seed=seed * 7919 + w) for w in range(workers)]
     shards, test = split(len(data), workers, test_fraction, seed)
     history: list[dict[str, float]] = []

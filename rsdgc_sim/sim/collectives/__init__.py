@@ -12,7 +12,8 @@ from . import (  # noqa: F401  (registration)
 )
 from .base import COLLECTIVES, ClosedForm, Collective, Message, Phase, make_collective
 
-#: ``auto`` is handled by the engine (it picks among the others); registered for listing
+#: ``auto`` is handled by collective_time and the simulator (it picks among the others);
+#: registered for listing
 COLLECTIVES.add("auto", None, "the fastest allreduce per call; in a run, per bucket the "
                 "cheaper of sparse all-gather and dense allreduce")
 

@@ -12,7 +12,7 @@ decides whether blocks are padded (gloo) or sent at their exact sizes (NCCL).
 from __future__ import annotations
 
 from .base import COLLECTIVES, ClosedForm, Collective, Message, Phase, g, log2_exact
-from .halving_doubling import _layout
+from .halving_doubling import _exchange, _layout
 
 
 @COLLECTIVES.register("allgather_recursive_doubling", "recursive-doubling all-gather")
@@ -23,9 +23,9 @@ class AllgatherRecursiveDoubling(Collective):
     def phases(self, p: int, msg: Message, topo) -> list[Phase]:
         sizes = msg.sizes()
         p2, r, members = _layout(p)
-        held = []  # per member: blocks it holds
-        for q in range(p2):
-            held.append([2 * q, 2 * q + 1] if q < r else [members[q]])
+        # per member: bytes of the blocks it holds (sums, not block lists: O(p log p))
+        held = [sizes[2 * q] + sizes[2 * q + 1] if q < r else sizes[members[q]]
+                for q in range(p2)]
         out = []
         if r:
             out.append(Phase("fold extra ranks", ("hd_pre", p),
@@ -33,9 +33,8 @@ class AllgatherRecursiveDoubling(Collective):
                              tuple(sizes[2 * i + 1] for i in range(r))))
         d = 1
         while d < p2:
-            pairs = tuple((members[q], members[q ^ d]) for q in range(p2))
-            nb = tuple(sum(sizes[b] for b in held[q]) for q in range(p2))
-            out.append(Phase(f"exchange (distance {d})", ("hd", p, d), pairs,
+            nb = tuple(held)
+            out.append(Phase(f"exchange (distance {d})", ("hd", p, d), _exchange(p, d),
                              nb[0] if len(set(nb)) == 1 else nb))
             held = [held[q] + held[q ^ d] for q in range(p2)]
             d *= 2

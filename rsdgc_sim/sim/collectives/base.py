@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, ClassVar
+
+import numpy as np
 
 from ...errors import ConfigError, TopologyError
 from ...registry import Registry
@@ -49,6 +52,40 @@ class Message:
         return self.per_rank is None or len(set(self.per_rank)) <= 1
 
 
+class Pairs(Sequence):
+    """The ``(src, dst)`` rank pairs of a pattern, held as two integer arrays: a sequence
+    of tuples to whoever iterates it, arrays (:attr:`src`, :attr:`dst`) to whoever routes a
+    whole pattern at once. Building 65,536 tuples per pattern costs more than routing it."""
+
+    __slots__ = ("src", "dst")
+
+    def __init__(self, src, dst):
+        self.src = np.ascontiguousarray(src, dtype=np.int64)
+        self.dst = np.ascontiguousarray(dst, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return list(zip(self.src[i].tolist(), self.dst[i].tolist(), strict=True))
+        return int(self.src[i]), int(self.dst[i])
+
+    def __iter__(self):
+        return zip(self.src.tolist(), self.dst.tolist(), strict=True)
+
+    def __repr__(self) -> str:
+        return f"Pairs({len(self)} pairs)"
+
+
+def pair_arrays(pairs) -> tuple[np.ndarray, np.ndarray]:
+    """(src, dst) arrays of a pattern given as :class:`Pairs` or as a sequence of tuples."""
+    if isinstance(pairs, Pairs):
+        return pairs.src, pairs.dst
+    arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
 @dataclass(frozen=True)
 class Phase:
     """A pattern of concurrent transfers repeated ``repeat`` times back to back.
@@ -59,7 +96,7 @@ class Phase:
 
     label: str
     key: tuple
-    pairs: tuple[tuple[int, int], ...]
+    pairs: Sequence[tuple[int, int]]  # a tuple of pairs or :class:`Pairs`
     nbytes: float | tuple[float, ...]
     repeat: int = 1
     chunks: int = 1
@@ -75,9 +112,10 @@ class ClosedForm:
 
 
 @lru_cache(maxsize=64)
-def shift_pairs(p: int, d: int = 1) -> tuple[tuple[int, int], ...]:
+def shift_pairs(p: int, d: int = 1) -> Pairs:
     """Every rank ``i`` sends to ``(i + d) mod p``."""
-    return tuple((i, (i + d) % p) for i in range(p))
+    i = np.arange(p)
+    return Pairs(i, (i + d) % p)
 
 
 def g(x: float) -> str:
@@ -123,6 +161,11 @@ class Collective:
 
     def dag(self, p: int, msg: Message, topo: Topology):
         """Explicit (ops, deps) for ``link`` fidelity, or None to use the phases' rounds."""
+        return None
+
+    def dag_size(self, p: int, msg: Message, topo: Topology | None) -> int | None:
+        """The number of operations :meth:`dag` would return (without building them), or
+        None when it returns None."""
         return None
 
 

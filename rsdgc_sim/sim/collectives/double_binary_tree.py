@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .base import COLLECTIVES, Collective, Message, Phase
+import numpy as np
+
+from .base import COLLECTIVES, Collective, Message, Pairs, Phase
 
 
 def _inorder_tree(p: int) -> list[int]:
@@ -54,6 +56,22 @@ def _trees(p: int):
     return t1, _depths(t1), t2, _depths(t2)
 
 
+@lru_cache(maxsize=16)
+def _level_pairs(p: int) -> tuple[list[Pairs], list[Pairs]]:
+    """Per depth 1..D: (child, parent) pairs of both trees (tree 1's in rank order, then
+    tree 2's), and the same reversed."""
+    t1, d1, t2, d2 = (np.asarray(x, dtype=np.int64) for x in _trees(p))
+    D = int(max(d1.max(), d2.max()))
+    ups, downs = [], []
+    for lvl in range(1, D + 1):
+        i1, i2 = np.nonzero(d1 == lvl)[0], np.nonzero(d2 == lvl)[0]
+        child = np.concatenate([i1, i2])
+        parent = np.concatenate([t1[i1], t2[i2]])
+        ups.append(Pairs(child, parent))
+        downs.append(Pairs(parent, child))
+    return ups, downs
+
+
 @COLLECTIVES.register("double_binary_tree", "two complementary binary trees, half each")
 class DoubleBinaryTree(Collective):
     name = "double_binary_tree"
@@ -61,17 +79,11 @@ class DoubleBinaryTree(Collective):
     lockstep = False  # the two trees' levels drift apart; step is an approximation
 
     def phases(self, p: int, msg: Message, topo) -> list[Phase]:
-        t1, d1, t2, d2 = _trees(p)
-        D = max(max(d1), max(d2))
+        ups, downs = _level_pairs(p)
         half = msg.nbytes / 2
-        out = []
-        levels = list(range(D, 0, -1))
-        for lvl in levels:
-            pairs = tuple((i, t[i]) for t, d in ((t1, d1), (t2, d2)) for i in range(p)
-                          if d[i] == lvl)
-            out.append(Phase(f"reduce level {lvl}", ("dbt_up", p, lvl), pairs, half))
-        for lvl in reversed(levels):
-            pairs = tuple((t[i], i) for t, d in ((t1, d1), (t2, d2)) for i in range(p)
-                          if d[i] == lvl)
-            out.append(Phase(f"broadcast level {lvl}", ("dbt_down", p, lvl), pairs, half))
+        D = len(ups)
+        out = [Phase(f"reduce level {lvl}", ("dbt_up", p, lvl), ups[lvl - 1], half)
+               for lvl in range(D, 0, -1)]
+        out += [Phase(f"broadcast level {lvl}", ("dbt_down", p, lvl), downs[lvl - 1], half)
+                for lvl in range(1, D + 1)]
         return out

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .base import COLLECTIVES, ClosedForm, Collective, Message, Phase, g
+import numpy as np
+
+from .base import COLLECTIVES, ClosedForm, Collective, Message, Pairs, Phase, g
 
 
 @lru_cache(maxsize=16)
@@ -25,9 +27,11 @@ def _layout(p: int) -> tuple[int, int, tuple[int, ...]]:
 
 
 @lru_cache(maxsize=256)
-def _exchange(p: int, d: int) -> tuple[tuple[int, int], ...]:
+def _exchange(p: int, d: int) -> Pairs:
     p2, _, members = _layout(p)
-    return tuple((members[q], members[q ^ d]) for q in range(p2))
+    m = np.asarray(members, dtype=np.int64)
+    q = np.arange(p2)
+    return Pairs(m, m[q ^ d])
 
 
 @COLLECTIVES.register("halving_doubling", "recursive halving-doubling (any p)")

@@ -17,7 +17,9 @@ Nodes come from the topology (``two_level``) or the ``gpus_per_node`` parameter.
 
 from __future__ import annotations
 
-from .base import COLLECTIVES, ClosedForm, Collective, Message, Phase, g, need_groups
+import numpy as np
+
+from .base import COLLECTIVES, ClosedForm, Collective, Message, Pairs, Phase, g, need_groups
 
 
 @COLLECTIVES.register("hierarchical", "intra-node reduce-scatter, inter-node allreduce, all-gather")
@@ -35,9 +37,10 @@ class Hierarchical(Collective):
         groups = need_groups(topo, self.gpus_per_node, p)
         N, gg = len(groups), len(groups[0])
         n = msg.nbytes
-        intra = tuple((grp[j], grp[(j + 1) % gg]) for grp in groups for j in range(gg))
-        inter = tuple((groups[k][j], groups[(k + 1) % N][j]) for k in range(N)
-                      for j in range(gg))
+        grid = np.asarray(groups, dtype=np.int64)  # node x local index
+        # ring inside every node; one ring across nodes per local index
+        intra = Pairs(grid.ravel(), np.roll(grid, -1, axis=1).ravel())
+        inter = Pairs(grid.ravel(), np.roll(grid, -1, axis=0).ravel())
         out = []
         if gg > 1:
             out.append(Phase("intra-node reduce-scatter", ("hier_intra", p, gg), intra,

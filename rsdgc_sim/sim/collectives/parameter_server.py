@@ -9,8 +9,10 @@ of the result to every worker. A server's link carries ``p`` transfers of ``n/sh
 
 from __future__ import annotations
 
+import numpy as np
+
 from ...errors import ConfigError
-from .base import COLLECTIVES, ClosedForm, Collective, Message, Phase, g
+from .base import COLLECTIVES, ClosedForm, Collective, Message, Pairs, Phase, g
 
 
 @COLLECTIVES.register("parameter_server", "push to / pull from k server shards (incast)")
@@ -29,8 +31,9 @@ class ParameterServer(Collective):
 
     def phases(self, p: int, msg: Message, topo) -> list[Phase]:
         k = self.shards
-        push = tuple((w, p + s) for w in range(p) for s in range(k))
-        pull = tuple((p + s, w) for w in range(p) for s in range(k))
+        workers = np.repeat(np.arange(p), k)  # every worker with every server
+        servers = p + np.tile(np.arange(k), p)
+        push, pull = Pairs(workers, servers), Pairs(servers, workers)
         return [Phase("push", ("ps_push", p, k), push, msg.nbytes / k),
                 Phase("pull", ("ps_pull", p, k), pull, msg.nbytes / k)]
 

@@ -49,6 +49,9 @@ class RingAllreduce(Collective):
             "T = max(S·m·c·beta + alpha, (S+c-1)·m·beta + S·alpha), S = 2(p-1), m = n/(p·c)",
             f"S = {s}, m = {g(m)} B, c = {c}: T = max({g(a1)}, {g(a2)}) = {g(max(a1, a2))} s")
 
+    def dag_size(self, p: int, msg: Message, topo) -> int | None:
+        return None if self.chunks == 1 else 2 * (p - 1) * self.chunks * p
+
     def dag(self, p: int, msg: Message, topo):
         c = self.chunks
         if c == 1:

@@ -1,0 +1,113 @@
+"""The wire format of sparse payloads in the DDP hook: one rank's (index, value) pairs of a
+bucket packed into one byte buffer of a size every rank agrees on, so that one fixed-size
+all-gather (gloo needs equal sizes) moves them all.
+
+One rank's buffer, for ``n`` tensors and room for ``capacity`` pairs of value dtype ``v``
+(``e`` bytes per value)::
+
+    offset 0                      values   capacity x v, zero-padded to a multiple of 8 bytes
+    offset V = pad8(capacity e)   indices  capacity x int32
+    offset V + 4 capacity         counts   n x int32 (pairs sent per tensor, in bucket order)
+    ... zero-padded to a multiple of 8 bytes
+
+Every section starts at an offset that is a multiple of its element size (values at 0,
+int32 at a multiple of 4), and every buffer is a multiple of 8 bytes, so each rank's row in
+the gathered tensor is aligned for any value dtype (float64 included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..compress.payload import Payload
+from ..errors import ConfigError
+
+#: every section and every rank's buffer is aligned to this many bytes
+ALIGN = 8
+
+
+def _pad(nbytes: int) -> int:
+    return -(-nbytes // ALIGN) * ALIGN
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where things are in one rank's buffer (see the module docstring)."""
+
+    tensors: int
+    capacity: int
+    value_dtype: torch.dtype
+
+    @property
+    def value_size(self) -> int:
+        return torch.empty((), dtype=self.value_dtype).element_size()
+
+    @property
+    def index_offset(self) -> int:
+        return _pad(self.capacity * self.value_size)
+
+    @property
+    def count_offset(self) -> int:
+        return self.index_offset + 4 * self.capacity
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of one rank's buffer (a multiple of :data:`ALIGN`)."""
+        return _pad(self.count_offset + 4 * self.tensors)
+
+    def values(self, row: torch.Tensor) -> torch.Tensor:
+        return row[: self.capacity * self.value_size].view(self.value_dtype)
+
+    def indices(self, row: torch.Tensor) -> torch.Tensor:
+        return row[self.index_offset : self.count_offset].view(torch.int32)
+
+    def counts(self, row: torch.Tensor) -> torch.Tensor:
+        return row[self.count_offset : self.count_offset + 4 * self.tensors].view(torch.int32)
+
+
+def value_dtype(payloads: Sequence[Payload]) -> torch.dtype:
+    """The dtype that holds every payload's values without loss (their promoted dtype)."""
+    dtype = payloads[0].values.dtype
+    for p in payloads[1:]:
+        dtype = torch.promote_types(dtype, p.values.dtype)
+    return dtype
+
+
+def pack(payloads: Sequence[Payload], layout: Layout, device) -> torch.Tensor:
+    """One rank's buffer (uint8, ``layout.nbytes``) holding ``payloads``' pairs in order."""
+    total = sum(p.nnz for p in payloads)
+    if total > layout.capacity:
+        raise ConfigError(f"{total} elements to send, more than the capacity {layout.capacity}")
+    buf = torch.zeros(layout.nbytes, dtype=torch.uint8, device=device)
+    layout.counts(buf).copy_(torch.tensor([p.nnz for p in payloads], dtype=torch.int32))
+    if total:
+        layout.values(buf)[:total] = torch.cat([p.values.to(layout.value_dtype) for p in payloads])
+        layout.indices(buf)[:total] = torch.cat([p.indices for p in payloads])
+    return buf
+
+
+def unpack_sum(
+    gathered: torch.Tensor,
+    world: int,
+    layout: Layout,
+    offsets: torch.Tensor,
+    out: torch.Tensor,
+) -> None:
+    """Add every rank's pairs, divided by ``world``, into the flat bucket tensor ``out`` (one
+    ``index_add_``); ``offsets``: where each packed tensor starts in ``out`` (int64)."""
+    rows = gathered.view(world, layout.nbytes)
+    all_idx, all_val = [], []
+    for r in range(world):
+        counts = layout.counts(rows[r]).to(torch.int64)
+        total = int(counts.sum())
+        if total > layout.capacity:
+            raise ConfigError(
+                f"rank {r} sent {total} elements, more than the capacity {layout.capacity}"
+            )
+        idx = layout.indices(rows[r])[:total].to(torch.int64)
+        all_idx.append(idx + torch.repeat_interleave(offsets, counts))
+        all_val.append(layout.values(rows[r])[:total])
+    out.index_add_(0, torch.cat(all_idx), torch.cat(all_val).to(out.dtype), alpha=1.0 / world)

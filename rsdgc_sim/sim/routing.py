@@ -1,0 +1,488 @@
+"""Routes: which directed links a transfer crosses, one pair at a time or a whole pattern.
+
+The routing *policy* (ECMP hash over equal-cost paths in numeric node order, dimension
+order on direct networks) is described in :mod:`rsdgc_sim.sim.topology`; this module
+implements it, once per shape of network:
+
+* :class:`StarRouter` (``switch``), :class:`TreeRouter` (``tree``), :class:`FatTreeRouter`
+  (``fat_tree``), :class:`TwoLevelRouter` (``two_level``): hosts hang off switches and
+  routes are a handful of links, computed in O(1) per pair from the structure and for a
+  whole pattern at once with numpy;
+* :class:`TorusRouter` (``torus2d``, and ``ring`` as a torus of one row): a route is up to
+  two arcs of rings (a row, then a column), possibly thousands of links long; a pattern's
+  link loads come from difference arrays and its most loaded link per route from a sparse
+  table (range maximum), so a pattern costs O(p log p) whatever the route lengths;
+* :class:`GraphRouter`: any other graph (topology files): all shortest paths from
+  networkx, cached per pair of attachment switches.
+
+Every router answers :meth:`route_links` (one pair, in path order) and
+:meth:`pattern_cost` (a pattern: per transfer its route latency and seconds per byte on its
+most loaded link, and the largest number of the pattern's transfers on one link).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+_MASK = (1 << 64) - 1
+_C0, _C1, _C2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def ecmp_hash(src: int, dst: int) -> int:
+    """The flow hash of ranks ``src`` -> ``dst``: the splitmix64 finalizer of
+    ``(src << 32) + dst``, a 64-bit integer. Path ``ecmp_hash(src, dst) % n`` of the ``n``
+    equal-cost paths (in numeric node order) carries the flow."""
+    z = ((src << 32) + dst + _C0) & _MASK
+    z = ((z ^ (z >> 30)) * _C1) & _MASK
+    z = ((z ^ (z >> 27)) * _C2) & _MASK
+    return z ^ (z >> 31)
+
+
+def ecmp_hash_array(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """:func:`ecmp_hash` of arrays of ranks (uint64, element by element)."""
+    u = np.uint64
+    with np.errstate(over="ignore"):
+        z = (src.astype(u) << u(32)) + dst.astype(u) + u(_C0)
+        z = (z ^ (z >> u(30))) * u(_C1)
+        z = (z ^ (z >> u(27))) * u(_C2)
+        return z ^ (z >> u(31))
+
+
+def _ecmp_pick(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
+    return (ecmp_hash_array(src, dst) % np.uint64(n)).astype(np.int64)
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key of a node name with its digit runs read as numbers (``h2`` before ``h10``)."""
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t)
+                 for t in _DIGITS.split(str(name)) if t)
+
+
+@dataclass(frozen=True)
+class PatternCost:
+    """What ``step`` needs of a pattern of concurrent transfers, one entry per transfer:
+    the route latency (s), seconds per byte on the route's most loaded link (transfers of
+    the pattern on it / its bandwidth) and the route's length in links; ``max_flows`` is the
+    largest number of the pattern's transfers that share one directed link."""
+
+    latency: np.ndarray
+    per_byte: np.ndarray
+    max_flows: int
+    hops: np.ndarray
+
+
+def cost_from_links(links: np.ndarray, bw: np.ndarray, lat: np.ndarray) -> PatternCost:
+    """Pattern cost from routes given as a 2-D array of link ids in path order (one row per
+    transfer, -1 where a route is shorter). Latencies are summed left to right in path
+    order, as :meth:`Topology.route` sums them, so both give the same bits."""
+    n = links.shape[0]
+    if n == 0:
+        return PatternCost(np.zeros(0), np.zeros(0), 0, np.zeros(0, dtype=np.int64))
+    cols = np.ascontiguousarray(links.T)  # one row per position along the routes
+    valid = cols >= 0
+    safe = np.where(valid, cols, 0)
+    count = np.bincount(cols[valid], minlength=len(bw))
+    per_byte = np.where(valid, (count / bw)[safe], 0.0).max(axis=0, initial=0.0)
+    lat_at = np.where(valid, lat[safe], 0.0)
+    latency = np.zeros(n)
+    for row in lat_at:  # left to right, as route() adds; x + 0.0 == x for padding
+        latency += row
+    return PatternCost(latency, per_byte, int(count.max()) if count.size else 0,
+                       valid.sum(axis=0))
+
+
+class Router:
+    """Base class: routes of one built topology (``topo`` gives hosts, graph and the
+    directed link table)."""
+
+    def __init__(self, topo):
+        self.topo = topo
+
+    def route_links(self, i: int, j: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def pattern_cost(self, src: np.ndarray, dst: np.ndarray) -> PatternCost:
+        """Default: route every pair (Python), then count."""
+        rows = [self.route_links(int(a), int(b)) for a, b in zip(src, dst, strict=True)]
+        width = max((len(r) for r in rows), default=0)
+        links = np.full((len(rows), width), -1, dtype=np.int64)
+        for k, r in enumerate(rows):
+            links[k, :len(r)] = r
+        return cost_from_links(links, self.topo.bw_array, self.topo.lat_array)
+
+
+class _LinkArrayRouter(Router):
+    """Routers whose routes are a few links computed for many pairs at once."""
+
+    def links(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def route_links(self, i: int, j: int) -> tuple[int, ...]:
+        row = self.links(np.array([i], dtype=np.int64), np.array([j], dtype=np.int64))[0]
+        return tuple(int(x) for x in row if x >= 0)
+
+    def pattern_cost(self, src: np.ndarray, dst: np.ndarray) -> PatternCost:
+        return cost_from_links(self.links(src, dst), self.topo.bw_array, self.topo.lat_array)
+
+    def _ids(self, names) -> np.ndarray:
+        return self.topo.node_ids(names)
+
+    def _up_down(self, hosts: np.ndarray, attach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Link ids host -> its switch and back, per rank (node indices given)."""
+        return self.topo.link_ids(hosts, attach), self.topo.link_ids(attach, hosts)
+
+
+def _mask(cond: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    return np.where(cond, ids, -1)
+
+
+class StarRouter(_LinkArrayRouter):
+    """``switch``: host -> switch -> host."""
+
+    def __init__(self, topo, switch: str = "sw"):
+        super().__init__(topo)
+        h = self._ids(topo.hosts)
+        self.up, self.down = self._up_down(h, np.full(len(h), self._ids([switch])[0]))
+
+    def links(self, src, dst):
+        other = src != dst
+        return np.stack([_mask(other, self.up[src]), _mask(other, self.down[dst])], axis=1)
+
+
+class TreeRouter(_LinkArrayRouter):
+    """``tree``: up from the leaf switch to the lowest common ancestor, then down (the one
+    shortest path of a tree)."""
+
+    def __init__(self, topo, arity: int):
+        super().__init__(topo)
+        self.arity = arity
+        h = self._ids(topo.hosts)
+        width = -(-len(h) // arity)
+        level = self._ids([f"s0_{x}" for x in range(width)])
+        self.up, self.down = self._up_down(h, level[np.arange(len(h)) // arity])
+        self.sw_up, self.sw_down = [], []
+        depth = 0
+        while width > 1:
+            depth += 1
+            width = -(-width // arity)
+            parent = self._ids([f"s{depth}_{x}" for x in range(width)])
+            child_parent = parent[np.arange(len(level)) // arity]
+            self.sw_up.append(self.topo.link_ids(level, child_parent))
+            self.sw_down.append(self.topo.link_ids(child_parent, level))
+            level = parent
+
+    def links(self, src, dst):
+        other = src != dst
+        a, b = src // self.arity, dst // self.arity
+        ups, downs = [], []
+        for lvl in range(len(self.sw_up)):
+            cross = a != b
+            ups.append(_mask(cross, self.sw_up[lvl][a]))
+            downs.append(_mask(cross, self.sw_down[lvl][b]))
+            a, b = a // self.arity, b // self.arity
+        cols = [_mask(other, self.up[src]), *ups, *reversed(downs), _mask(other, self.down[dst])]
+        return np.stack(cols, axis=1)
+
+
+class FatTreeRouter(_LinkArrayRouter):
+    """``fat_tree``: within an edge switch directly; within a pod over aggregation switch
+    ``x``; across pods over aggregation ``x`` and core ``x·k/2 + y``. The equal-cost paths
+    in numeric node order are numbered ``x`` (within a pod) and ``x·k/2 + y`` (across
+    pods), and the flow takes number ``ecmp_hash(src, dst) mod count``."""
+
+    def __init__(self, topo, k: int):
+        super().__init__(topo)
+        half = self.half = k // 2
+        h = self._ids(topo.hosts)
+        pods = -(-len(h) // (half * half))
+        ids = self._ids
+        edge = ids([f"e{pod}_{e}" for pod in range(pods) for e in range(half)])
+        agg = ids([f"a{pod}_{x}" for pod in range(pods) for x in range(half)])
+        core = ids([f"c{j}" for j in range(half * half)]).reshape(half, half)
+        self.up, self.down = self._up_down(h, edge[np.arange(len(h)) // half])
+        link = self.topo.link_ids
+        # edge (pod, e) <-> aggregation (pod, x): index (pod*half + e)*half + x
+        e_u = np.repeat(edge, half)
+        e_v = agg.reshape(pods, half)[np.arange(pods * half) // half].ravel()
+        self.e_up, self.e_down = link(e_u, e_v), link(e_v, e_u)
+        # aggregation (pod, x) <-> core x*half + y: index (pod*half + x)*half + y
+        a_u = np.repeat(agg, half)
+        a_v = core[np.arange(pods * half) % half].ravel()
+        self.a_up, self.c_down = link(a_u, a_v), link(a_v, a_u)
+
+    def links(self, src, dst):
+        h = self.half
+        other = src != dst
+        es, ed = src // h, dst // h  # global edge switch index = pod*half + e
+        ps, pd = es // h, ed // h
+        cross_edge = es != ed
+        cross_pod = ps != pd
+        n_paths = np.where(cross_pod, h * h, h)
+        pick = (ecmp_hash_array(src, dst) % n_paths.astype(np.uint64)).astype(np.int64)
+        x = np.where(cross_pod, pick // h, pick)
+        y = pick % h
+        cols = [
+            _mask(other, self.up[src]),
+            _mask(cross_edge, self.e_up[es * h + x]),
+            _mask(cross_pod, self.a_up[(ps * h + x) * h + y]),
+            _mask(cross_pod, self.c_down[(pd * h + x) * h + y]),
+            _mask(cross_edge, self.e_down[ed * h + x]),
+            _mask(other, self.down[dst]),
+        ]
+        return np.stack(cols, axis=1)
+
+
+class TwoLevelRouter(_LinkArrayRouter):
+    """``two_level``: GPU -> node switch -> GPU inside a node; GPU -> node switch -> core ->
+    node switch -> GPU across nodes. Hosts on the core switch (parameter servers) skip
+    their own node's hop."""
+
+    def __init__(self, topo):
+        super().__init__(topo)
+        h = self._ids(topo.hosts)
+        node_of = np.full(len(h), -1, dtype=np.int64)
+        for x, grp in enumerate(topo.groups):
+            node_of[grp] = x
+        self.node_of = node_of
+        core = self._ids(["core"])[0]
+        nodes = self._ids([f"n{x}" for x in range(len(topo.groups))])
+        attach = np.where(node_of >= 0, nodes[np.maximum(node_of, 0)], core)
+        self.up, self.down = self._up_down(h, attach)
+        self.nic_up, self.nic_down = self._up_down(nodes, np.full(len(nodes), core))
+
+    def links(self, src, dst):
+        other = src != dst
+        a, b = self.node_of[src], self.node_of[dst]
+        cross = a != b
+        return np.stack([
+            _mask(other, self.up[src]),
+            _mask(cross & (a >= 0), self.nic_up[np.maximum(a, 0)]),
+            _mask(cross & (b >= 0), self.nic_down[np.maximum(b, 0)]),
+            _mask(other, self.down[dst]),
+        ], axis=1)
+
+
+# -- direct networks: rings and tori --------------------------------------------------------
+class _Rings:
+    """One direction of the rings of one dimension: ``rings`` rings of ``n`` links each;
+    position ``t`` of a ring is the link from its ``t``-th host to the next one in this
+    direction. Arcs are (ring, start, length) over consecutive positions (mod n)."""
+
+    def __init__(self, link_ids: np.ndarray, bw: np.ndarray, lat: np.ndarray):
+        self.ids = link_ids  # (rings, n)
+        self.rings, self.n = link_ids.shape
+        self.bw = bw[link_ids] if link_ids.size else np.zeros(link_ids.shape)
+        self.lat = lat[link_ids] if link_ids.size else np.zeros(link_ids.shape)
+
+    def count(self, ring, start, length) -> np.ndarray:
+        n, w = self.n, 2 * self.n + 1
+        use = length > 0
+        base = ring[use] * w
+        size = self.rings * w
+        diff = (np.bincount(base + start[use], minlength=size)
+                - np.bincount(base + start[use] + length[use], minlength=size))
+        c2 = np.cumsum(diff.reshape(self.rings, w), axis=1)
+        return c2[:, :n] + c2[:, n:2 * n]
+
+    @staticmethod
+    def range_max(values: np.ndarray, ring, start, length) -> np.ndarray:
+        """max of ``values[ring, start : start+length]`` (circular), 0 for empty arcs."""
+        out = np.zeros(len(ring))
+        use = length > 0
+        if not use.any():
+            return out
+        v2 = np.concatenate([values, values], axis=1)
+        table = [v2]
+        span = 1
+        longest = int(length[use].max())
+        while 2 * span <= longest:
+            prev = table[-1]
+            table.append(np.maximum(prev[:, :-span], prev[:, span:]))
+            span *= 2
+        r, s, ln = ring[use], start[use], length[use]
+        k = np.floor(np.log2(ln)).astype(np.int64)
+        # guard against log2 rounding at exact powers of two
+        k = np.where((1 << (k + 1)) <= ln, k + 1, k)
+        k = np.where((1 << k) > ln, k - 1, k)
+        res = np.zeros(len(r))
+        for lvl in np.unique(k):
+            sel = k == lvl
+            t = table[lvl]
+            res[sel] = np.maximum(t[r[sel], s[sel]], t[r[sel], s[sel] + ln[sel] - (1 << lvl)])
+        out[use] = res
+        return out
+
+    def latency_sum(self, ring, start, length) -> np.ndarray:
+        """Sum of link latencies over arcs (prefix sums; within an ulp or so of the sum in
+        path order)."""
+        w = 2 * self.n
+        p2 = np.zeros((self.rings, w + 1))
+        p2[:, 1:] = np.cumsum(np.concatenate([self.lat, self.lat], axis=1), axis=1)
+        return np.where(length > 0, p2[ring, np.minimum(start + length, w)] - p2[ring, start],
+                        0.0)
+
+
+def _ring_moves(a, b, n: int):
+    """Per pair: the shortest way round a ring of ``n`` from position ``a`` to ``b``.
+    Returns (cw, cw_first, n_options, length): ``cw`` the direction when there is one
+    option, ``n_options`` 2 on a tie (exactly half way round an even ring of more than 2
+    hosts), ``cw_first`` whether cw comes first of the two in numeric node order. A ring of
+    2 has one link each way (cw), of 1 none."""
+    d = (b - a) % n
+    back = (n - d) % n
+    if n <= 2:
+        one = np.ones_like(d)
+        return one.astype(bool), one.astype(bool), one, d
+    tie = (d == back) & (d > 0)
+    cw = d < back
+    n_opt = np.where(tie, 2, 1)
+    # in numeric node order the cw option (next node a+1) comes first iff (a+1)%n < (a-1)%n
+    cw_first = ((a + 1) % n) < ((a - 1) % n)
+    return cw, cw_first, n_opt, np.minimum(d, back)
+
+
+class TorusRouter(Router):
+    """``torus2d`` (and ``ring``, one row): dimension-order routing. A route first runs
+    along the source's row to the destination's column, then along that column to the
+    destination's row, each the shortest way round. On a tie (exactly half way round a
+    ring of even length > 2) the candidates in numeric node order are numbered (row option
+    first, then column option) and the flow takes ``ecmp_hash(src, dst) mod count``."""
+
+    def __init__(self, topo, rows: int, cols: int):
+        super().__init__(topo)
+        self.R, self.C = rows, cols
+        node = topo.node_ids(topo.hosts[:rows * cols]).reshape(rows, cols)
+
+        def block(u, v):
+            if u.size == 0:
+                return _Rings(np.zeros(u.shape, dtype=np.int64), topo.bw_array, topo.lat_array)
+            ids = topo.link_ids(u.ravel(), v.ravel()).reshape(u.shape)
+            return _Rings(ids, topo.bw_array, topo.lat_array)
+
+        hc = cols if cols > 1 else 0
+        vr = rows if rows > 1 else 0
+        nxt_c = np.roll(node, -1, axis=1)
+        nxt_r = np.roll(node, -1, axis=0)
+        # row r, position t: (r, t) -> (r, t+1)  /  (r, t+1) -> (r, t)
+        self.h_cw = block(node[:, :hc], nxt_c[:, :hc])
+        self.h_ccw = block(nxt_c[:, :hc] if cols > 2 else node[:, :0], node[:, :hc]
+                           if cols > 2 else node[:, :0])
+        # column c, position t: (t, c) -> (t+1, c)  /  (t+1, c) -> (t, c)
+        self.v_cw = block(node.T[:, :vr], nxt_r.T[:, :vr])
+        self.v_ccw = block(nxt_r.T[:, :vr] if rows > 2 else node.T[:, :0],
+                           node.T[:, :vr] if rows > 2 else node.T[:, :0])
+        lats = [b.lat for b in (self.h_cw, self.h_ccw, self.v_cw, self.v_ccw) if b.lat.size]
+        allv = np.concatenate([x.ravel() for x in lats]) if lats else np.zeros(0)
+        self.uniform_lat = float(allv[0]) if allv.size and np.all(allv == allv[0]) else None
+
+    # -- the arcs of a set of pairs --------------------------------------------------------
+    def _arcs(self, src, dst):
+        R, C = self.R, self.C
+        rs, cs, rd, cd = src // C, src % C, dst // C, dst % C
+        hcw, hfirst, hopt, hlen = _ring_moves(cs, cd, C)
+        vcw, vfirst, vopt, vlen = _ring_moves(rs, rd, R)
+        count = hopt * vopt
+        if (count > 1).any():
+            pick = (ecmp_hash_array(src, dst) % count.astype(np.uint64)).astype(np.int64)
+            hpick, vpick = pick // vopt, pick % vopt
+            # option 0 is the first in numeric order
+            hcw = np.where(hopt > 1, (hpick == 0) == hfirst, hcw)
+            vcw = np.where(vopt > 1, (vpick == 0) == vfirst, vcw)
+        # cw arc from a: positions a .. a+len-1; ccw arc from a: positions a-len .. a-1
+        hstart = np.where(hcw, cs, (cs - hlen) % C)
+        vstart = np.where(vcw, rs, (rs - vlen) % R)
+        return (rs, hcw, hstart, hlen), (cd, vcw, vstart, vlen)
+
+    def route_links(self, i: int, j: int) -> tuple[int, ...]:
+        (rs, hcw, hs, hl), (cd, vcw, vs, vl) = self._arcs(np.array([i]), np.array([j]))
+        out: list[int] = []
+        C, R = self.C, self.R
+        if hl[0]:
+            blk = self.h_cw if hcw[0] else self.h_ccw
+            pos = range(hs[0], hs[0] + hl[0]) if hcw[0] else range(hs[0] + hl[0] - 1, hs[0] - 1, -1)
+            out += [int(blk.ids[rs[0], t % C]) for t in pos]
+        if vl[0]:
+            blk = self.v_cw if vcw[0] else self.v_ccw
+            pos = range(vs[0], vs[0] + vl[0]) if vcw[0] else range(vs[0] + vl[0] - 1, vs[0] - 1, -1)
+            out += [int(blk.ids[cd[0], t % R]) for t in pos]
+        return tuple(out)
+
+    def pattern_cost(self, src, dst) -> PatternCost:
+        (rs, hcw, hs, hl), (cd, vcw, vs, vl) = self._arcs(src, dst)
+        n = len(src)
+        per_byte = np.zeros(n)
+        latency = np.zeros(n)
+        max_flows = 0
+        for blk, sel, ring, start, length in (
+                (self.h_cw, hcw, rs, hs, hl), (self.h_ccw, ~hcw, rs, hs, hl),
+                (self.v_cw, vcw, cd, vs, vl), (self.v_ccw, ~vcw, cd, vs, vl)):
+            use = sel & (length > 0)
+            if not use.any():
+                continue
+            r, s, ln = ring[use], start[use], length[use]
+            cnt = blk.count(r, s, ln)
+            max_flows = max(max_flows, int(cnt.max()))
+            per_byte[use] = np.maximum(per_byte[use], _Rings.range_max(cnt / blk.bw, r, s, ln))
+            if self.uniform_lat is None:
+                latency[use] += blk.latency_sum(r, s, ln)
+        if self.uniform_lat is not None:
+            # the sum of (hops) equal latencies, added one by one as route() adds them
+            hops = hl + vl
+            table = np.concatenate([[0.0], np.cumsum(np.full(max(int(hops.max(initial=0)), 1),
+                                                             self.uniform_lat))])
+            latency = table[hops]
+        return PatternCost(latency, per_byte, max_flows, hl + vl)
+
+
+# -- any graph ------------------------------------------------------------------------------
+class GraphRouter(Router):
+    """Any graph (topology files): the shortest paths in hops from networkx, sorted in
+    numeric node order, cached per pair of attachment switches (hosts with a single switch
+    neighbour) or per pair of hosts; the flow takes ``ecmp_hash(src, dst) mod count``."""
+
+    def __init__(self, topo):
+        super().__init__(topo)
+        self._attach: dict[str, str | None] = {}
+        self._paths: dict[tuple[str, str], list[list[str]]] = {}
+
+    def _attachment(self, host: str) -> str | None:
+        if host not in self._attach:
+            g = self.topo.graph
+            nb = list(g.neighbors(host))
+            leaf = len(nb) == 1 and g.nodes[nb[0]].get("kind") == "switch"
+            self._attach[host] = nb[0] if leaf else None
+        return self._attach[host]
+
+    def paths(self, a: str, b: str) -> list[list[str]]:
+        key = (a, b)
+        if key not in self._paths:
+            self._paths[key] = sorted(nx.all_shortest_paths(self.topo.graph, a, b),
+                                      key=lambda path: [natural_key(x) for x in path])
+        return self._paths[key]
+
+    def route_links(self, i: int, j: int) -> tuple[int, ...]:
+        hosts = self.topo.hosts
+        src, dst = hosts[i], hosts[j]
+        if src == dst:
+            return ()
+        sa, da = self._attachment(src), self._attachment(dst)
+        if sa is not None and da is not None:
+            paths = self.paths(sa, da)
+            nodes = [src, *paths[ecmp_hash(i, j) % len(paths)], dst]
+        else:
+            paths = self.paths(src, dst)
+            nodes = paths[ecmp_hash(i, j) % len(paths)]
+        index = self.topo.link_index
+        return tuple(index[(u, v)] for u, v in itertools.pairwise(nodes))
+
+
+__all__ = ["GraphRouter", "PatternCost", "Router", "ecmp_hash", "ecmp_hash_array",
+           "natural_key"]

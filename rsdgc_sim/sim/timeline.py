@@ -1,0 +1,225 @@
+"""The timeline of one training iteration: when each worker computes, compresses and
+decompresses, and when each bucket's collective runs. A small SimPy model, causal by
+construction: a bucket is decompressed only after its collective has ended.
+
+Per worker (all durations already scaled by the worker's compute factor):
+
+* forward, then backward; bucket ``b``'s gradients are all ready when backward has done
+  ``ready[b]`` seconds of work (DDP launches buckets in order, so a bucket is never ready
+  before the one ahead of it);
+* **hook mode** (``blocking``: a DDP communication hook, which runs on the autograd thread):
+  one compute thread runs backward, the hook's compressions and the decompression
+  callbacks. A compression starts when its bucket is ready and pauses backward while it
+  runs; a decompression becomes runnable when its collective ends and then pauses backward
+  if backward is still running, or runs after it. Runnable tasks run one at a time, first
+  come first served (simultaneous arrivals in SimPy's deterministic event order); backward
+  advances only while no task is runnable.
+* **side-stream mode** (not ``blocking``): compressions run one after another on their own
+  stream beside backward, decompressions one after another on another, each as soon as its
+  input is there;
+* ``overlap`` false: no bucket is ready before backward has ended;
+* the optimizer step starts when backward and every decompression have ended.
+
+The network: bucket ``b``'s collective starts when every worker has compressed ``b`` and
+the collective of ``b - 1`` has ended (one communication stream) and lasts
+``durations[b]``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import simpy
+
+
+@dataclass(frozen=True)
+class WorkerCosts:
+    """One worker's durations in seconds (already multiplied by its compute factor)."""
+
+    forward: float
+    backward: float
+    optimizer: float
+    #: backward work (s from the start of backward) after which each bucket is ready
+    ready: tuple[float, ...]
+    compress: tuple[float, ...]
+    decompress: tuple[float, ...]
+
+
+@dataclass
+class WorkerTimeline:
+    """When one worker did what (seconds from the start of the iteration)."""
+
+    backward_end: float = 0.0
+    end: float = 0.0
+    compress: list[tuple[float, float]] = field(default_factory=list)
+    decompress: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass
+class Timeline:
+    """The iteration: per bucket, when it was ready everywhere and when its collective ran;
+    per worker, its own timeline; ``end`` the slowest worker's end."""
+
+    ready: list[float]
+    starts: list[float]
+    ends: list[float]
+    workers: list[WorkerTimeline]
+    events: int
+
+    @property
+    def end(self) -> float:
+        return max(w.end for w in self.workers)
+
+
+def _ready_work(w: WorkerCosts, overlap: bool) -> list[float]:
+    """Backward work at which each bucket is launched: in order, never past the end."""
+    out, prev = [], 0.0
+    for r in w.ready:
+        r = min(max(r, prev), w.backward) if overlap else w.backward
+        out.append(r)
+        prev = r
+    return out
+
+
+class _Worker:
+    """The processes of one worker on the shared environment."""
+
+    def __init__(self, env: simpy.Environment, costs: WorkerCosts, coll_done: list,
+                 blocking: bool, overlap: bool):
+        self.env, self.c = env, costs
+        self.nb = len(costs.ready)
+        self.coll_done = coll_done
+        self.compressed = [env.event() for _ in range(self.nb)]
+        self.out = WorkerTimeline(compress=[(0.0, 0.0)] * self.nb,
+                                  decompress=[(0.0, 0.0)] * self.nb)
+        self.ready = _ready_work(costs, overlap)
+        self.done = env.process(self._hook_thread() if blocking else self._side_streams())
+
+    # -- a DDP hook: one thread for backward and the hook's work -------------------------
+    def _hook_thread(self):
+        env, c, nb = self.env, self.c, self.nb
+        yield env.timeout(c.forward)
+        queue: deque[tuple[str, int]] = deque()
+        wake = [env.event()]
+
+        def arrived(b: int):
+            def cb(_ev):
+                queue.append(("d", b))
+                if not wake[0].triggered:
+                    wake[0].succeed()
+            return cb
+
+        for b, ev in enumerate(self.coll_done):
+            ev.callbacks.append(arrived(b))
+        work = 0.0        # backward work done
+        nxt = 0           # next bucket to become ready
+        finished = 0      # decompressions done
+        while finished < nb or work < c.backward:
+            while nxt < nb and self.ready[nxt] <= work:
+                queue.append(("c", nxt))
+                nxt += 1
+            if queue:
+                kind, b = queue.popleft()
+                t0 = env.now
+                if kind == "c":
+                    yield env.timeout(c.compress[b])
+                    self.out.compress[b] = (t0, env.now)
+                    self.compressed[b].succeed()
+                else:
+                    yield env.timeout(c.decompress[b])
+                    self.out.decompress[b] = (t0, env.now)
+                    finished += 1
+                continue
+            if wake[0].triggered:
+                wake[0] = env.event()
+            if work < c.backward:
+                target = self.ready[nxt] if nxt < nb else c.backward
+                t0 = env.now
+                step = env.timeout(target - work)
+                yield step | wake[0]
+                if step.processed:
+                    work = target
+                else:
+                    work = min(target, work + (env.now - t0))
+                if work >= c.backward:
+                    self.out.backward_end = env.now
+            else:
+                yield wake[0]
+        if c.backward == 0.0:
+            self.out.backward_end = c.forward
+        yield env.timeout(c.optimizer)
+        self.out.end = env.now
+
+    # -- compression and decompression on streams of their own --------------------------
+    def _side_streams(self):
+        env, c = self.env, self.c
+        bwd_end = c.forward + c.backward
+        self.out.backward_end = bwd_end
+        comp = env.process(self._compress_stream())
+        dec = env.process(self._decompress_stream())
+        yield comp & dec & env.timeout(bwd_end)
+        yield env.timeout(c.optimizer)
+        self.out.end = env.now
+
+    def _compress_stream(self):
+        env, c = self.env, self.c
+        for b in range(self.nb):
+            start = c.forward + self.ready[b]
+            if env.now < start:
+                yield env.timeout(start - env.now)
+            t0 = env.now
+            yield env.timeout(c.compress[b])
+            self.out.compress[b] = (t0, env.now)
+            self.compressed[b].succeed()
+
+    def _decompress_stream(self):
+        env, c = self.env, self.c
+        for b in range(self.nb):
+            yield self.coll_done[b]
+            t0 = env.now
+            yield env.timeout(c.decompress[b])
+            self.out.decompress[b] = (t0, env.now)
+
+
+def run_timeline(workers: Sequence[WorkerCosts], durations: Sequence[float], *,
+                 blocking: bool, overlap: bool,
+                 env: simpy.Environment | None = None,
+                 collective_ends: Sequence[float] | None = None) -> Timeline:
+    """Simulate one iteration of ``workers`` (see the module docstring); ``durations[b]`` is
+    bucket ``b``'s collective time. Workers that are not given are assumed to finish
+    nothing later than the ones given (pass the slowest worker of each kind).
+
+    ``collective_ends``: replay workers against collectives that end at these times (as
+    simulated with the slowest workers); each still ends no earlier than its start here
+    plus its duration."""
+    env = env if env is not None else simpy.Environment()
+    if env.now != 0:
+        raise ValueError("run_timeline needs an environment at time 0")
+    nb = len(durations)
+    coll_done = [env.event() for _ in range(nb)]
+    ws = [_Worker(env, w, coll_done, blocking, overlap) for w in workers]
+    ready = [0.0] * nb
+    starts = [0.0] * nb
+    ends = [0.0] * nb
+
+    def network():
+        for b in range(nb):
+            yield env.all_of([w.compressed[b] for w in ws])
+            ready[b] = max(w.out.compress[b][1] for w in ws)
+            starts[b] = env.now
+            end = env.now + durations[b]
+            if collective_ends is not None:
+                end = max(end, collective_ends[b])
+            yield env.timeout(end - env.now)
+            ends[b] = env.now
+            coll_done[b].succeed()
+
+    env.process(network())
+    env.run(until=env.all_of([w.done for w in ws]))
+    events = getattr(env, "events_processed", 0)
+    return Timeline(ready, starts, ends, [w.out for w in ws], events)
+
+
+__all__ = ["Timeline", "WorkerCosts", "WorkerTimeline", "run_timeline"]
