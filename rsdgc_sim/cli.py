@@ -16,6 +16,7 @@ import click
 
 from .cli_params import SafePath
 from .errors import RsdgcError
+from .report.table import columns_help
 
 #: commands that live beside the code they drive, imported only when used
 _LAZY = {
@@ -61,9 +62,17 @@ def _console(quiet: bool = False):
 
 @contextlib.contextmanager
 def _progress(err, first: str):
-    """A status line on stderr that also logs every message; yields the callback."""
+    """A status line on stderr that also logs every lasting message (warnings in yellow);
+    yields the callback. Transient messages (counts, ETAs) only update the status line."""
+    from .progress import Transient
+
     with err.status(first) as status:
-        yield lambda m: (status.update(m), err.log(m))
+        def say(m: str) -> None:
+            status.update(m)
+            if not isinstance(m, Transient):
+                err.log(m, markup=False, style="yellow" if m.startswith("warning:") else None)
+
+        yield say
 
 
 def _stdout():
@@ -99,17 +108,23 @@ def _store(cache_dir: str | None):
     return store
 
 
-@cli.command()
+@cli.command(epilog="Columns of the table (--wide adds latency, compute, comm, ratio and scaling):\n\n"
+                    "\b\n" + columns_help())
 @click.argument("scenario", required=False, type=SafePath(dir_okay=False))
 @click.option("--out", "out_dir", default="out", show_default=True, type=SafePath(file_okay=False),
               help="folder for results.json, results.csv, trace.json and plot.png")
 @click.option("--refresh-profile", is_flag=True, help="measure again even if a cached profile exists")
 @click.option("--cache", "cache_dir", type=SafePath(file_okay=False), default=None,
               help="profile cache folder (default: $RSDGC_SIM_CACHE or ~/.cache/rsdgc-sim)")
+@click.option("--profile", "profile_file", type=SafePath(dir_okay=False), default=None,
+              help="simulate with this profile (from `rsdgc-sim profile S --out FILE`, "
+                   "possibly measured on another machine) instead of measuring")
 @click.option("--no-trace", is_flag=True, help="do not write trace.json")
 @click.option("--no-plot", is_flag=True, help="do not write plot.png")
+@click.option("--wide", is_flag=True, help="every column (the default fits 100 columns)")
 @click.option("-q", "--quiet", is_flag=True, help="only the table")
-def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, no_plot, quiet):
+def run(scenario, out_dir, refresh_profile, cache_dir, profile_file, no_trace, no_plot, wide,
+        quiet):
     """Profile (or reuse the cached profile), simulate every grid point, print the table and
     write results.json, results.csv, trace.json and plot.png. Without SCENARIO, runs the
     bundled quickstart."""
@@ -125,10 +140,11 @@ def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, no_plot, quiet)
     store = _store(cache_dir)
     err = _console(quiet)
     with _progress(err, "starting") as progress:
-        res = run_scenario(sc, store=store, refresh=refresh_profile,
+        res = run_scenario(sc, store=store, refresh=refresh_profile, profile_file=profile_file,
                            trace=not no_trace, progress=progress)
     _stdout().print(results_table(res.runs, title=f"{sc.name}: {res.profile.model}, batch {sc.batch_size}/worker, "
-                                  f"{', '.join(d.device for d in res.profile.devices)}"))
+                                  f"{', '.join(d.device for d in res.profile.devices)}",
+                                  wide=wide))
     paths = write_results(res, out_dir, trace=not no_trace, plot=not no_plot)
     err.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.1f} s")
 
@@ -143,12 +159,11 @@ def run(scenario, out_dir, refresh_profile, cache_dir, no_trace, no_plot, quiet)
 def profile(scenario, out_path, refresh, cache_dir):
     """Measure (or show the cached) profile of SCENARIO: forward/backward, gradient-ready
     times and per-tensor compression costs on the scenario's devices."""
-    from rich.table import Table
 
     from .profile.store import save_profile
     from .report.files import check_writable_file
+    from .report.profile_table import profile_tables
     from .run import profile_scenario
-    from .units import format_size
 
     sc = _load(scenario)
     if out_path:
@@ -158,24 +173,8 @@ def profile(scenario, out_path, refresh, cache_dir):
     with _progress(err, "profiling") as progress:
         prof, cached = profile_scenario(sc, store=store, refresh=refresh, progress=progress)
     out = _stdout()
-    t = Table(title=f"profile {prof.key}: {prof.model}, {prof.params:,} params, batch {prof.batch_size}")
-    for col in ("worker", "device", "forward ms", "backward ms", "optimizer ms"):
-        t.add_column(col, justify="right")
-    for i, d in enumerate(prof.devices):
-        t.add_row(str(i), d.device_name or d.device, f"{d.forward_s * 1e3:.1f}",
-                  f"{d.backward_s * 1e3:.1f}", f"{d.optimizer_s * 1e3:.1f}")
-    out.print(t)
-    c = Table(title="compression per iteration (all tensors)")
-    for col in ("compressor", "worker", "compress ms", "decompress ms", "sent", "ratio"):
-        c.add_column(col, justify="left" if col == "compressor" else "right")
-    for label in prof.compressors():
-        for i, d in enumerate(prof.devices):
-            costs = d.compression[label].values()
-            sent = sum(x.wire_bytes for x in costs)
-            c.add_row(label, str(i), f"{sum(x.compress_s for x in costs) * 1e3:.2f}",
-                      f"{sum(x.decompress_s for x in costs) * 1e3:.2f}", format_size(sent),
-                      f"{prof.dense_bytes / sent:.1f}x" if sent else "-")
-    out.print(c)
+    for table in profile_tables(prof):
+        out.print(table)
     err.print(f"{'cached' if cached else 'saved'}: {store.path(prof.key)}")
     if out_path:
         save_profile(prof, out_path)

@@ -11,6 +11,11 @@ from .errors import UnknownNameError
 T = TypeVar("T")
 
 
+def _first_paragraph(doc: str) -> str:
+    """The first paragraph of a docstring on one line (never cut mid-sentence)."""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
 class Registry(Generic[T]):
     """A name -> object map that reports unknown names with the list of choices.
 
@@ -28,8 +33,7 @@ class Registry(Generic[T]):
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
             self._items[name] = obj
-            doc = help or (getattr(obj, "__doc__", None) or "").strip().splitlines()[:1]
-            self._help[name] = doc if isinstance(doc, str) else (doc[0] if doc else "")
+            self._help[name] = help or _first_paragraph(getattr(obj, "__doc__", None) or "")
             return obj
 
         return deco

@@ -51,16 +51,47 @@ def profile_inputs(scenario: Scenario, devices: list[str]) -> dict[str, Any]:
     }
 
 
+def _warn_spread(prof: Profile, progress: Progress | None, why: str) -> None:
+    """Say again what was unsteady when a reused profile was measured."""
+    from .report.profile_table import profile_warnings
+
+    if progress:
+        for w in profile_warnings(prof):
+            progress(f"warning: {w} ({why})")
+
+
+def profile_from_file(scenario: Scenario, path: str, progress: Progress | None = None) -> Profile:
+    """A profile measured elsewhere, checked against the scenario (model, input, batch,
+    compressors and their parameters); torch-free."""
+    from .profile.match import check_matches
+    from .profile.store import load_profile
+
+    prof = load_profile(path)
+    check_matches(scenario, prof, _profile_compressors(scenario), str(path))
+    if progress:
+        where = ", ".join(sorted({d.device_name or d.device for d in prof.devices}))
+        progress(f"profile from {path}: {where}" + (f" on {prof.host}" if prof.host else "")
+                 + (f", torch {prof.torch_version}" if prof.torch_version else ""))
+    return prof
+
+
 def profile_scenario(
     scenario: Scenario,
     store: ProfileStore | None = None,
     refresh: bool = False,
     progress: Progress | None = None,
+    profile_file: str | None = None,
 ) -> tuple[Profile, bool]:
-    """The scenario's profile and whether it came from the cache.
+    """The scenario's profile and whether it was reused (from the cache or a file).
 
-    ``store=None`` uses the default cache folder; ``refresh`` measures again even if cached.
+    ``profile_file`` (or the scenario's ``profile.file``): simulate that profile, measured
+    elsewhere, after checking it matches. ``store=None`` uses the default cache folder;
+    ``refresh`` measures again even if cached.
     """
+    if (path := profile_file or scenario.profile.file) is not None:
+        prof = profile_from_file(scenario, str(path), progress)
+        _warn_spread(prof, progress, "from the file")
+        return prof, True
     from .models.footprint import check_fits
     from .profile.devices import resolve_devices
     from .profile.measure import measure_profile
@@ -69,29 +100,33 @@ def profile_scenario(
     store = store if store is not None else ProfileStore()
     devices = resolve_devices(scenario.device)
     key = profile_key(profile_inputs(scenario, devices))
-    if not refresh and (cached := store.get(key)) is not None:
+    if not refresh and (cached := store.get(key, on_invalid=say)) is not None:
         say(f"profile {key} from the cache ({store.path(key)})")
+        _warn_spread(cached, say, "cached; --refresh-profile measures again")
         return cached, True
-    specs = _profile_compressors(scenario)
-    m = scenario.model
-    check_fits(m.name, m.num_classes, m.input_size, scenario.batch_size, states=2 * len(specs))
-    say(f"profiling {scenario.model.name} (batch {scenario.batch_size}) on {', '.join(devices)}")
-    prof = measure_profile(
-        scenario.model.name,
-        scenario.model.num_classes,
-        scenario.model.input_size,
-        scenario.batch_size,
-        devices,
-        specs,
-        warmup=scenario.profile.warmup,
-        iterations=scenario.profile.iterations,
-        seed=scenario.seed,
-        progress=say,
-    )
-    # a compile that failed while measuring made this an eager profile: file it as one
-    key = profile_key(profile_inputs(scenario, devices))
-    prof = prof.model_copy(update={"key": key})
-    store.put(prof)
+    # one run measures a key at a time: another that misses it meanwhile waits here, then
+    # finds this one's profile (the lock dies with its process, crash included)
+    with store.lock(key, on_wait=say):
+        # measured by another run while this one waited? (an invalid entry was reported above)
+        if not refresh and (cached := store.get(key, on_invalid=lambda _m: None)) is not None:
+            say(f"profile {key} from the cache ({store.path(key)}), measured by another run")
+            _warn_spread(cached, say, "measured by another run")
+            return cached, True
+        specs = _profile_compressors(scenario)
+        m = scenario.model
+        check_fits(m.name, m.num_classes, m.input_size, scenario.batch_size, states=2 * len(specs))
+        say(f"profiling {m.name} (batch {scenario.batch_size}) on {', '.join(devices)}")
+        prof = measure_profile(
+            m.name, m.num_classes, m.input_size, scenario.batch_size, devices, specs,
+            warmup=scenario.profile.warmup,
+            min_iterations=scenario.profile.iterations,
+            seed=scenario.seed,
+            progress=say,
+        )
+        # a compile that failed while measuring made this an eager profile: file it as one
+        key = profile_key(profile_inputs(scenario, devices))
+        prof = prof.model_copy(update={"key": key, "compressor_specs": specs})
+        store.put(prof)
     return prof, False
 
 
@@ -126,9 +161,13 @@ class StudyResult:
             "input_size": p.input_size,
             "devices": [{"device": d.device, "name": d.device_name, "forward_s": d.forward_s,
                          "backward_s": d.backward_s, "optimizer_s": d.optimizer_s,
-                         "nsi_compile": d.nsi_compile} for d in p.devices],
+                         "nsi_compile": d.nsi_compile, "estimated": d.estimated,
+                         "source": d.source, "spread": d.spread} for d in p.devices],
             "torch_version": p.torch_version,
+            "host": p.host,
+            "machine": p.machine,
             "created": p.created,
+            "settings": p.settings,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,6 +198,7 @@ def simulate_scenario(
     nominal bandwidth and latency of the grid point).
     """
     from .sim import simulate
+    from .units import format_bandwidth, format_duration
 
     say = progress or (lambda _m: None)
     labels = [c.key for c in scenario.compressors]
@@ -185,7 +225,9 @@ def simulate_scenario(
 
     grid = scenario.grid()
     for i, point in enumerate(grid):
-        say(f"simulating point {i + 1}/{len(grid)}: {point.workers} workers")
+        say(f"simulating point {i + 1}/{len(grid)}: {point.workers} workers, "
+            f"{format_bandwidth(point.bandwidth_bytes_per_s)}, "
+            f"{format_duration(point.latency_s)} latency")
         for label in labels:
             res = simulate(profile, sim_point(label, point), trace=trace)
             if label == dense:
@@ -221,9 +263,12 @@ def run_scenario(
     refresh: bool = False,
     trace: bool = False,
     progress: Progress | None = None,
+    profile_file: str | None = None,
 ) -> StudyResult:
-    """Profile (or reuse the cached profile), then simulate every compressor x grid point."""
-    profile, cached = profile_scenario(scenario, store=store, refresh=refresh, progress=progress)
+    """Profile (or reuse the cached profile, or read ``profile_file``), then simulate every
+    compressor x grid point."""
+    profile, cached = profile_scenario(scenario, store=store, refresh=refresh, progress=progress,
+                                       profile_file=profile_file)
     rows, sims = simulate_scenario(scenario, profile, trace=trace, progress=progress)
     return StudyResult(scenario=scenario, profile=profile, runs=rows, sims=sims, profile_cached=cached)
 
@@ -232,10 +277,9 @@ def train_scenario(scenario: Scenario, progress: Progress | None = None) -> list
     """Virtual-worker training of every compressor at every ``train.workers`` count on the
     scenario's first device; one row per run with ``accuracy_delta_vs_dense`` (this final
     accuracy minus dense's at the same worker count, when the scenario has ``none``)."""
+    from .models.footprint import check_fits
     from .profile.devices import resolve_devices
     from .train import load_dataset, train_virtual
-
-    from .models.footprint import check_fits
 
     tr = scenario.train
     m = scenario.model

@@ -73,3 +73,13 @@ def test_schema_is_json_schema_of_scenarios(runner):
     schema = json.loads(result.output)
     assert schema["additionalProperties"] is False
     assert {"model", "compressors", "cluster", "ddp"} <= set(schema["properties"])
+
+
+def test_list_does_not_cut_descriptions(runner):
+    """`list` shows each entry's whole first paragraph, not its first source line."""
+    from rsdgc_sim.compress import COMPRESSORS
+
+    result = runner.invoke(cli, ["list"])
+    assert result.exit_code == 0
+    assert COMPRESSORS.help("dgc").endswith("density warm-up.")
+    assert "density" in result.output and "warm-up." in result.output

@@ -5,7 +5,8 @@ import math
 import pytest
 
 from rsdgc_sim.errors import ConfigError, TopologyError, UnknownNameError
-from rsdgc_sim.sim import COLLECTIVES, TopologySpec, collective_time
+from rsdgc_sim.sim import COLLECTIVES, TopologySpec, build_topology, collective_time
+from rsdgc_sim.sim.runner import auto_candidates
 
 BW = 1.25e9  # 10 Gbit/s
 A = 5e-6
@@ -255,3 +256,29 @@ def test_parameter_server_on_two_level_sits_on_the_core():
     for fid in ("auto", "step", "link"):
         r = collective_time("parameter_server", p, n, BW, A, topology=spec, fidelity=fid)
         assert rel(r.simulated_s, want) < 1e-9, fid
+
+
+FLAT = ["ring", "halving_doubling", "tree", "double_binary_tree"]
+
+
+def test_auto_candidates_need_whole_nodes():
+    """auto_candidates: the four flat allreduces everywhere, and hierarchical only where the
+    ranks fill whole nodes: not for 12 workers on two_level with 8 per node (a partial last
+    node), yes for 16."""
+    partial = build_topology("two_level", 12, BW, A, {"gpus_per_node": 8,
+                                                      "allow_partial": True})
+    assert auto_candidates(partial, 12) == FLAT
+    assert auto_candidates(build_topology("two_level", 16, BW, A), 16) == FLAT + [
+        "hierarchical"]
+    assert auto_candidates(build_topology("switch", 12, BW, A), 12) == FLAT
+
+
+def test_auto_on_partial_nodes_runs():
+    """collective auto on 12 workers of two_level (8 per node, partial last node) skips
+    hierarchical (it failed: "nodes hold different numbers of workers") and returns the
+    fastest of the four flat algorithms."""
+    spec = TopologySpec(name="two_level", params={"gpus_per_node": 8, "allow_partial": True})
+    r = collective_time("auto", 12, 1e6, BW, A, topology=spec)
+    times = {a: collective_time(a, 12, 1e6, BW, A, topology=spec).simulated_s for a in FLAT}
+    assert r.chosen == min(times, key=times.get)
+    assert r.simulated_s == min(times.values())

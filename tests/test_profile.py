@@ -17,7 +17,7 @@ COMPRESSORS = {"none": {"name": "none"}, "topk": {"name": "topk", "density": 0.1
 
 @pytest.fixture(scope="module")
 def prof():
-    return measure_profile("cnn_small", 10, 16, 4, ["cpu"], COMPRESSORS, warmup=1, iterations=3, seed=0)
+    return measure_profile("cnn_small", 10, 16, 4, ["cpu"], COMPRESSORS, warmup=1, min_iterations=3, seed=0)
 
 
 def test_profile_lists_every_parameter_in_registration_order(prof):
@@ -64,7 +64,7 @@ def test_compression_costs_per_tensor(prof):
 
 def test_two_devices_profile_at_once():
     """`device: [cpu, cpu]` profiles one worker per entry, each with its own times."""
-    p = measure_profile("cnn_small", 10, 16, 2, ["cpu", "cpu"], {"none": {"name": "none"}}, warmup=0, iterations=1)
+    p = measure_profile("cnn_small", 10, 16, 2, ["cpu", "cpu"], {"none": {"name": "none"}}, warmup=0, min_iterations=1)
     assert [d.device for d in p.devices] == ["cpu", "cpu"]
     assert all(d.backward_s > 0 for d in p.devices)
 
@@ -148,7 +148,7 @@ def test_compression_is_profiled_after_the_warm_up(name, params):
     from rsdgc_sim.compress.select import k_for
 
     spec = {"name": name, "density": 0.01, "warmup_iters": 1000, **params}
-    p = measure_profile("cnn_small", 10, 16, 4, ["cpu"], {"c": spec}, warmup=1, iterations=2, seed=0)
+    p = measure_profile("cnn_small", 10, 16, 4, ["cpu"], {"c": spec}, warmup=1, min_iterations=2, seed=0)
     costs = p.devices[0].compression["c"]
     assert {t.name: costs[t.name].wire_bytes for t in p.tensors} == {
         t.name: 8 * k_for(t.numel, 0.01) for t in p.tensors

@@ -174,3 +174,106 @@ def test_profile_cache_key_follows_the_nsi_compile_mode(tiny):
     finally:
         set_compiled({"on": True, "off": False}.get(before, "auto"))
     assert off != on
+
+
+def test_random_k_is_costed_by_how_it_aggregates(tiny):
+    """Random-k with per-rank indices must all-gather (index, value) pairs; with indices
+    shared by every rank its values are allreduced and no index is sent: the profile marks
+    those tensors dense, and the simulator moves them with the allreduce."""
+    tiny["compressors"] = [
+        {"name": "randomk", "density": 0.1, "min_numel": 100, "label": "own"},
+        {"name": "randomk", "density": 0.1, "min_numel": 100, "shared_indices": True,
+         "label": "shared"}]
+    tiny["cluster"]["workers"] = [4]
+    tiny["cluster"]["bandwidth"] = ["100Mbit/s"]
+    study = run_scenario(scenario_from_dict(tiny))
+    rows = {r["compressor"]: r for r in study.runs}
+    assert "allgather" in rows["own"]["collective"]
+    assert "allgather" not in rows["shared"]["collective"]
+    # values only (4 B each) against values and int32 indices (8 B each) for the big tensors
+    assert rows["shared"]["bytes_sent_per_worker"] < rows["own"]["bytes_sent_per_worker"]
+    # an allreduce transmits 2(p-1)/p of it; the all-gather forwards p - 1 payloads
+    assert (rows["shared"]["bytes_transmitted_per_worker"]
+            < rows["own"]["bytes_transmitted_per_worker"] / 2)
+
+
+def test_simulates_a_profile_written_by_another_process(tiny, tmp_path):
+    """`profile --out FILE` in one process, `run --profile FILE` in another (torch never
+    imported there): the same rows as simulating the cached profile directly."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    scen = tmp_path / "s.yaml"
+    scen.write_text(yaml.safe_dump(tiny))
+    prof = tmp_path / "p.json"
+    r = CliRunner().invoke(cli, ["profile", str(scen), "--out", str(prof)])
+    assert r.exit_code == 0, r.output
+    code = (
+        "import sys; from rsdgc_sim.cli import main\n"
+        f"sys.argv = ['rsdgc-sim', 'run', {str(scen)!r}, '--profile', {str(prof)!r}, "
+        f"'--out', {str(tmp_path / 'out')!r}, '-q', '--no-plot']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'torch' not in sys.modules\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())["runs"]
+    from rsdgc_sim.profile.store import load_profile
+    from rsdgc_sim.run import simulate_scenario
+
+    want, _ = simulate_scenario(scenario_from_dict(tiny), load_profile(prof))
+    assert [r["iteration_s"] for r in rows] == [r["iteration_s"] for r in want]
+
+
+@pytest.mark.parametrize("change, pattern", [
+    (lambda d: d.update(batch_size=8), r"batch_size 4 in the profile, 8 in the scenario"),
+    (lambda d: d["model"].update(name="resnet18", input_size=32),
+     r"model 'cnn_small' in the profile, 'resnet18' in the scenario; input_size 16 in the profile, 32"),
+    (lambda d: d["compressors"][1].update(density=0.2),
+     r"compressor 'topk\(density=0\.2\)' is not in the profile \(it has: none, topk\(density=0\.1\)\)"),
+    (lambda d: d["compressors"][1].update(label="topk(density=0.1)", density=0.3),
+     r"compressor 'topk\(density=0\.1\)' was profiled as .*'density': 0\.1.*asks for .*0\.3"),
+])
+def test_a_mismatched_profile_is_one_line_naming_every_difference(tiny, tmp_path, change, pattern):
+    """A profile file that does not answer the scenario (model, input, batch, compressors or
+    their parameters) is refused in one line that names the file and what differs."""
+    import yaml
+
+    scen = tmp_path / "s.yaml"
+    scen.write_text(yaml.safe_dump(tiny))
+    prof = tmp_path / "p.json"
+    assert CliRunner().invoke(cli, ["profile", str(scen), "--out", str(prof)]).exit_code == 0
+    change(tiny)
+    scen.write_text(yaml.safe_dump(tiny))
+    r = CliRunner().invoke(cli, ["run", str(scen), "--profile", str(prof), "--out",
+                                 str(tmp_path / "o")])
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    import re
+
+    assert re.search(r"profile .*p\.json does not match the scenario: " + pattern, lines[0]), lines[0]
+
+
+def test_two_runs_on_an_empty_cache_measure_once(tiny, tmp_path):
+    """Two `profile` processes started together on an empty cache: one measures, the other
+    waits for its lock and reuses that profile, so both report the same numbers."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    scen = tmp_path / "s.yaml"
+    scen.write_text(yaml.safe_dump(tiny))
+    env = {**os.environ, "RSDGC_SIM_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "rsdgc_sim.cli", "profile", str(scen),
+                               "--out", str(tmp_path / f"p{i}.json")], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    measured = sum("profiling cnn_small" in err for _, err in outs)
+    assert measured == 1, [err for _, err in outs]
+    assert (tmp_path / "p0.json").read_text() == (tmp_path / "p1.json").read_text()

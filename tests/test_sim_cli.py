@@ -80,3 +80,33 @@ def test_bad_input_raises_rsdgc_errors(args, exc, match):
     r = run(*args)
     assert isinstance(r.exception, exc)
     assert re.search(match, str(r.exception))
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--workers", "4", "--bytes", "1MB", "--bandwidth", "1e-320B/s"],
+     r"bandwidth 1e-320 bytes/s is too small \(1/bandwidth overflows\)"),
+    (["--workers", "64", "--bytes", "1e308B", "--bandwidth", "1B/s"],
+     r"simulated time is not a finite number of seconds \(inf\)"),
+])
+def test_absurd_inputs_are_config_errors_not_infinity(args, match):
+    """A bandwidth whose reciprocal overflows (1e-320 B/s: Infinity in --json before), or a
+    result that overflows (2*63/64 * 1e308 bytes at 1 B/s > 1.8e308 s), is a one-line
+    ConfigError (the group turns it into exit 2); nothing is printed."""
+    r = run("--algorithm", "ring", *args, "--json")
+    assert isinstance(r.exception, ConfigError) and r.output == ""
+    assert re.search(match, str(r.exception)) and "\n" not in str(r.exception)
+
+
+def test_json_is_strict():
+    """--json output is strict JSON (no NaN or Infinity), with every field for every
+    algorithm, including `exact` (false where auto settled for a step estimate)."""
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+
+    for alg in ("ring", "double_binary_tree", "auto"):
+        r = run("--algorithm", alg, *BASE, "--json", "--explain")
+        out = strict(r.output)
+        assert out["exact"] is True and out["simulated_s"] > 0
+    r = run("--algorithm", "halving_doubling", "--workers", "128", "--bytes", "1MB",
+            "--bandwidth", "10Gbit/s", "--topology", "ring", "--json")
+    assert strict(r.output)["exact"] is False

@@ -3,8 +3,8 @@
 import pytest
 
 from rsdgc_sim.sim import TopologySpec, build_topology, collective_time
-from rsdgc_sim.sim.runner import CountingEnvironment
 from rsdgc_sim.sim.network import FlowNetwork, run_rounds
+from rsdgc_sim.sim.runner import CountingEnvironment
 
 BW = 1e9
 LAT = 2e-6  # host to host on the switch

@@ -109,7 +109,7 @@ def test_timeline_is_causal(blocking, overlap):
                                           + wc.optimizer)
             if blocking:
                 tasks = sorted(w.compress + w.decompress)
-                for (_, e0), (s1, _) in zip(tasks, tasks[1:]):
+                for (_, e0), (s1, _) in zip(tasks, tasks[1:], strict=False):
                     assert s1 >= e0 - 1e-12
                 inside = sum(min(e, w.backward_end) - s for s, e in tasks
                              if s < w.backward_end)

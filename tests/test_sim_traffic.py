@@ -1,12 +1,11 @@
 """Bytes a worker transmits (rsdgc_sim.sim.traffic), beside the payload it contributes."""
 
 import pytest
+from test_sim import point, tiny_profile
 
 from rsdgc_sim.sim import SimPoint, build_topology, simulate
 from rsdgc_sim.sim.collectives import Message, make_collective
 from rsdgc_sim.sim.traffic import _enumerate, bytes_transmitted, closed_bytes_transmitted
-
-from test_sim import point, tiny_profile
 
 
 @pytest.mark.parametrize("name", ["ring", "halving_doubling", "tree", "allgather_ring",

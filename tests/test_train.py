@@ -1,6 +1,7 @@
 """Virtual-worker training: data, shards, determinism, learning, and the `train` command."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -103,3 +104,41 @@ def test_cli_train_bad_dataset(tiny, write_scenario, tmp_path):
     tiny["train"] = {"dataset": str(tmp_path / "missing")}
     r = CliRunner().invoke(cli, ["train", str(write_scenario(tiny))])
     assert r.exit_code == 2 and r.stderr.startswith("error: train.dataset:")
+
+
+def _step_messages(messages, label="topk", workers=2, steps=4):
+    pattern = re.compile(rf"{label}, {workers} workers: step (\d+)/{steps}, loss ([\d.e+-]+), (~\d+ s|<1 s) left")
+    return [pattern.fullmatch(m) for m in messages if ": step " in m]
+
+
+def test_train_progress_reports_steps_loss_and_eta():
+    """Without throttling (progress_every_s=0) every step says `topk, 2 workers: step
+    3/4, loss 1.39, ~1 s left` as a Transient message; the first step's loss is the mean
+    training loss of the workers' first batches on the initial model."""
+    from rsdgc_sim.models import create
+    from rsdgc_sim.progress import Transient
+
+    d = SyntheticData(4, 12, 200, seed=0)
+    said: list[str] = []
+    train_virtual("cnn_small", 4, 12, {"name": "topk", "density": 0.1}, 2, 8, 4, d, seed=0,
+                  label="topk", progress=said.append, progress_every_s=0)
+    got = _step_messages(said)
+    assert all(got) and [int(m[1]) for m in got] == [1, 2, 3, 4]
+    assert all(isinstance(m, Transient) for m in said if ": step " in m)
+    net = create("cnn_small", num_classes=4, input_size=12, seed=0)
+    shards, _ = split(len(d), 2, 0.2, 0)
+    with torch.no_grad():
+        first = sum(float(torch.nn.functional.cross_entropy(net(x), y))
+                    for x, y in (d.batch(s[:8]) for s in shards)) / 2
+    assert float(got[0][2]) == pytest.approx(first, rel=1e-2)
+
+
+def test_train_progress_is_throttled():
+    """With progress_every_s far above the run's length, no step message at all; the
+    evaluation messages stay."""
+    d = SyntheticData(4, 12, 200, seed=0)
+    said: list[str] = []
+    train_virtual("cnn_small", 4, 12, {"name": "none"}, 2, 8, 4, d, eval_every=2, label="none",
+                  progress=said.append, progress_every_s=1e9)
+    assert said == [f"none, 2 workers: step 2/4, test accuracy {s.split()[-1]}" for s in said]
+    assert len(said) == 1

@@ -184,15 +184,17 @@ for _name, _cls in {
 def format_validation(name: str, model: type[BaseModel], err: ValidationError) -> str:
     """The message of a bad parameter: each problem with its field and the bad value, then
     the compressor's parameters."""
+    from ..strict import excerpt, loc_text
+
     parts = []
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"])
+        loc = loc_text(tuple(e["loc"])) if e["loc"] else ""
         if e["type"] == "extra_forbidden":
             parts.append(f"unknown parameter {loc!r}")
         else:
             msg = str(e["msg"]).removeprefix("Value error, ")
             where = f"{loc}: " if loc else ""
-            got = f" (got {e['input']!r})" if loc and "input" in e else ""
+            got = f" (got {excerpt(e['input'])})" if loc and "input" in e else ""
             parts.append(f"{where}{msg}{got}")
     return (
         f"compressor {name!r}: {'; '.join(parts)}; "

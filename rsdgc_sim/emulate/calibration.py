@@ -17,35 +17,32 @@ File format (JSON, ``kind: rsdgc-calibration``, ``version: 1``)::
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import platform
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from ..errors import ConfigError, ScenarioFileError, first_validation_error
+from ..errors import ConfigError, ScenarioFileError
+from ..profile.store import InvalidFile, read_json_data
+from ..report.files import write_text_atomic
+from ..strict import Strict, validation_message
 
 CALIBRATION_KIND = "rsdgc-calibration"
 CALIBRATION_VERSION = 1
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Sample(_Strict):
+class Sample(Strict):
     """One message size and its median one-way time."""
 
     bytes: int = Field(ge=0)
     seconds: float = Field(gt=0)
 
 
-class LinkFit(_Strict):
+class LinkFit(Strict):
     """``t(n) = alpha_s + beta_s_per_byte * n`` for one link setting."""
 
     #: the shaped rate (tbf) when measured on emulated links; None on a real cluster
@@ -73,7 +70,7 @@ class LinkFit(_Strict):
         return self.bandwidth_bytes_per_s / self.nominal_bandwidth_bytes_per_s
 
 
-class Calibration(_Strict):
+class Calibration(Strict):
     kind: Literal["rsdgc-calibration"] = CALIBRATION_KIND
     version: Literal[1] = CALIBRATION_VERSION
     #: emulated: namespaces + tc; loopback: unshaped loopback; cluster: a real cluster
@@ -178,33 +175,31 @@ def fit_link(
 
 
 def save_calibration(cal: Calibration, path: str | Path) -> Path:
-    """Write ``cal`` as JSON, atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(cal.model_dump_json(indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write ``cal`` as JSON, atomically (temporary file, then rename); a failure is an
+    :class:`~rsdgc_sim.errors.OutputError` naming the file."""
+    return write_text_atomic(path, cal.model_dump_json(indent=2) + "\n")
 
 
 def load_calibration(path: str | Path) -> Calibration:
-    """Read a calibration file written by ``rsdgc-sim calibrate``; a missing, unreadable or
-    invalid file raises :class:`~rsdgc_sim.errors.ScenarioFileError` naming it."""
+    """Read a calibration file written by ``rsdgc-sim calibrate``. Every problem (no such
+    file, a directory or FIFO in its place, not JSON, not a calibration, a missing,
+    mistyped, out-of-range or non-finite field) is one
+    :class:`~rsdgc_sim.errors.ScenarioFileError` naming the file and the field."""
     p = Path(path)
+    name = f"calibration file {str(p)!r}"
     try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise ScenarioFileError(f"calibration file {str(p)!r} not found") from None
-    except (OSError, ValueError) as e:
-        raise ScenarioFileError(f"calibration file {str(p)!r} is not readable JSON: {e}") from None
+        data = read_json_data(p)
+    except InvalidFile as e:
+        if e.missing:
+            raise ScenarioFileError(f"{name} not found") from None
+        raise ScenarioFileError(f"{name}: {e}" if e.field else f"{name} is {e}") from None
     if not isinstance(data, dict) or data.get("kind") != CALIBRATION_KIND:
         raise ScenarioFileError(
-            f"{str(p)!r} is not a calibration file (kind must be {CALIBRATION_KIND!r})"
-        )
+            f"{str(p)!r} is not a calibration file (kind must be {CALIBRATION_KIND!r})")
     try:
         return Calibration.model_validate(data)
     except ValidationError as e:
-        raise ScenarioFileError(f"calibration file {str(p)!r}: {first_validation_error(e)}") from None
+        raise ScenarioFileError(f"{name}: {validation_message(e, Calibration)}") from None
 
 
 def calibrated_point(point, calibration: Calibration):

@@ -70,7 +70,7 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
         prof = measure_profile(
             model_name, ncls, size, batch, ["cpu"], compressors,
             warmup=int(spec.get("profile_warmup", 1)),
-            iterations=int(spec.get("profile_iterations", 3)), seed=seed,
+            min_iterations=int(spec.get("profile_iterations", 3)), budget_s=0.0, seed=seed,
         )  # fmt: skip
         out["profile"] = json.loads(prof.model_dump_json())
 

@@ -7,15 +7,16 @@ of a field changes; loading a profile of another version is an error, not a gues
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import Field
+
+from ..strict import Strict as _Strict
 
 #: 2: payloads measured after the compressors' density warm-up (``wire_bytes`` is the steady
-#: state's, 1 kept the warm-up's), ``DeviceProfile.nsi_compile`` added
+#: state's, 1 kept the warm-up's); ``DeviceProfile.nsi_compile``, ``estimated``, ``source``,
+#: ``spread``, ``samples`` and ``Profile.compressor_specs``, ``settings``, ``machine`` added
 PROFILE_VERSION = 2
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class TensorInfo(_Strict):
@@ -65,6 +66,17 @@ class DeviceProfile(_Strict):
     #: ``rsdgc_sim.compress.neighborhood.compile_mode()`` reports it (``on``, ``off``,
     #: ``auto``, or ``eager (compile failed: ...)``); empty when not measured
     nsi_compile: str = ""
+    #: True when the times are estimated from a device model (roofline), not measured
+    estimated: bool = False
+    #: how the times were obtained, e.g. ``measured`` or ``estimated: H100-SXM (roofline,
+    #: efficiency 0.5)``
+    source: str = "measured"
+    #: spread of each measured quantity: interquartile range in seconds, keyed
+    #: ``forward_s``, ``backward_s``, ``optimizer_s`` and ``compress:<label>`` (one
+    #: iteration's compression of all tensors); empty for estimates
+    spread: dict[str, float] = Field(default_factory=dict)
+    #: timed iterations behind each quantity of ``spread``
+    samples: dict[str, int] = Field(default_factory=dict)
 
 
 class Profile(_Strict):
@@ -80,6 +92,13 @@ class Profile(_Strict):
     torch_version: str = ""
     host: str = ""
     created: str = ""
+    #: per compressor label: ``{"name": ..., **params}`` as profiled (what a scenario that
+    #: reuses this profile must ask for)
+    compressor_specs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: how it was measured (warm-up, iterations, time budget, threads, seed) or estimated
+    settings: dict[str, Any] = Field(default_factory=dict)
+    #: the machine it was measured on (CPU model, cores, OS)
+    machine: str = ""
 
     @property
     def dense_bytes(self) -> int:

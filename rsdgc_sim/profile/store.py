@@ -2,23 +2,48 @@
 
 The cache folder is ``$RSDGC_SIM_CACHE`` if set, else ``$XDG_CACHE_HOME/rsdgc-sim`` (by
 default ``~/.cache/rsdgc-sim``); profiles live under ``profiles/<key>.json``.
+
+* Reading: any invalid cache entry (not JSON, truncated, another format version,
+  non-finite numbers, no devices, a compressor without costs, a directory or a FIFO in its
+  place...) is a *miss*: :meth:`ProfileStore.get` reports it (naming the file and why) and
+  returns None, so the profile is measured again and :meth:`ProfileStore.put` replaces it.
+  A profile file the user gave (:func:`load_profile`) that is invalid is one
+  :class:`~rsdgc_sim.errors.ProfileError` naming the file and the field.
+* Concurrency: :meth:`ProfileStore.lock` holds ``profiles/<key>.lock`` (``fcntl.flock``, which
+  the kernel releases when its process ends, crash included) so that two runs that miss the
+  same entry measure it once: the second waits, then finds the first one's profile.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import json
+import math
 import os
+import re
+import shutil
+import stat
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from .. import __version__
-from ..errors import ProfileError, first_validation_error
-from ..report.files import write_json_atomic
+from ..errors import OutputError, ProfileError
+from ..report.files import check_writable_dir, write_json_atomic
+from ..strict import excerpt, loc_text, validation_message
 from .schema import PROFILE_VERSION, Profile
+
+#: how long :meth:`ProfileStore.lock` waits for another process's measurement by default
+LOCK_TIMEOUT_S = 1800.0
+
+#: a cache key: what :func:`profile_key` makes (never a path: no ``/`` or ``..``)
+_KEY = re.compile(r"[0-9A-Za-z_-]{1,128}")
 
 
 def default_cache_dir() -> Path:
@@ -56,48 +81,329 @@ def profile_key(inputs: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def load_profile(path: str | Path) -> Profile:
-    """Read a saved profile; a profile of another format version is an error, not a guess."""
+# --- reading JSON data files ---------------------------------------------------------------
+
+
+class InvalidFile(Exception):
+    """Why a data file cannot be used; the message names no file (callers add it) and reads
+    after "FILE is" (``not readable JSON: ...``) or, when ``field`` is set, starts with the
+    field's location (``links[0].alpha_s: ...``). ``missing``: nothing is at the path."""
+
+    def __init__(self, reason: str, missing: bool = False, field: str | None = None):
+        super().__init__(reason)
+        self.missing = missing
+        self.field = field
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+          (stat.S_ISBLK, "a device"))
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def _first_non_finite(data: Any) -> tuple[tuple[Any, ...], float] | None:
+    """The location and value of the first NaN or infinity in parsed JSON, or None."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return loc, value
+        if isinstance(value, dict):
+            stack.extend((loc + (k,), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((loc + (i,), v) for i, v in reversed(list(enumerate(value))))
+    return None
+
+
+def read_json_data(path: str | Path) -> Any:
+    """The parsed content of JSON file ``path``; every problem is one :class:`InvalidFile`.
+
+    Only a regular file is opened (a directory, FIFO, socket or device is refused from its
+    ``stat``, so a FIFO never blocks); the text must be UTF-8 JSON without ``NaN`` or
+    ``Infinity`` anywhere (``json.loads`` accepts them, and ``1e999`` reads as infinity): a
+    non-finite number is reported with its location, e.g. ``devices[0].forward_s``.
+    """
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        st = os.stat(p)
     except FileNotFoundError:
-        raise ProfileError(f"{p}: no such profile") from None
-    except (OSError, ValueError) as e:
-        raise ProfileError(f"{p}: cannot read profile: {e}") from None
-    if not isinstance(data, dict) or data.get("version") != PROFILE_VERSION:
-        got = data.get("version") if isinstance(data, dict) else None
-        raise ProfileError(f"{p}: profile format version {got!r}, this rsdgc-sim reads {PROFILE_VERSION}")
+        if os.path.lexists(p):
+            raise InvalidFile("a symbolic link to nothing") from None
+        raise InvalidFile("no such file", missing=True) from None
+    except NotADirectoryError:  # a file where a folder of the path should be
+        raise InvalidFile("no such file (a file is in the place of one of its folders)",
+                          missing=True) from None
+    except (OSError, ValueError) as e:  # permissions, a name too long, a NUL byte
+        raise InvalidFile(f"unreadable: {getattr(e, 'strerror', None) or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidFile(f"{_kind(st.st_mode)}, not a JSON file")
     try:
-        return Profile.model_validate(data)
+        # O_NONBLOCK: should a FIFO have taken the file's place since the stat, open returns
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise InvalidFile("not a regular file, not a JSON file")
+            raw = f.read()
+    except OSError as e:
+        raise InvalidFile(f"unreadable: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidFile(f"not UTF-8 text (byte {e.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InvalidFile(f"not readable JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except RecursionError:
+        raise InvalidFile("not readable JSON: nested too deeply") from None
+    except ValueError as e:  # an integer with too many digits
+        raise InvalidFile(f"not readable JSON: {excerpt(str(e), 120)}") from None
+    if (bad := _first_non_finite(data)) is not None:
+        where = loc_text(bad[0])
+        raise InvalidFile(f"{where}: not a finite number (got {bad[1]})", field=where)
+    return data
+
+
+# --- profiles ------------------------------------------------------------------------------
+
+
+def _consistency_problem(profile: Profile) -> str | None:
+    """What makes a schema-valid profile unusable by the simulator, or None."""
+    if not profile.devices:
+        return "devices: a profile needs at least one device"
+    names = [t.name for t in profile.tensors]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        return f"tensors: name {dup!r} is given twice"
+    labels = list(profile.devices[0].compression)
+    for i, d in enumerate(profile.devices):
+        where = f"devices[{i}]"
+        if not d.compression:
+            return f"{where}.compression: no compressor costs"
+        if list(d.compression) != labels:
+            return f"{where}.compression: compressors {list(d.compression)} differ from devices[0]'s {labels}"
+        for name in names:
+            if name not in d.grad_ready_s:
+                return f"{where}.grad_ready_s: no time for tensor {name!r}"
+        for label, costs in d.compression.items():
+            for name in names:
+                if name not in costs:
+                    return f"{where}.compression.{label}: no cost for tensor {name!r}"
+    return None
+
+
+def parse_profile(data: Any) -> Profile:
+    """A :class:`Profile` from parsed JSON, checked strictly (no strings for numbers, no
+    booleans for integers, every tensor timed and costed on every device); the
+    :class:`InvalidFile` raised otherwise names the field."""
+    if not isinstance(data, dict):
+        raise InvalidFile(f"not a profile (a JSON object is expected, got {type(data).__name__})")
+    if data.get("version") != PROFILE_VERSION:
+        raise InvalidFile(f"profile format version {excerpt(data.get('version'))}, "
+                          f"this rsdgc-sim reads {PROFILE_VERSION}")
+    try:
+        profile = Profile.model_validate(data, strict=True)
     except ValidationError as e:
-        raise ProfileError(f"{p}: not a valid profile: {first_validation_error(e)}") from None
+        raise InvalidFile(f"not a valid profile: {validation_message(e, Profile)}") from None
+    if (problem := _consistency_problem(profile)) is not None:
+        raise InvalidFile(f"not a valid profile: {problem}")
+    return profile
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read a saved profile; any problem (no such file, not a regular file, not JSON, a
+    non-finite number, a missing or mistyped field, another format version: not a guess)
+    is one :class:`~rsdgc_sim.errors.ProfileError` naming the file and the field."""
+    p = Path(path)
+    try:
+        return parse_profile(read_json_data(p))
+    except InvalidFile as e:
+        raise ProfileError(f"{p}: {e}") from None
 
 
 def save_profile(profile: Profile, path: str | Path) -> Path:
+    """Write ``profile`` as JSON, atomically; a failure is an OutputError naming the file."""
     return write_json_atomic(path, profile.model_dump(mode="json"))
 
 
+def _check_key(key: str) -> str:
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise ProfileError(f"profile key {excerpt(key)}: not a cache key (letters, digits, - and _)")
+    return key
+
+
+def _remove(path: Path) -> None:
+    """Remove whatever is at ``path`` (a directory with its content, a file, a link)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 class ProfileStore:
-    """Profiles cached on disk under ``root/profiles``."""
+    """Profiles cached on disk under ``root/profiles``.
+
+    Measuring a missing profile once, however many runs miss it at the same time::
+
+        with store.lock(key, on_wait=say):
+            profile = store.get(key, on_invalid=say)
+            if profile is None:
+                profile = measure(...)
+                store.put(profile)
+    """
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root is not None else default_cache_dir()
 
-    def path(self, key: str) -> Path:
-        return self.root / "profiles" / f"{key}.json"
+    @property
+    def folder(self) -> Path:
+        """Where the entries (and their lock files) are: ``root/profiles``."""
+        return self.root / "profiles"
 
-    def get(self, key: str) -> Profile | None:
-        """The cached profile, or None (a damaged entry counts as absent)."""
+    def path(self, key: str) -> Path:
+        return self.folder / f"{_check_key(key)}.json"
+
+    def lock_path(self, key: str) -> Path:
+        return self.folder / f"{_check_key(key)}.lock"
+
+    def get(self, key: str, on_invalid: Callable[[str], None] | None = None) -> Profile | None:
+        """The cached profile, or None. An invalid entry (see the module doc) counts as
+        absent: ``on_invalid`` (default: a :class:`RuntimeWarning`) gets one line
+        ``cached profile FILE is invalid (REASON): measuring again``."""
         p = self.path(key)
-        if not p.exists():
-            return None
         try:
-            return load_profile(p)
-        except ProfileError:
+            profile = parse_profile(read_json_data(p))
+            if profile.key != key:
+                raise InvalidFile(f"it holds profile {excerpt(profile.key)}")
+        except InvalidFile as e:
+            if not e.missing:
+                _report(on_invalid, f"cached profile {p} is invalid ({e}): measuring again")
             return None
+        return profile
 
     def put(self, profile: Profile) -> Path:
+        """Cache ``profile`` under its key, atomically, replacing whatever was there (an
+        invalid entry, a directory); a failure is an OutputError naming the path."""
         if not profile.key:
             raise ProfileError("cannot cache a profile without a key")
-        return save_profile(profile, self.path(profile.key))
+        p = self.path(profile.key)
+        check_writable_dir(self.folder, "profile cache")
+        try:
+            if p.is_dir() and not p.is_symlink():
+                _remove(p)
+        except OSError as e:
+            raise OutputError(f"profile cache entry {p}: a directory is in its place and "
+                              f"cannot be removed: {e.strerror or e}") from None
+        return save_profile(profile, p)
+
+    @contextlib.contextmanager
+    def lock(self, key: str, timeout_s: float | None = None,
+             on_wait: Callable[[str], None] | None = None, poll_s: float = 0.2) -> Iterator[Path]:
+        """Hold the entry's lock file (``profiles/KEY.lock``, ``fcntl.flock``) for the body:
+        the one process (or thread, or second ``lock`` in this one) that holds it measures;
+        the others wait here. The kernel releases it when the holder's process ends, even if
+        it crashes, so a lock is never stale. Yields the lock file's path.
+
+        * Waiting: ``on_wait`` (default: nothing) gets ``waiting for another process
+          measuring profile KEY (lock FILE)`` once, then this polls every ``poll_s`` s.
+        * After ``timeout_s`` (default :data:`LOCK_TIMEOUT_S`, 30 min) without it: a
+          ProfileError naming the lock file and how to go on.
+        * A cache that cannot hold the lock file: an OutputError naming it. A file system
+          without ``flock`` (some network ones): ``on_wait`` is told and the body runs
+          without the lock (the worst case is measuring twice, as without a lock).
+        """
+        limit = LOCK_TIMEOUT_S if timeout_s is None else float(timeout_s)
+        lp = self.lock_path(key)
+        check_writable_dir(self.folder, "profile cache")
+        fd = _open_lock_file(lp)
+        try:
+            locked = _acquire(fd, lp, key, limit, poll_s, on_wait)
+            try:
+                yield lp
+            finally:
+                if locked:
+                    with contextlib.suppress(OSError):
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        # the lock file stays: removing it would let a process that opened it before the
+        # removal and one that creates it anew both hold "the" lock
+
+
+def _acquire(fd: int, lp: Path, key: str, limit: float, poll_s: float,
+             on_wait: Callable[[str], None] | None) -> bool:
+    """Take the flock on ``fd`` (see :meth:`ProfileStore.lock`); False: no locking here."""
+    deadline = time.monotonic() + limit
+    waited = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        except OSError as e:  # ENOLCK, EOPNOTSUPP...: no locking on this file system
+            _report_quietly(on_wait, f"cannot lock {lp} ({e.strerror or e}): measuring without a lock")
+            return False
+        if not waited:
+            waited = True
+            _report_quietly(on_wait, f"waiting for another process measuring profile {key} (lock {lp})")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ProfileError(
+                f"profile {key}: another process has held {lp} for more than {_duration(limit)}; "
+                "wait for it to end, or end it and run again")
+        time.sleep(min(poll_s, left))
+
+
+def _open_lock_file(lp: Path) -> int:
+    """An open descriptor of lock file ``lp``, created if missing; junk in its place (a
+    directory, a FIFO) is removed first. An OutputError names the file on failure."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(5):
+        try:
+            fd = os.open(lp, flags, 0o666)
+        except IsADirectoryError:
+            reason = "a directory is in its place"
+        except OSError as e:
+            raise OutputError(f"profile cache lock file {lp}: cannot open it: {e.strerror or e}") from None
+        else:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return fd
+            os.close(fd)
+            reason = "something other than a file is in its place"
+        try:
+            _remove(lp)
+        except FileNotFoundError:
+            pass  # another process cleared it first
+        except OSError as e:
+            raise OutputError(f"profile cache lock file {lp}: {reason} and cannot be removed: "
+                              f"{e.strerror or e}") from None
+    raise OutputError(f"profile cache lock file {lp}: cannot create it (replaced while opening)")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+
+def _report(callback: Callable[[str], None] | None, message: str) -> None:
+    if callback is None:
+        import warnings
+
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    else:
+        callback(message)
+
+
+def _report_quietly(callback: Callable[[str], None] | None, message: str) -> None:
+    if callback is not None:
+        callback(message)
+
+
+__all__ = [
+    "LOCK_TIMEOUT_S", "InvalidFile", "ProfileStore", "code_fingerprint", "default_cache_dir",
+    "load_profile", "parse_profile", "profile_key", "read_json_data", "save_profile",
+]

@@ -1,51 +1,99 @@
-"""The results table printed by `rsdgc-sim run` (rich)."""
+"""The results table printed by `rsdgc-sim run` (rich).
+
+By default it fits 100 terminal columns: two-line headers with the unit in the header, no
+vertical rules, the compressor label wrapped when long, and the columns a reader needs to
+compare compressors. ``wide=True`` adds the rest. Every column is defined in
+:data:`COLUMNS` (also shown by ``rsdgc-sim run --help`` and in the README).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from ..units import format_bandwidth, format_size
+
+Row = Mapping[str, Any]
 
 
 def _ms(x: float | None) -> str:
     return "-" if x is None else f"{x * 1e3:.1f}"
 
 
-def _num(x: float | None, fmt: str) -> str:
-    return "-" if x is None else format(x, fmt)
+def _sig3(x: float | None) -> str:
+    """Three significant figures, without exponent for everyday sizes."""
+    if x is None:
+        return "-"
+    if x >= 100:
+        return f"{round(x, -len(str(int(x))) + 3):.0f}"
+    return f"{x:#.3g}"
 
 
-def results_table(runs: Iterable[Mapping[str, Any]], title: str = "") -> Table:
-    """One row per run. ``sent/worker`` is the payload a worker contributes per iteration
-    (what compression ratios are about); ``tx/worker`` what leaves its NIC (a ring
-    all-gather forwards the other p - 1 payloads too, a ring allreduce sends 2(p-1)/p of
-    the gradient)."""
-    t = Table(title=title or None, header_style="bold")
-    for name, justify in [
-        ("compressor", "left"), ("workers", "right"), ("bandwidth", "right"),
-        ("iter ms", "right"), ("compute ms", "right"), ("compress ms", "right"),
-        ("comm ms", "right"), ("exposed ms", "right"), ("sent/worker", "right"), ("tx/worker", "right"),
-        ("ratio", "right"), ("vs dense", "right"), ("scaling", "right"), ("samples/s", "right"),
-    ]:
-        t.add_column(name, justify=justify)
+def _sent(key: str) -> Callable[[Row], str]:
+    """Bytes on the wire: nothing is sent by a single worker."""
+    return lambda r: "-" if r["workers"] == 1 else format_size(r[key])
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    help: str
+    cell: Callable[[Row], str]
+    wide_only: bool = False
+    justify: str = "right"
+
+
+COLUMNS: list[Column] = [
+    Column("compressor", "the compressor's label in the scenario", lambda r: str(r["compressor"]),
+           justify="left"),
+    Column("workers", "data-parallel workers", lambda r: str(r["workers"])),
+    Column("link", "host link bandwidth (bits/s)",
+           lambda r: format_bandwidth(r["bandwidth_bytes_per_s"])),
+    Column("latency", "host-to-host latency", lambda r: f"{r['latency_s'] * 1e6:g}us",
+           wide_only=True),
+    Column("iter\nms", "simulated iteration time of the slowest worker",
+           lambda r: _ms(r["iteration_s"])),
+    Column("compute\nms", "forward + backward + optimizer of that worker",
+           lambda r: _ms(r["compute_s"]), wide_only=True),
+    Column("compress\nms", "its compression + decompression, incl. summing the p payloads", lambda r: _ms(r["compression_s"])),
+    Column("comm\nms", "sum of the collectives' durations", lambda r: _ms(r["communication_s"]),
+           wide_only=True),
+    Column("exposed\nms", "iteration minus the same with zero-time collectives", lambda r: _ms(r["exposed_communication_s"])),
+    Column("payload\n/worker", "what a worker contributes per iteration (values + indices)", _sent("bytes_sent_per_worker")),
+    Column("NIC tx\n/worker", "what leaves a worker's NIC per iteration (all-gathers forward)", _sent("bytes_transmitted_per_worker")),
+    Column("ratio", "dense gradient bytes / payload bytes",
+           lambda r: "-" if not r["compression_ratio"] else f"{r['compression_ratio']:.1f}x",
+           wide_only=True),
+    Column("vs\ndense", "speedup over dense training at the same point",
+           lambda r: "-" if r["speedup_vs_dense"] is None else f"{r['speedup_vs_dense']:.2f}x"),
+    Column("scaling", "dense 1-worker iteration / this one (weak scaling)",
+           lambda r: "-" if r["scaling_efficiency"] is None
+           else f"{r['scaling_efficiency'] * 100:.0f}%", wide_only=True),
+    Column("samples\n/s", "workers x batch / iteration time",
+           lambda r: _sig3(r["samples_per_s"])),
+]
+
+
+def columns_help(wide: bool = True) -> str:
+    """One line per column: its header and what it means."""
+    return "\n".join(f"{c.header.replace(chr(10), ' ')}: {c.help}" for c in COLUMNS
+                     if wide or not c.wide_only)
+
+
+def results_table(runs: Iterable[Row], title: str = "", wide: bool = False) -> Table:
+    """One row per run; the default set fits 100 columns, ``wide`` shows every column."""
+    cols = [c for c in COLUMNS if wide or not c.wide_only]
+    t = Table(title=title or None, header_style="bold", box=box.SIMPLE_HEAD,
+              padding=0, show_edge=False, title_justify="left")
+    for c in cols:
+        if c.header == "compressor":
+            t.add_column(c.header, justify="left", overflow="fold", min_width=18, max_width=18)
+        else:
+            t.add_column(c.header, justify=c.justify, no_wrap=True)
     for r in runs:
-        t.add_row(
-            str(r["compressor"]),
-            str(r["workers"]),
-            format_bandwidth(r["bandwidth_bytes_per_s"]),
-            _ms(r["iteration_s"]),
-            _ms(r["compute_s"]),
-            _ms(r["compression_s"]),
-            _ms(r["communication_s"]),
-            _ms(r["exposed_communication_s"]),
-            format_size(r["bytes_sent_per_worker"]),
-            format_size(r["bytes_transmitted_per_worker"]),
-            _num(r["compression_ratio"], ".1f") + ("x" if r["compression_ratio"] else ""),
-            _num(r["speedup_vs_dense"], ".2f") + "x",
-            _num(r["scaling_efficiency"] * 100 if r["scaling_efficiency"] is not None else None, ".0f") + "%",
-            _num(r["samples_per_s"], ".0f"),
-        )
+        t.add_row(*(c.cell(r) for c in cols))
     return t

@@ -44,7 +44,8 @@ def scenario_from_dict(data: Any, source: str = "scenario", base_dir: str | Path
 
 
 def _resolve_paths(scenario: Scenario, base: Path) -> Scenario:
-    """Relative file paths made absolute against ``base`` (the scenario's folder)."""
+    """Relative file paths (calibration, topology and profile files) made absolute against
+    ``base`` (the scenario's folder)."""
     cl = scenario.cluster
     update: dict[str, Any] = {}
     if cl.calibration:
@@ -52,9 +53,13 @@ def _resolve_paths(scenario: Scenario, base: Path) -> Scenario:
     if Path(cl.topology.name).suffix in (".yaml", ".yml"):  # a file, not a generator
         path = (base / Path(cl.topology.name).expanduser()).resolve()
         update["topology"] = cl.topology.model_copy(update={"name": str(path)})
-    if not update:
-        return scenario
-    return scenario.model_copy(update={"cluster": cl.model_copy(update=update)})
+    if update:
+        scenario = scenario.model_copy(update={"cluster": cl.model_copy(update=update)})
+    if scenario.profile.file:
+        path = str((base / Path(scenario.profile.file).expanduser()).resolve())
+        scenario = scenario.model_copy(
+            update={"profile": scenario.profile.model_copy(update={"file": path})})
+    return scenario
 
 
 def check_names(scenario: Scenario) -> None:

@@ -53,6 +53,9 @@ class ModelSpec(Strict):
 class ProfileSpec(Strict):
     warmup: int = Field(default=2, ge=0, le=10_000)
     iterations: int = Field(default=5, ge=1, le=10_000)
+    file: str | None = Field(
+        default=None, description="simulate with this profile file (measured elsewhere: "
+        "`rsdgc-sim profile S --out FILE`) instead of measuring; relative to the scenario")
 
 
 class CompressorSpec(BaseModel):

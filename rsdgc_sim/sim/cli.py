@@ -20,8 +20,8 @@ from ..units import (
     parse_duration,
     parse_size,
 )
-from .config import TopologySpec
 from .collective_time import collective_time
+from .config import TopologySpec
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, Any]:
@@ -79,12 +79,18 @@ def collective(algorithm: str, workers: int, nbytes: str, bandwidth: str, latenc
         out = {"algorithm": res.algorithm, "workers": res.workers, "bytes": res.bytes,
                "simulated_s": res.simulated_s, "closed_form_s": res.closed_form_s,
                "events": res.events, "wall_s": res.wall_s, "fidelity": res.fidelity,
-               "topology": topology, "bandwidth_bytes_per_s": bw, "latency_s": lat}
+               "exact": res.exact, "topology": topology, "bandwidth_bytes_per_s": bw,
+               "latency_s": lat}
         if res.chosen:
             out["chosen"] = res.chosen
         if explain:
             out["explain"] = res.explain
-        click.echo(json.dumps(out))
+        try:
+            text = json.dumps(out, allow_nan=False)
+        except ValueError:  # collective_time rejects non-finite results; never print NaN
+            raise ConfigError(f"--json: simulated_s {res.simulated_s} and closed_form_s "
+                              f"{res.closed_form_s} must be finite numbers") from None
+        click.echo(text)
         return
     if explain:
         click.echo(res.explain)
@@ -92,6 +98,8 @@ def collective(algorithm: str, workers: int, nbytes: str, bandwidth: str, latenc
     chosen = f" (chose {res.chosen})" if res.chosen else ""
     cf = ("" if res.closed_form_s is None
           else f"; closed form {format_duration(res.closed_form_s)}")
+    if not res.exact:
+        cf += "; an estimate (--explain says why)"
     click.echo(f"{res.algorithm}{chosen}: {workers} workers, {nbytes} ({n:.6g} B) at "
                f"{format_bandwidth(bw)}, {format_duration(lat)} on {topology}: "
                f"{format_duration(res.simulated_s)} simulated ({res.fidelity}, {res.events} "

@@ -8,18 +8,32 @@
   dependencies, :mod:`rsdgc_sim.sim.network`); exact by construction of the model, and the
   slowest: O(transfers) events, O(p^2) for a ring;
 * ``auto``: the cheapest exact level: ``analytic`` if a closed form applies, else ``step``
-  if it is exact here, else ``link`` when it would simulate at most
-  :data:`AUTO_LINK_MAX_TRANSFERS` transfers (about a second). Beyond that ``auto`` takes
-  ``step`` and says so: the run is marked ``exact: false`` and the explanation names the
-  reason (ask for ``link`` to run the flows anyway, within the budget of
-  :mod:`rsdgc_sim.sim.runner`).
+  if it is exact here, else ``link`` when :func:`link_seconds_estimate` expects it to take
+  at most :data:`AUTO_LINK_MAX_SECONDS`. Beyond that ``auto`` takes ``step`` and says so:
+  the run is marked ``exact: false`` and the explanation names the reason (ask for
+  ``link`` to run the flows anyway, within the budget of :mod:`rsdgc_sim.sim.runner`).
+
+The estimate of a ``link`` run's time is a deterministic count, not a measurement (the same
+inputs always pick the same level): :data:`LINK_SECONDS_PER_TRANSFER` per transfer, plus
+:data:`LINK_SECONDS_PER_SHARED_HOP` per unit of sharing work. Flows that share links
+(transitively) are rebalanced together whenever one of them starts or ends, so a pattern
+costs ``sum over its groups of sharing flows of (flows in the group) x (links of their
+routes)``; flows alone on their links count their own hops. The constants are worst cases
+of runs on a 2-core 2.4 GHz EPYC (ring, tree, halving-doubling, double binary tree,
+parameter server on every topology).
 
 All levels agree to 1e-9 relative where they are exact.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from ..errors import ConfigError
 from ..registry import Registry
@@ -38,8 +52,11 @@ for _name, _help in (
     FIDELITIES.add(_name, _name, _help)
 _ORDER = {"analytic": 0, "step": 1, "link": 2}
 
-#: ``auto`` runs ``link`` (when it is the only exact level) up to this many transfers
-AUTO_LINK_MAX_TRANSFERS = 20_000
+#: ``auto`` runs ``link`` (when it is the only exact level) if it should take at most this
+AUTO_LINK_MAX_SECONDS = 0.5
+#: the time model of a ``link`` run (module docstring)
+LINK_SECONDS_PER_TRANSFER = 40e-6
+LINK_SECONDS_PER_SHARED_HOP = 10e-6
 
 
 def most_detailed(levels: list[str]) -> str:
@@ -62,6 +79,57 @@ def link_transfers(coll: Collective, p: int, msg: Message, topo: Topology,
     if n is not None:
         return n
     return sum(ph.repeat * len(ph.pairs) for ph in phases)
+
+
+def _sharing_work(topo: Topology, phase: Phase) -> float:
+    """sum over groups of flows of a pattern that share links (transitively) of the group's
+    flows x the links of their routes (cached per pattern)."""
+    key = ("sharing", phase.key)
+    hit = topo._pattern_cache.get(key)
+    if hit is not None:
+        return hit
+    topo.prefetch_routes(phase.pairs)
+    routes = [topo.route(a, b).links for a, b in phase.pairs]
+    n = len(routes)
+    hops = np.fromiter((len(r) for r in routes), dtype=np.int64, count=n)
+    total = int(hops.sum())
+    if total == 0:
+        work = 0.0
+    else:
+        flow = np.repeat(np.arange(n), hops)
+        link = np.fromiter(itertools.chain.from_iterable(routes), dtype=np.int64, count=total)
+        # flows and links as one graph: flow k is node k, link l is node n + l
+        m = n + len(topo.link_bw)
+        adj = coo_matrix((np.ones(total), (flow, n + link)), shape=(m, m))
+        _, label = connected_components(adj, directed=False)
+        size = np.bincount(label[:n])
+        group_hops = np.bincount(label[:n], weights=hops)
+        work = float(np.sum(size * group_hops))
+    topo._pattern_cache[key] = work
+    return work
+
+
+def link_seconds_estimate(coll: Collective, p: int, msg: Message, topo: Topology,
+                          phases: list[Phase], limit: float = math.inf) -> float:
+    """The expected wall time of a ``link`` run (module docstring); counting stops, and
+    ``inf`` is returned, once the estimate passes ``limit``."""
+    transfers = link_transfers(coll, p, msg, topo, phases)
+    est = transfers * LINK_SECONDS_PER_TRANSFER
+    rounds = sum(ph.repeat * len(ph.pairs) for ph in phases)
+    # the chunked ring moves every transfer of its rounds in pieces
+    pieces = max(1, transfers // rounds) if rounds else 1
+    for ph in phases:
+        if est > limit:
+            return math.inf
+        if not ph.pairs:
+            continue
+        pc = topo.pattern_cost(ph.key, ph.pairs)
+        own = ph.repeat * pieces * float(pc.hops.sum()) * LINK_SECONDS_PER_SHARED_HOP
+        if pc.max_flows <= 1 or est + own > limit:
+            est += own  # every flow alone on its links (or over the limit anyway)
+            continue
+        est += ph.repeat * pieces * _sharing_work(topo, ph) * LINK_SECONDS_PER_SHARED_HOP
+    return est if est <= limit else math.inf
 
 
 @dataclass(frozen=True)
@@ -95,14 +163,15 @@ def choose_fidelity(coll: Collective, p: int, msg: Message, topo: Topology,
     exact, why = step_exactness(coll, phases, costs)
     if fidelity == "step" or exact:
         return FidelityChoice("step", exact, why, cf, phases, costs, total)
-    n = link_transfers(coll, p, msg, topo, phases)
-    if n <= AUTO_LINK_MAX_TRANSFERS:
+    secs = link_seconds_estimate(coll, p, msg, topo, phases, AUTO_LINK_MAX_SECONDS)
+    if secs <= AUTO_LINK_MAX_SECONDS:
         return FidelityChoice("link", True, f"step is not exact ({why})", cf, phases, costs,
                               total)
+    n = link_transfers(coll, p, msg, topo, phases)
     return FidelityChoice(
         "step", False,
-        f"{why}: only link is exact and it would simulate {n:,} transfers (auto runs link up "
-        f"to {AUTO_LINK_MAX_TRANSFERS:,}); step estimates", cf, phases, costs, total)
+        f"{why}; only link is exact, and its {n:,} transfers would take more than "
+        f"{AUTO_LINK_MAX_SECONDS:g} s (auto's limit)", cf, phases, costs, total)
 
 
 def resolve_fidelity(coll: Collective, p: int, msg: Message, topo: Topology,
@@ -111,5 +180,6 @@ def resolve_fidelity(coll: Collective, p: int, msg: Message, topo: Topology,
     return choose_fidelity(coll, p, msg, topo, fidelity).level
 
 
-__all__ = ["AUTO_LINK_MAX_TRANSFERS", "FIDELITIES", "FidelityChoice", "choose_fidelity",
-           "closed_form", "link_transfers", "most_detailed", "resolve_fidelity"]
+__all__ = ["AUTO_LINK_MAX_SECONDS", "FIDELITIES", "FidelityChoice", "choose_fidelity",
+           "closed_form", "link_seconds_estimate", "link_transfers", "most_detailed",
+           "resolve_fidelity"]

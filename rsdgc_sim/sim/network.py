@@ -171,7 +171,7 @@ def run_phases(env: simpy.Environment, net: FlowNetwork,
     shared: dict[int, dict[int, list[int]]] = {}  # id(pairs) -> rank -> op indices
     rank_phases: dict[int, list[int]] = {}
     total = 0
-    for k, (pairs, nbytes, repeat) in enumerate(phases):
+    for pairs, nbytes, repeat in phases:
         if repeat <= 0 or not len(pairs):
             continue
         by_rank = shared.get(id(pairs))

@@ -79,24 +79,34 @@ class PatternCost:
     hops: np.ndarray
 
 
-def cost_from_links(links: np.ndarray, bw: np.ndarray, lat: np.ndarray) -> PatternCost:
-    """Pattern cost from routes given as a 2-D array of link ids in path order (one row per
-    transfer, -1 where a route is shorter). Latencies are summed left to right in path
-    order, as :meth:`Topology.route` sums them, so both give the same bits."""
-    n = links.shape[0]
+def cost_from_links(cols: np.ndarray, bw: np.ndarray, lat: np.ndarray) -> PatternCost:
+    """Pattern cost from routes given as a 2-D array of link ids, one column per transfer
+    and one row per position along the routes (-1 where a route is shorter). Latencies are
+    summed row by row, in path order, as :meth:`Topology.route` sums them, so both give the
+    same bits."""
+    n = cols.shape[1]
     if n == 0:
         return PatternCost(np.zeros(0), np.zeros(0), 0, np.zeros(0, dtype=np.int64))
-    cols = np.ascontiguousarray(links.T)  # one row per position along the routes
-    valid = cols >= 0
-    safe = np.where(valid, cols, 0)
-    count = np.bincount(cols[valid], minlength=len(bw))
-    per_byte = np.where(valid, (count / bw)[safe], 0.0).max(axis=0, initial=0.0)
-    lat_at = np.where(valid, lat[safe], 0.0)
+    none = len(bw)  # padding -> an extra link that carries nothing and takes no time
+    ids = np.where(cols < 0, none, cols)
+    flat = ids.ravel()
+    if 4 * flat.size < none:  # a small pattern: count only the links it touches
+        uniq, inv, cnt = np.unique(flat, return_inverse=True, return_counts=True)
+        cnt[uniq == none] = 0
+        count_at = cnt[inv.ravel()]
+        max_flows = int(cnt.max()) if cnt.size else 0
+    else:
+        count = np.bincount(flat, minlength=none + 1)
+        count[none] = 0
+        count_at = count[flat]
+        max_flows = int(count.max())
+    bw_ext = np.append(bw, np.inf)
+    per_byte = (count_at / bw_ext[flat]).reshape(ids.shape).max(axis=0, initial=0.0)
+    lat_ext = np.append(lat, 0.0)
     latency = np.zeros(n)
-    for row in lat_at:  # left to right, as route() adds; x + 0.0 == x for padding
-        latency += row
-    return PatternCost(latency, per_byte, int(count.max()) if count.size else 0,
-                       valid.sum(axis=0))
+    for row in ids:  # left to right, as route() adds; x + 0.0 == x for padding
+        latency += lat_ext[row]
+    return PatternCost(latency, per_byte, max_flows, (ids != none).sum(axis=0))
 
 
 class Router:
@@ -113,9 +123,9 @@ class Router:
         """Default: route every pair (Python), then count."""
         rows = [self.route_links(int(a), int(b)) for a, b in zip(src, dst, strict=True)]
         width = max((len(r) for r in rows), default=0)
-        links = np.full((len(rows), width), -1, dtype=np.int64)
+        links = np.full((width, len(rows)), -1, dtype=np.int64)
         for k, r in enumerate(rows):
-            links[k, :len(r)] = r
+            links[:len(r), k] = r
         return cost_from_links(links, self.topo.bw_array, self.topo.lat_array)
 
 
@@ -123,11 +133,12 @@ class _LinkArrayRouter(Router):
     """Routers whose routes are a few links computed for many pairs at once."""
 
     def links(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Link ids of the routes, one column per pair, -1 where a route is shorter."""
         raise NotImplementedError
 
     def route_links(self, i: int, j: int) -> tuple[int, ...]:
-        row = self.links(np.array([i], dtype=np.int64), np.array([j], dtype=np.int64))[0]
-        return tuple(int(x) for x in row if x >= 0)
+        col = self.links(np.array([i], dtype=np.int64), np.array([j], dtype=np.int64))[:, 0]
+        return tuple(int(x) for x in col if x >= 0)
 
     def pattern_cost(self, src: np.ndarray, dst: np.ndarray) -> PatternCost:
         return cost_from_links(self.links(src, dst), self.topo.bw_array, self.topo.lat_array)
@@ -154,7 +165,7 @@ class StarRouter(_LinkArrayRouter):
 
     def links(self, src, dst):
         other = src != dst
-        return np.stack([_mask(other, self.up[src]), _mask(other, self.down[dst])], axis=1)
+        return np.stack([_mask(other, self.up[src]), _mask(other, self.down[dst])], axis=0)
 
 
 class TreeRouter(_LinkArrayRouter):
@@ -185,11 +196,13 @@ class TreeRouter(_LinkArrayRouter):
         ups, downs = [], []
         for lvl in range(len(self.sw_up)):
             cross = a != b
+            if not cross.any():  # no pair climbs this high (nor higher)
+                break
             ups.append(_mask(cross, self.sw_up[lvl][a]))
             downs.append(_mask(cross, self.sw_down[lvl][b]))
             a, b = a // self.arity, b // self.arity
         cols = [_mask(other, self.up[src]), *ups, *reversed(downs), _mask(other, self.down[dst])]
-        return np.stack(cols, axis=1)
+        return np.stack(cols, axis=0)
 
 
 class FatTreeRouter(_LinkArrayRouter):
@@ -229,15 +242,15 @@ class FatTreeRouter(_LinkArrayRouter):
         pick = (ecmp_hash_array(src, dst) % n_paths.astype(np.uint64)).astype(np.int64)
         x = np.where(cross_pod, pick // h, pick)
         y = pick % h
-        cols = [
-            _mask(other, self.up[src]),
-            _mask(cross_edge, self.e_up[es * h + x]),
-            _mask(cross_pod, self.a_up[(ps * h + x) * h + y]),
-            _mask(cross_pod, self.c_down[(pd * h + x) * h + y]),
-            _mask(cross_edge, self.e_down[ed * h + x]),
-            _mask(other, self.down[dst]),
-        ]
-        return np.stack(cols, axis=1)
+        cols = [_mask(other, self.up[src])]
+        if cross_edge.any():
+            cols.append(_mask(cross_edge, self.e_up[es * h + x]))
+            if cross_pod.any():
+                cols.append(_mask(cross_pod, self.a_up[(ps * h + x) * h + y]))
+                cols.append(_mask(cross_pod, self.c_down[(pd * h + x) * h + y]))
+            cols.append(_mask(cross_edge, self.e_down[ed * h + x]))
+        cols.append(_mask(other, self.down[dst]))
+        return np.stack(cols, axis=0)
 
 
 class TwoLevelRouter(_LinkArrayRouter):
@@ -267,7 +280,7 @@ class TwoLevelRouter(_LinkArrayRouter):
             _mask(cross & (a >= 0), self.nic_up[np.maximum(a, 0)]),
             _mask(cross & (b >= 0), self.nic_down[np.maximum(b, 0)]),
             _mask(other, self.down[dst]),
-        ], axis=1)
+        ], axis=0)
 
 
 # -- direct networks: rings and tori --------------------------------------------------------
@@ -282,6 +295,22 @@ class _Rings:
         self.bw = bw[link_ids] if link_ids.size else np.zeros(link_ids.shape)
         self.lat = lat[link_ids] if link_ids.size else np.zeros(link_ids.shape)
 
+    def loads(self, ring, start, length) -> tuple[np.ndarray, int]:
+        """For non-empty arcs (taken together as a pattern): per arc the largest
+        ``arcs on the link / bandwidth`` over its links, and the most arcs on one link.
+        Arcs short in all are counted position by position (O(total length)), long ones
+        with difference arrays and a sparse table (O(rings·n log n))."""
+        total = int(length.sum())
+        if total <= self.rings * self.n:
+            offs = np.cumsum(length) - length
+            pos = (np.arange(total) - np.repeat(offs - start, length)) % self.n
+            flat = np.repeat(ring, length) * self.n + pos
+            _, inv, cnt = np.unique(flat, return_inverse=True, return_counts=True)
+            load = cnt[inv.ravel()] / self.bw.ravel()[flat]
+            return np.maximum.reduceat(load, offs), int(cnt.max())
+        cnt = self.count(ring, start, length)
+        return _range_max_table(cnt / self.bw, ring, start, length), int(cnt.max())
+
     def count(self, ring, start, length) -> np.ndarray:
         n, w = self.n, 2 * self.n + 1
         use = length > 0
@@ -294,30 +323,15 @@ class _Rings:
 
     @staticmethod
     def range_max(values: np.ndarray, ring, start, length) -> np.ndarray:
-        """max of ``values[ring, start : start+length]`` (circular), 0 for empty arcs."""
+        """max of ``values[ring, start : start+length]`` (circular), 0 for empty arcs:
+        gathering every position when the arcs are short in all, else from a sparse table
+        (O(1) per arc after O(n log n))."""
         out = np.zeros(len(ring))
         use = length > 0
-        if not use.any():
-            return out
-        v2 = np.concatenate([values, values], axis=1)
-        table = [v2]
-        span = 1
-        longest = int(length[use].max())
-        while 2 * span <= longest:
-            prev = table[-1]
-            table.append(np.maximum(prev[:, :-span], prev[:, span:]))
-            span *= 2
-        r, s, ln = ring[use], start[use], length[use]
-        k = np.floor(np.log2(ln)).astype(np.int64)
-        # guard against log2 rounding at exact powers of two
-        k = np.where((1 << (k + 1)) <= ln, k + 1, k)
-        k = np.where((1 << k) > ln, k - 1, k)
-        res = np.zeros(len(r))
-        for lvl in np.unique(k):
-            sel = k == lvl
-            t = table[lvl]
-            res[sel] = np.maximum(t[r[sel], s[sel]], t[r[sel], s[sel] + ln[sel] - (1 << lvl)])
-        out[use] = res
+        if use.any():
+            r, s, ln = ring[use], start[use], length[use]
+            fn = _range_max_gather if int(ln.sum()) <= 4 * values.size else _range_max_table
+            out[use] = fn(values, r, s, ln)
         return out
 
     def latency_sum(self, ring, start, length) -> np.ndarray:
@@ -328,6 +342,36 @@ class _Rings:
         p2[:, 1:] = np.cumsum(np.concatenate([self.lat, self.lat], axis=1), axis=1)
         return np.where(length > 0, p2[ring, np.minimum(start + length, w)] - p2[ring, start],
                         0.0)
+
+
+def _range_max_gather(values, r, s, ln) -> np.ndarray:
+    """Range maxima of non-empty circular arcs by gathering every position."""
+    total = int(ln.sum())
+    offs = np.cumsum(ln) - ln
+    pos = (np.arange(total) - np.repeat(offs - s, ln)) % values.shape[1]
+    return np.maximum.reduceat(values[np.repeat(r, ln), pos], offs)
+
+
+def _range_max_table(values, r, s, ln) -> np.ndarray:
+    """Range maxima of non-empty circular arcs (length <= n) from a sparse table over the
+    doubled rows: level ``j`` holds the maximum of ``2^j`` positions from each start."""
+    table = [np.concatenate([values, values], axis=1)]
+    span = 1
+    longest = int(ln.max())
+    while 2 * span <= longest:
+        prev = table[-1]
+        table.append(np.maximum(prev[:, :-span], prev[:, span:]))
+        span *= 2
+    k = np.floor(np.log2(ln)).astype(np.int64)
+    # guard against log2 rounding at exact powers of two
+    k = np.where((1 << (k + 1)) <= ln, k + 1, k)
+    k = np.where((1 << k) > ln, k - 1, k)
+    res = np.zeros(len(r))
+    for lvl in np.unique(k):
+        sel = k == lvl
+        t = table[lvl]
+        res[sel] = np.maximum(t[r[sel], s[sel]], t[r[sel], s[sel] + ln[sel] - (1 << lvl)])
+    return res
 
 
 def _ring_moves(a, b, n: int):
@@ -428,9 +472,9 @@ class TorusRouter(Router):
             if not use.any():
                 continue
             r, s, ln = ring[use], start[use], length[use]
-            cnt = blk.count(r, s, ln)
-            max_flows = max(max_flows, int(cnt.max()))
-            per_byte[use] = np.maximum(per_byte[use], _Rings.range_max(cnt / blk.bw, r, s, ln))
+            load, most = blk.loads(r, s, ln)
+            max_flows = max(max_flows, most)
+            per_byte[use] = np.maximum(per_byte[use], load)
             if self.uniform_lat is None:
                 latency[use] += blk.latency_sum(r, s, ln)
         if self.uniform_lat is not None:

@@ -68,7 +68,7 @@ class CountingEnvironment(simpy.Environment):
 @dataclass
 class CollectiveRun:
     """One collective's simulated duration and how it was obtained. ``exact`` is False when
-    ``auto`` settled for a ``step`` estimate (``note`` says why)."""
+    ``step`` ran where it is only an estimate; ``note`` says why the level is (in)exact."""
 
     algorithm: str
     seconds: float
@@ -181,6 +181,8 @@ def run_collective(coll: Collective, p: int, msg: Message, topo: Topology, fidel
         env.process(proc())
         env.run()
     else:
+        for ph in phases:
+            topo.prefetch_routes(ph.pairs)
         net = FlowNetwork(env, topo)
         dag = coll.dag(p, msg, topo)
         if dag is not None:
@@ -191,7 +193,7 @@ def run_collective(coll: Collective, p: int, msg: Message, topo: Topology, fidel
         info = [{"label": ph.label, "repeat": ph.repeat} for ph in phases]
     # seconds as a difference of clock readings; start at 0 keeps it exact for a fresh env
     return CollectiveRun(coll.name, env.now - t0, ch.level, env.events_processed - ev0, cf_s,
-                         info, exact=ch.exact, note="" if ch.exact else ch.reason)
+                         info, exact=ch.exact, note=ch.reason)
 
 
 __all__ = ["AUTO_CANDIDATES", "DEFAULT_LINK_BUDGET", "CollectiveRun", "CountingEnvironment",

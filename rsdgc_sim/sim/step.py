@@ -12,10 +12,16 @@ and ``step`` runs the phases one after the other. It equals ``link`` (the flow-l
 with rank-local dependencies, :mod:`rsdgc_sim.sim.network`) exactly in two cases, which
 ``auto`` recognises (:func:`step_exactness`):
 
-1. **Symmetric phases.** Every transfer of every phase sees the same ``L``, ``k`` and
-   bytes, and the algorithm moves in lockstep (``Collective.lockstep``): every flow gets
-   exactly ``1/k`` under max-min sharing (each crosses a link at the smallest fair share),
-   all of a round start and arrive together, and the rounds add up.
+1. **Symmetric, synchronised phases.** Every transfer of every phase sees the same ``L``,
+   ``k`` and bytes; the algorithm moves in lockstep (``Collective.lockstep``); and every
+   transfer of a phase has a rank that took part in the phase before. Then, by induction,
+   all transfers of a round start together (each waits for a rank that was busy until the
+   round before ended, and no rank is busy later), every flow gets exactly ``1/k`` under
+   max-min sharing (each crosses a link at the smallest fair share), all arrive together,
+   and the rounds add up. Without the last condition two idle ranks may start a round
+   early, alone on links that the phase would share (halving-doubling on 5 ranks of a
+   tree: the exchange between ranks 2 and 4 overlaps the fold of rank 1 into 0), and
+   ``step`` is slow.
 2. **One pattern on links of its own.** The collective is one phase (repeated, any ``r``,
    not chunked) and no directed link carries two transfers of the pattern, however
    different the transfers are (a ring on a tree, a fat tree, two_level, a torus). Then a
@@ -93,17 +99,43 @@ def phase_time(topo: Topology, phase: Phase) -> tuple[float, bool]:
     return pc.seconds, pc.symmetric
 
 
+def _pair_arrays(pairs) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(pairs, "src"):
+        return pairs.src, pairs.dst
+    arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
+def synchronised(phases: list[Phase]) -> bool:
+    """Whether every transfer of every phase after the first has a rank that took part in
+    the phase before (then all of a round wait for the end of the round before)."""
+    arrays = [_pair_arrays(ph.pairs) for ph in phases if len(ph.pairs)]
+    if len(arrays) <= 1:
+        return True
+    size = 1 + max(int(max(s.max(), d.max())) for s, d in arrays)
+    prev = None
+    for src, dst in arrays:
+        if prev is not None and not np.all(prev[src] | prev[dst]):
+            return False
+        prev = np.zeros(size, dtype=bool)
+        prev[src] = True
+        prev[dst] = True
+    return True
+
+
 def step_exactness(coll: Collective, phases: list[Phase],
                    costs: list[PhaseCost]) -> tuple[bool, str]:
     """Whether ``step`` equals ``link`` for these phases (module docstring), and why."""
-    if coll.lockstep and all(c.symmetric for c in costs):
-        return True, "every phase is symmetric"
+    if coll.lockstep and all(c.symmetric for c in costs) and synchronised(phases):
+        return True, "every phase is symmetric and waits for the one before"
     if len(phases) == 1 and phases[0].chunks == 1 and costs[0].exclusive:
         return True, "one pattern, and no link carries two of its transfers"
     if len(phases) == 1 and phases[0].chunks > 1:
         return False, "pipelined pieces on links of unequal cost"
     if len(phases) == 1:
         return False, "transfers of unequal cost share links"
+    if all(c.symmetric for c in costs) and coll.lockstep:
+        return False, "idle ranks may start a phase early"
     return False, "phases of transfers with unequal costs"
 
 

@@ -82,6 +82,14 @@ TOPOLOGY_DIR = Path(__file__).resolve().parents[1] / "data" / "topologies"
 TOPOLOGY_DIRS = (TOPOLOGY_DIR,)
 
 
+def _pair_arrays(pairs) -> tuple[np.ndarray, np.ndarray]:
+    """(src, dst) arrays of a pattern: the collectives' ``Pairs`` hold them already."""
+    if hasattr(pairs, "src"):
+        return pairs.src, pairs.dst
+    arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
 @dataclass(frozen=True)
 class Route:
     """A path between two hosts: directed link indices and the summed one-way latency."""
@@ -304,6 +312,27 @@ class Topology:
         self._routes[key] = r
         return r
 
+    def prefetch_routes(self, pairs) -> None:
+        """Route every pair of a pattern at once (the structured routers compute a whole
+        pattern in one go; pair by pair each call pays numpy's overhead)."""
+        src, dst = _pair_arrays(pairs)
+        links_of = getattr(self.router, "links", None)
+        if links_of is None or not len(src):
+            return
+        todo = [(i, j) for i, j in zip(src.tolist(), dst.tolist(), strict=True)
+                if (i, j) not in self._routes]
+        if not todo:
+            return
+        arr = np.asarray(todo, dtype=np.int64)
+        cols = links_of(arr[:, 0], arr[:, 1]).T.tolist()
+        link_lat = self._lat
+        for key, col in zip(todo, cols, strict=True):
+            links = tuple(k for k in col if k >= 0)
+            lat = 0.0
+            for k in links:
+                lat += link_lat[k]
+            self._routes[key] = Route(links, lat)
+
     def host_latency(self, i: int, j: int) -> float:
         return self.route(i, j).latency
 
@@ -313,11 +342,7 @@ class Topology:
         hit = self._pattern_cache.get(key)
         if hit is not None:
             return hit
-        if hasattr(pairs, "src"):  # collectives' Pairs: arrays already
-            src, dst = pairs.src, pairs.dst
-        else:
-            arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-            src, dst = arr[:, 0], arr[:, 1]
+        src, dst = _pair_arrays(pairs)
         self._ensure_index()
         cost = self.router.pattern_cost(src, dst)
         self._pattern_cache[key] = cost
@@ -328,6 +353,9 @@ class Topology:
 def _check_bw(value: float, what: str) -> float:
     if not (value > 0) or not math.isfinite(value):
         raise ConfigError(f"{what}: bandwidth must be > 0 bytes/s, got {value!r}")
+    if not math.isfinite(1.0 / value):
+        raise ConfigError(f"{what}: bandwidth {value!r} bytes/s is too small (1/bandwidth "
+                          f"overflows); check the units")
     return float(value)
 
 

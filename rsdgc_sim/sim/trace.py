@@ -1,6 +1,7 @@
 """Chrome Trace Event format (loads in Perfetto and chrome://tracing) from a SimResult.
 
-One process ("rsdgc-sim iteration"), one thread per traced worker; every span is a
+One process ("rsdgc-sim iteration"), one thread for the network (each bucket's
+collectives) and one per traced worker (the first eight and the slowest); every span is a
 complete event (``"ph": "X"``) with microsecond timestamps, categorised ``compute``,
 ``compression`` or ``communication``. Simulate with ``trace=True`` to get the spans.
 """
@@ -23,7 +24,7 @@ def chrome_trace(result: SimResult) -> dict[str, Any]:
     ]
     for w in sorted({s.worker for s in result.spans}):
         events.append({"name": "thread_name", "ph": "M", "pid": 0, "tid": w,
-                       "args": {"name": f"worker {w}"}})
+                       "args": {"name": "network" if w < 0 else f"worker {w}"}})
     for s in result.spans:
         events.append({"name": s.name, "cat": s.cat, "ph": "X", "pid": 0, "tid": s.worker,
                        "ts": s.start * 1e6, "dur": s.duration * 1e6})

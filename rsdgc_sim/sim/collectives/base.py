@@ -78,14 +78,6 @@ class Pairs(Sequence):
         return f"Pairs({len(self)} pairs)"
 
 
-def pair_arrays(pairs) -> tuple[np.ndarray, np.ndarray]:
-    """(src, dst) arrays of a pattern given as :class:`Pairs` or as a sequence of tuples."""
-    if isinstance(pairs, Pairs):
-        return pairs.src, pairs.dst
-    arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    return arr[:, 0], arr[:, 1]
-
-
 @dataclass(frozen=True)
 class Phase:
     """A pattern of concurrent transfers repeated ``repeat`` times back to back.

@@ -17,50 +17,46 @@ import numpy as np
 from .base import COLLECTIVES, Collective, Message, Pairs, Phase
 
 
-def _inorder_tree(p: int) -> list[int]:
-    """parent[pos] of a balanced binary tree over positions 0..p-1 (root: -1)."""
-    parent = [-1] * p
-    stack = [(0, p - 1, -1)]
-    while stack:
-        lo, hi, par = stack.pop()
-        if lo > hi:
-            continue
+def _inorder_tree(p: int) -> tuple[np.ndarray, np.ndarray]:
+    """(parent, depth) per position of a balanced binary tree over positions 0..p-1: the
+    root is the middle ``(lo + hi) // 2`` of the range, each half a subtree (root's parent:
+    -1). Built level by level over all ranges of a level at once."""
+    parent = np.full(p, -1, dtype=np.int64)
+    depth = np.zeros(p, dtype=np.int64)
+    lo, hi, par = np.array([0]), np.array([p - 1]), np.array([-1])
+    level = 0
+    while len(lo):
         mid = (lo + hi) // 2
         parent[mid] = par
-        stack.append((lo, mid - 1, mid))
-        stack.append((mid + 1, hi, mid))
-    return parent
-
-
-def _depths(parent: list[int]) -> list[int]:
-    depth = [-1] * len(parent)
-
-    def d(i):
-        if depth[i] < 0:
-            depth[i] = 0 if parent[i] < 0 else d(parent[i]) + 1
-        return depth[i]
-
-    for i in range(len(parent)):
-        d(i)
-    return depth
+        depth[mid] = level
+        lo, hi, par = (np.concatenate([lo, mid + 1]), np.concatenate([mid - 1, hi]),
+                       np.concatenate([mid, mid]))
+        keep = lo <= hi
+        lo, hi, par = lo[keep], hi[keep], par[keep]
+        level += 1
+    return parent, depth
 
 
 @lru_cache(maxsize=16)
 def _trees(p: int):
-    base = _inorder_tree(p)
-    rank_b = (lambda pos: p - 1 - pos) if p % 2 == 0 else (lambda pos: (pos + 1) % p)
-    t1 = base
-    t2 = [-1] * p
-    for pos, par in enumerate(base):
-        t2[rank_b(pos)] = -1 if par < 0 else rank_b(par)
-    return t1, _depths(t1), t2, _depths(t2)
+    """(parent, depth) of tree 1 and of tree 2 (tree 1 mirrored, or shifted by one for odd
+    p), per rank."""
+    t1, d1 = _inorder_tree(p)
+    pos = np.arange(p)
+    rank_b = p - 1 - pos if p % 2 == 0 else (pos + 1) % p
+    t2 = np.full(p, -1, dtype=np.int64)
+    d2 = np.zeros(p, dtype=np.int64)
+    has = t1 >= 0
+    t2[rank_b[has]] = rank_b[t1[has]]
+    d2[rank_b] = d1
+    return t1, d1, t2, d2
 
 
 @lru_cache(maxsize=16)
 def _level_pairs(p: int) -> tuple[list[Pairs], list[Pairs]]:
     """Per depth 1..D: (child, parent) pairs of both trees (tree 1's in rank order, then
     tree 2's), and the same reversed."""
-    t1, d1, t2, d2 = (np.asarray(x, dtype=np.int64) for x in _trees(p))
+    t1, d1, t2, d2 = _trees(p)
     D = int(max(d1.max(), d2.max()))
     ups, downs = [], []
     for lvl in range(1, D + 1):

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .base import COLLECTIVES, ClosedForm, Collective, Message, Phase, ceil_log2, g
+import numpy as np
+
+from .base import COLLECTIVES, ClosedForm, Collective, Message, Pairs, Phase, ceil_log2, g
 
 
 @lru_cache(maxsize=64)
-def _reduce_pairs(p: int, k: int) -> tuple[tuple[int, int], ...]:
-    return tuple((r, r - (1 << k)) for r in range(1 << k, p, 1 << (k + 1)))
+def _reduce_pairs(p: int, k: int) -> Pairs:
+    r = np.arange(1 << k, p, 1 << (k + 1))
+    return Pairs(r, r - (1 << k))
+
+
+@lru_cache(maxsize=64)
+def _bcast_pairs(p: int, k: int) -> Pairs:
+    red = _reduce_pairs(p, k)
+    return Pairs(red.dst, red.src)
 
 
 @COLLECTIVES.register("tree", "binomial tree reduce + broadcast")
@@ -28,7 +37,7 @@ class BinomialTree(Collective):
         out = [Phase(f"reduce round {k}", ("binom_reduce", p, k), _reduce_pairs(p, k),
                      msg.nbytes) for k in range(K)]
         out += [Phase(f"broadcast round {k}", ("binom_bcast", p, k),
-                      tuple((d, s) for s, d in _reduce_pairs(p, k)), msg.nbytes)
+                      _bcast_pairs(p, k), msg.nbytes)
                 for k in reversed(range(K))]
         return out
 
