@@ -1,7 +1,7 @@
 """How close the roofline estimate (rsdgc_sim.profile.estimate) comes to a measured profile.
 
 On this machine's CPU: measure real profiles (rsdgc_sim.profile.measure.measure_profile,
-2 warm-up + 5 timed iterations) of ``cnn_small``, ``resnet18`` and ``vgg11`` at small
+2 warm-up and at least 5 timed iterations, at most 5 s per stage) of ``cnn_small``, ``resnet18`` and ``vgg11`` at small
 sizes, estimate the same profiles for a CPU device model of this machine, and print per
 model forward, backward, optimizer and, per compressor, compress / decompress / accumulate
 (summed over tensors): measured, estimated, ratio (estimated / measured), and whether the
@@ -101,7 +101,8 @@ def _row(name: str, meas: float, est: float, note: str = "") -> str:
 
 def compare(model: str, size: int, batch: int, dev: DeviceModel) -> list[float]:
     t0 = time.perf_counter()
-    meas = measure_profile(model, 45, size, batch, "cpu", COMPRESSORS, warmup=2, iterations=5)
+    meas = measure_profile(model, 45, size, batch, "cpu", COMPRESSORS, warmup=2, min_iterations=5,
+                           budget_s=5.0)
     t1 = time.perf_counter()
     est = estimate_profile(model, 45, size, batch, COMPRESSORS, dev)
     t2 = time.perf_counter()

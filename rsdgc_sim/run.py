@@ -132,7 +132,7 @@ def profile_scenario(
 
 #: the fields of one run in results.json / results.csv, in order
 RUN_FIELDS = [
-    "compressor", "workers", "topology", "collective", "fidelity", "bandwidth_bytes_per_s",
+    "compressor", "workers", "topology", "collective", "fidelity", "exact", "bandwidth_bytes_per_s",
     "latency_s", "iteration_s", "compute_s", "compression_s", "communication_s",
     "exposed_communication_s", "bytes_sent_per_worker", "bytes_transmitted_per_worker",
     "compression_ratio",
@@ -240,6 +240,7 @@ def simulate_scenario(
                 "topology": scenario.cluster.topology.name,
                 "collective": res.collective,
                 "fidelity": res.fidelity,
+                "exact": res.exact,
                 "bandwidth_bytes_per_s": point.bandwidth_bytes_per_s,
                 "latency_s": point.latency_s,
                 "iteration_s": res.iteration_s,

@@ -342,3 +342,16 @@ def test_auto_skips_hierarchical_on_partial_nodes():
         workers=16, collective="auto", bandwidth_bytes_per_s=1e3,
         topology=TopologySpec(name="two_level", params={"gpus_per_node": 8})))
     assert whole.iteration_s > 0
+
+
+def test_estimates_are_marked_inexact():
+    """Where `auto` settles for a `step` estimate (double binary tree on a tree of 4096
+    hosts: an exact `link` run would take too long), the bucket and the result say so; at 8
+    hosts `link` runs and the result is exact."""
+    small = simulate(tiny_profile(), point(workers=8, collective="double_binary_tree",
+                                           topology=TopologySpec(name="tree")))
+    assert small.exact and small.fidelity == "link"
+    big = simulate(tiny_profile(), point(workers=4096, collective="double_binary_tree",
+                                         topology=TopologySpec(name="tree")))
+    assert not big.exact and big.fidelity == "step"
+    assert [b.exact for b in big.buckets] == [False, False]

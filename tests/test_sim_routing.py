@@ -10,14 +10,7 @@ import pytest
 
 from rsdgc_sim.sim import build_topology
 from rsdgc_sim.sim.network import FlowNetwork
-from rsdgc_sim.sim.routing import (
-    GraphRouter,
-    Router,
-    _range_max_gather,
-    _range_max_table,
-    ecmp_hash,
-    natural_key,
-)
+from rsdgc_sim.sim.routing import GraphRouter, Router, _Rings, ecmp_hash, natural_key
 from rsdgc_sim.sim.runner import CountingEnvironment
 
 BW, LAT = 1e9, 2e-6
@@ -171,18 +164,27 @@ def test_pattern_cost_equals_pair_by_pair(name, n, params):
         assert np.array_equal(got.hops, want.hops) and got.max_flows == want.max_flows
 
 
-def test_range_max_both_ways():
-    """Circular range maxima, by gathering and by sparse table, equal brute force."""
+def test_arc_loads_both_ways():
+    """Arcs on rings taken as one pattern: per arc the largest (arcs on a link / its
+    bandwidth) and the most arcs on one link, counted position by position and by
+    difference arrays with a sparse table, equal brute force."""
     rng = np.random.default_rng(1)
     for _ in range(200):
-        rings, n = int(rng.integers(1, 5)), int(rng.integers(1, 70))
-        v = rng.random((rings, n))
+        rings, n = int(rng.integers(1, 5)), int(rng.integers(1, 40))
+        bw = rng.random(rings * n) + 0.5
+        blk = _Rings(np.arange(rings * n).reshape(rings, n), bw, np.zeros(rings * n))
         m = int(rng.integers(1, 30))
         r, s = rng.integers(0, rings, m), rng.integers(0, n, m)
         ln = rng.integers(1, n + 1, m)
-        want = [max(v[a, (b + k) % n] for k in range(c)) for a, b, c in zip(r, s, ln, strict=True)]
-        for fn in (_range_max_gather, _range_max_table):
-            assert fn(v, r, s, ln).tolist() == want
+        count = np.zeros((rings, n), dtype=int)
+        for a, b, c in zip(r, s, ln, strict=True):
+            for k in range(c):
+                count[a, (b + k) % n] += 1
+        want = [max(count[a, (b + k) % n] / bw[a * n + (b + k) % n] for k in range(c))
+                for a, b, c in zip(r, s, ln, strict=True)]
+        for by_position in (True, False):
+            load, most = blk.loads(r, s, ln, by_position)
+            assert load == pytest.approx(want, rel=1e-15) and most == count.max()
 
 
 def test_routes_are_the_same_in_every_process():

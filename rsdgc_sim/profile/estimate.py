@@ -65,7 +65,10 @@ call costs at least one dispatch.)
 
 Per-call work (one NaN check and sync per ``compress_many``, NSI's importance vector) is
 left out. The table is an estimate of memory traffic, not a measurement:
-``benchmarks/estimate_vs_measured.py`` compares it with measured profiles.
+``benchmarks/estimate_vs_measured.py`` compares it with measured profiles. On CPUs the
+selection steps (compare, ``nonzero``, ``torch.topk``) and ``avg_pool2d`` run at a few ns
+per element, slower than memory: there the table underestimates sparsifiers 2-4x (a lower
+``efficiency`` for a CPU model absorbs it); GPUs run them as bandwidth-bound kernels.
 """
 
 from __future__ import annotations
@@ -164,6 +167,15 @@ def _key(t: torch.Tensor) -> tuple:
     return (t.untyped_storage()._cdata, t.storage_offset(), tuple(t.shape), tuple(t.stride()))
 
 
+def _mutated(func: Any, args: tuple, kwargs: dict) -> list[torch.Tensor]:
+    """The tensors an op writes in place (its schema's ``Tensor(a!)`` arguments)."""
+    out: list[torch.Tensor] = []
+    for i, arg in enumerate(func._schema.arguments):
+        if arg.alias_info is not None and arg.alias_info.is_write:
+            out += _tensors(args[i] if i < len(args) else kwargs.get(arg.name))
+    return out
+
+
 def op_count(func: Any, args: tuple, kwargs: dict, out: Any, module: str = "") -> OpCount:
     """The :class:`OpCount` of one dispatched op (see the module docstring for the rules)."""
     name = str(func)
@@ -189,7 +201,7 @@ def op_count(func: Any, args: tuple, kwargs: dict, out: Any, module: str = "") -
         nbytes += _tensor_bytes(t)
     written: set[tuple] = set()
     fresh = 0
-    for t in outs:
+    for t in outs + _mutated(func, args, kwargs):  # in-place foreach ops return nothing
         k = _key(t)
         if k not in written:
             written.add(k)

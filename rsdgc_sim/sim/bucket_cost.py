@@ -41,6 +41,8 @@ class BucketCost:
     fidelity: str
     #: bytes that leave one worker's NIC for this bucket (mean over workers)
     transmitted_bytes: float
+    #: False when a collective's time is a ``step`` estimate where only ``link`` is exact
+    exact: bool = True
 
 
 @dataclass
@@ -101,6 +103,7 @@ def cost_bucket(profile: Profile, label: str, idx: list[int],
                           "none", 0.0, "analytic", 0.0)
     names: list[str] = []
     levels: list[str] = []
+    exact: list[bool] = []
     seconds: list[float] = []
     sent: list[float] = []
     dense_bytes = max(s.dense_bytes)
@@ -123,6 +126,7 @@ def cost_bucket(profile: Profile, label: str, idx: list[int],
         ar, ar_run = choice.allreduce(dense_bytes)
         names.append(ar.name)
         levels.append(ar_run.fidelity)
+        exact.append(ar_run.exact)
         seconds.append(ar_run.seconds)
         sent.append(bytes_transmitted(ar, p, Message(p, dense_bytes),
                                       choice.topology(ar.extra_hosts(p))))
@@ -130,6 +134,7 @@ def cost_bucket(profile: Profile, label: str, idx: list[int],
         ag, ag_run, msg = gathered
         names.append(ag.name)
         levels.append(ag_run.fidelity)
+        exact.append(ag_run.exact)
         seconds.append(ag_run.seconds)
         sent.append(bytes_transmitted(ag, p, msg, choice.topology()))
     if send_dense:
@@ -141,7 +146,7 @@ def cost_bucket(profile: Profile, label: str, idx: list[int],
         payload = [a + b for a, b in zip(s.dense_bytes, s.sparse_bytes, strict=True)]
     algorithm = "+".join(names) if names else "none"
     return BucketCost(comp, dec, payload, ("auto:" if choice.auto else "") + algorithm,
-                      math.fsum(seconds), most_detailed(levels), math.fsum(sent))
+                      math.fsum(seconds), most_detailed(levels), math.fsum(sent), all(exact))
 
 
 __all__ = ["BucketCost", "cost_bucket"]

@@ -28,6 +28,8 @@ class CollectiveChoice:
         self.p = point.workers
         self.env = env
         self.levels: list[str] = []
+        #: False once any collective was only estimated (``step`` where it is not exact)
+        self.exact = True
         self._topo: Topology | None = None
         self._allreduce: dict[float, tuple[Collective, CollectiveRun]] = {}
         self.auto = point.collective == "auto"
@@ -57,6 +59,7 @@ class CollectiveChoice:
         r = run_collective(coll, self.p, msg, self.topology(coll.extra_hosts(self.p)),
                            self.point.fidelity, env=self.env)
         self.levels.append(r.fidelity)
+        self.exact = self.exact and r.exact
         return r
 
     def _fastest(self, names, msg: Message) -> tuple[Collective, CollectiveRun]:

@@ -24,6 +24,8 @@ class BucketResult:
     start: float
     duration: float
     fidelity: str
+    #: False when the duration is a ``step`` estimate where only ``link`` would be exact
+    exact: bool = True
 
 
 @dataclass
@@ -68,6 +70,9 @@ class SimResult:
     events: int
     wall_s: float
     critical_worker: int
+    #: False when some collective's time is a ``step`` estimate (``auto`` settles for one
+    #: where an exact ``link`` run would take too long; ``collective --explain`` says why)
+    exact: bool = True
     buckets: list[BucketResult] = field(default_factory=list)
     spans: list[Span] | None = None
 

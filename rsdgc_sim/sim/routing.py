@@ -15,9 +15,10 @@ implements it, once per shape of network:
 * :class:`GraphRouter`: any other graph (topology files): all shortest paths from
   networkx, cached per pair of attachment switches.
 
-Every router answers :meth:`route_links` (one pair, in path order) and
-:meth:`pattern_cost` (a pattern: per transfer its route latency and seconds per byte on its
-most loaded link, and the largest number of the pattern's transfers on one link).
+Every router answers :meth:`~Router.route_links` (one pair, in path order),
+:meth:`~Router.routes_links` (many pairs) and :meth:`~Router.pattern_cost` (a pattern: per
+transfer its route latency, seconds per byte on its most loaded link and hops, and the
+largest number of the pattern's transfers on one link).
 """
 
 from __future__ import annotations
@@ -51,10 +52,6 @@ def ecmp_hash_array(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         z = (z ^ (z >> u(30))) * u(_C1)
         z = (z ^ (z >> u(27))) * u(_C2)
         return z ^ (z >> u(31))
-
-
-def _ecmp_pick(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
-    return (ecmp_hash_array(src, dst) % np.uint64(n)).astype(np.int64)
 
 
 _DIGITS = re.compile(r"(\d+)")
@@ -119,6 +116,11 @@ class Router:
     def route_links(self, i: int, j: int) -> tuple[int, ...]:
         raise NotImplementedError
 
+    def routes_links(self, src: np.ndarray, dst: np.ndarray) -> list[tuple[int, ...]]:
+        """:meth:`route_links` of many pairs (the structured routers do them at once)."""
+        return [self.route_links(a, b) for a, b in zip(src.tolist(), dst.tolist(),
+                                                        strict=True)]
+
     def pattern_cost(self, src: np.ndarray, dst: np.ndarray) -> PatternCost:
         """Default: route every pair (Python), then count."""
         rows = [self.route_links(int(a), int(b)) for a, b in zip(src, dst, strict=True)]
@@ -137,8 +139,11 @@ class _LinkArrayRouter(Router):
         raise NotImplementedError
 
     def route_links(self, i: int, j: int) -> tuple[int, ...]:
-        col = self.links(np.array([i], dtype=np.int64), np.array([j], dtype=np.int64))[:, 0]
-        return tuple(int(x) for x in col if x >= 0)
+        return self.routes_links(np.array([i], dtype=np.int64), np.array([j], dtype=np.int64))[0]
+
+    def routes_links(self, src: np.ndarray, dst: np.ndarray) -> list[tuple[int, ...]]:
+        cols = self.links(src, dst).T.tolist()
+        return [tuple(k for k in col if k >= 0) for col in cols]
 
     def pattern_cost(self, src: np.ndarray, dst: np.ndarray) -> PatternCost:
         return cost_from_links(self.links(src, dst), self.topo.bw_array, self.topo.lat_array)
@@ -295,13 +300,23 @@ class _Rings:
         self.bw = bw[link_ids] if link_ids.size else np.zeros(link_ids.shape)
         self.lat = lat[link_ids] if link_ids.size else np.zeros(link_ids.shape)
 
-    def loads(self, ring, start, length) -> tuple[np.ndarray, int]:
+    def doubled(self, ring: int) -> list[int]:
+        """The ring's link ids twice over, as a Python list (arcs are slices of it)."""
+        cache = self.__dict__.setdefault("_doubled", {})
+        row = cache.get(ring)
+        if row is None:
+            row = cache[ring] = self.ids[ring].tolist() * 2
+        return row
+
+    def loads(self, ring, start, length,
+              by_position: bool | None = None) -> tuple[np.ndarray, int]:
         """For non-empty arcs (taken together as a pattern): per arc the largest
         ``arcs on the link / bandwidth`` over its links, and the most arcs on one link.
         Arcs short in all are counted position by position (O(total length)), long ones
-        with difference arrays and a sparse table (O(rings·n log n))."""
+        with difference arrays and a sparse table (O(rings·n log n)); ``by_position``
+        forces one way."""
         total = int(length.sum())
-        if total <= self.rings * self.n:
+        if by_position if by_position is not None else total <= self.rings * self.n:
             offs = np.cumsum(length) - length
             pos = (np.arange(total) - np.repeat(offs - start, length)) % self.n
             flat = np.repeat(ring, length) * self.n + pos
@@ -321,19 +336,6 @@ class _Rings:
         c2 = np.cumsum(diff.reshape(self.rings, w), axis=1)
         return c2[:, :n] + c2[:, n:2 * n]
 
-    @staticmethod
-    def range_max(values: np.ndarray, ring, start, length) -> np.ndarray:
-        """max of ``values[ring, start : start+length]`` (circular), 0 for empty arcs:
-        gathering every position when the arcs are short in all, else from a sparse table
-        (O(1) per arc after O(n log n))."""
-        out = np.zeros(len(ring))
-        use = length > 0
-        if use.any():
-            r, s, ln = ring[use], start[use], length[use]
-            fn = _range_max_gather if int(ln.sum()) <= 4 * values.size else _range_max_table
-            out[use] = fn(values, r, s, ln)
-        return out
-
     def latency_sum(self, ring, start, length) -> np.ndarray:
         """Sum of link latencies over arcs (prefix sums; within an ulp or so of the sum in
         path order)."""
@@ -342,14 +344,6 @@ class _Rings:
         p2[:, 1:] = np.cumsum(np.concatenate([self.lat, self.lat], axis=1), axis=1)
         return np.where(length > 0, p2[ring, np.minimum(start + length, w)] - p2[ring, start],
                         0.0)
-
-
-def _range_max_gather(values, r, s, ln) -> np.ndarray:
-    """Range maxima of non-empty circular arcs by gathering every position."""
-    total = int(ln.sum())
-    offs = np.cumsum(ln) - ln
-    pos = (np.arange(total) - np.repeat(offs - s, ln)) % values.shape[1]
-    return np.maximum.reduceat(values[np.repeat(r, ln), pos], offs)
 
 
 def _range_max_table(values, r, s, ln) -> np.ndarray:
@@ -446,18 +440,28 @@ class TorusRouter(Router):
         return (rs, hcw, hstart, hlen), (cd, vcw, vstart, vlen)
 
     def route_links(self, i: int, j: int) -> tuple[int, ...]:
-        (rs, hcw, hs, hl), (cd, vcw, vs, vl) = self._arcs(np.array([i]), np.array([j]))
-        out: list[int] = []
-        C, R = self.C, self.R
-        if hl[0]:
-            blk = self.h_cw if hcw[0] else self.h_ccw
-            pos = range(hs[0], hs[0] + hl[0]) if hcw[0] else range(hs[0] + hl[0] - 1, hs[0] - 1, -1)
-            out += [int(blk.ids[rs[0], t % C]) for t in pos]
-        if vl[0]:
-            blk = self.v_cw if vcw[0] else self.v_ccw
-            pos = range(vs[0], vs[0] + vl[0]) if vcw[0] else range(vs[0] + vl[0] - 1, vs[0] - 1, -1)
-            out += [int(blk.ids[cd[0], t % R]) for t in pos]
-        return tuple(out)
+        return self.routes_links(np.array([i]), np.array([j]))[0]
+
+    def routes_links(self, src: np.ndarray, dst: np.ndarray) -> list[tuple[int, ...]]:
+        (rs, hcw, hs, hl), (cd, vcw, vs, vl) = self._arcs(src, dst)
+        out = []
+        for args in zip(rs.tolist(), hcw.tolist(), hs.tolist(), hl.tolist(), cd.tolist(),
+                        vcw.tolist(), vs.tolist(), vl.tolist(), strict=True):
+            r, hc, h0, hn, c, vc, v0, vn = args
+            links = self._leg(self.h_cw if hc else self.h_ccw, r, h0, hn, hc)
+            links += self._leg(self.v_cw if vc else self.v_ccw, c, v0, vn, vc)
+            out.append(tuple(links))
+        return out
+
+    @staticmethod
+    def _leg(blk: _Rings, ring: int, start: int, length: int, cw: bool) -> list[int]:
+        """Link ids of an arc in travel order (a cw arc runs up from ``start``, a ccw arc
+        down from ``start + length - 1``)."""
+        if not length:
+            return []
+        row = blk.doubled(ring)
+        part = row[start:start + length]
+        return part if cw else part[::-1]
 
     def pattern_cost(self, src, dst) -> PatternCost:
         (rs, hcw, hs, hl), (cd, vcw, vs, vl) = self._arcs(src, dst)

@@ -7,12 +7,13 @@ either, :func:`run_collective` raises :class:`~rsdgc_sim.errors.ConfigError` wit
 estimate and the alternatives (``step``, ``auto``), instead of running for hours or
 exhausting memory.
 
-Memory of a ``link`` run (bytes, measured with tracemalloc on CPython 3.12):
+Memory of a ``link`` run (bytes, fitted to tracemalloc peaks on CPython 3.11):
 
 * per directed link of the topology: :data:`BYTES_PER_LINK` (its flow table);
 * per distinct route: :data:`BYTES_PER_ROUTE` plus :data:`BYTES_PER_HOP` per link of it;
 * per entry of every distinct pattern: :data:`BYTES_PER_PATTERN_ENTRY` (ranks' op lists);
-* per transfer in flight (at most the largest pattern, twice): :data:`BYTES_PER_FLOW`;
+* per transfer in flight (at most the largest pattern, twice): :data:`BYTES_PER_FLOW`, plus
+  :data:`BYTES_PER_FLOW_HOP` per link of its route (link flow tables, rebalancing);
 * the chunked ring holds all its operations and their dependencies:
   :data:`BYTES_PER_DAG_OP` each.
 """
@@ -39,6 +40,7 @@ BYTES_PER_ROUTE = 300
 BYTES_PER_HOP = 8
 BYTES_PER_PATTERN_ENTRY = 60
 BYTES_PER_FLOW = 1500
+BYTES_PER_FLOW_HOP = 150
 BYTES_PER_DAG_OP = 600
 
 
@@ -105,9 +107,7 @@ class LinkEstimate:
 def link_estimate(coll: Collective, p: int, msg: Message, topo: Topology,
                   phases: list[Phase]) -> LinkEstimate:
     """What a ``link`` run of ``coll`` would simulate and hold (module docstring)."""
-    g = topo._graph
-    n_links = 2 * (g.number_of_edges() if g is not None else topo.n_hosts)
-    mem = n_links * BYTES_PER_LINK
+    mem = topo.n_links * BYTES_PER_LINK
     dag = coll.dag_size(p, msg, topo)
     seen: dict[tuple, None] = {}
     largest = 0
@@ -116,15 +116,16 @@ def link_estimate(coll: Collective, p: int, msg: Message, topo: Topology,
             continue
         seen[ph.key] = None
         pc = topo.pattern_cost(ph.key, ph.pairs)
+        hops = int(pc.hops.sum())
         mem += len(ph.pairs) * (BYTES_PER_ROUTE + 2 * BYTES_PER_PATTERN_ENTRY)
-        mem += int(pc.hops.sum()) * BYTES_PER_HOP
-        largest = max(largest, len(ph.pairs))
+        mem += hops * BYTES_PER_HOP
+        largest = max(largest, len(ph.pairs) * BYTES_PER_FLOW + hops * BYTES_PER_FLOW_HOP)
     if dag is not None:
         transfers = dag
         mem += dag * BYTES_PER_DAG_OP
     else:
         transfers = sum(ph.repeat * len(ph.pairs) for ph in phases)
-        mem += 2 * largest * BYTES_PER_FLOW
+        mem += 2 * largest
     return LinkEstimate(transfers, mem)
 
 

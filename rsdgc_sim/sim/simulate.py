@@ -149,10 +149,11 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
         events=env.events_processed,
         wall_s=0.0,
         critical_worker=critical,
+        exact=all(c.exact for c in costs),
         buckets=[BucketResult(b, [profile.tensors[i].name for i in buckets[b]],
                               sum(profile.tensors[i].nbytes for i in buckets[b]),
                               max(c.payload_bytes), c.transmitted_bytes, c.algorithm,
-                              tl.ready[b], tl.starts[b], c.duration, c.fidelity)
+                              tl.ready[b], tl.starts[b], c.duration, c.fidelity, c.exact)
                  for b, c in enumerate(costs)],
     )
     if trace:

@@ -155,12 +155,12 @@ class Topology:
                  uniform: bool = False, overridden: bool = False,
                  alpha: float | None = None, bandwidth: float | None = None,
                  router: Callable[[Topology], Router] | None = None,
-                 table: LinkTable | None = None):
+                 table: LinkTable | Callable[[], LinkTable] | None = None):
         self.name = name
         self._graph = graph
         self._builder = builder
-        self._table = table
-        if hosts is None and table is not None:
+        self._table_value = table
+        if hosts is None and isinstance(table, LinkTable):
             hosts = table.nodes[:table.n_hosts]
         self._hosts = hosts
         self.n_hosts = len(hosts) if hosts is not None else int(n_hosts or 0)
@@ -185,21 +185,34 @@ class Topology:
         self._pattern_cache: dict = {}
 
     @property
+    def _table(self) -> LinkTable | None:
+        """The generator's LinkTable (made on first use when given as a function)."""
+        if callable(self._table_value):
+            self._table_value = self._table_value()
+        return self._table_value
+
+    @property
     def graph(self) -> nx.Graph:
         if self._graph is None:
-            self._graph = self._table.graph() if self._table is not None else self._builder()
+            t = self._table
+            self._graph = t.graph() if t is not None else self._builder()
         return self._graph
 
     @property
     def hosts(self) -> list[str]:
         if self._hosts is None:
-            self._hosts = [n for n, d in self.graph.nodes(data=True) if d.get("kind") == "host"]
+            t = self._table
+            if t is not None:
+                self._hosts = t.nodes[:t.n_hosts]
+            else:
+                self._hosts = [n for n, d in self.graph.nodes(data=True)
+                               if d.get("kind") == "host"]
         return self._hosts
 
     @property
     def n_links(self) -> int:
         """Directed links (two per undirected link)."""
-        if self._table is not None and self._graph is None:
+        if self._graph is None and self._table is not None:
             return 2 * len(self._table.u)
         return 2 * self.graph.number_of_edges()
 
@@ -316,18 +329,15 @@ class Topology:
         """Route every pair of a pattern at once (the structured routers compute a whole
         pattern in one go; pair by pair each call pays numpy's overhead)."""
         src, dst = _pair_arrays(pairs)
-        links_of = getattr(self.router, "links", None)
-        if links_of is None or not len(src):
-            return
-        todo = [(i, j) for i, j in zip(src.tolist(), dst.tolist(), strict=True)
-                if (i, j) not in self._routes]
+        todo = list(dict.fromkeys(
+            (i, j) for i, j in zip(src.tolist(), dst.tolist(), strict=True)
+            if (i, j) not in self._routes))
         if not todo:
             return
         arr = np.asarray(todo, dtype=np.int64)
-        cols = links_of(arr[:, 0], arr[:, 1]).T.tolist()
+        routes = self.router.routes_links(arr[:, 0], arr[:, 1])
         link_lat = self._lat
-        for key, col in zip(todo, cols, strict=True):
-            links = tuple(k for k in col if k >= 0)
+        for key, links in zip(todo, routes, strict=True):
             lat = 0.0
             for k in links:
                 lat += link_lat[k]
@@ -378,11 +388,13 @@ def _names(prefix: str, n: int) -> list[str]:
 def switch(hosts: int, bandwidth: float, latency: float) -> Topology:
     """Every host has one full-duplex link of ``bandwidth`` to one non-blocking switch;
     ``latency`` is host to host (each link has half)."""
-    idx = np.arange(hosts)
-    table = _table(_names("h", hosts) + ["sw"], hosts,
-                   [(idx, np.full(hosts, hosts), bandwidth, latency / 2)])
-    return Topology("switch", table=table, uniform=True, alpha=latency, bandwidth=bandwidth,
-                    router=StarRouter)
+    def table() -> LinkTable:  # built on first use: closed forms need none of it
+        idx = np.arange(hosts)
+        return _table(_names("h", hosts) + ["sw"], hosts,
+                      [(idx, np.full(hosts, hosts), bandwidth, latency / 2)])
+
+    return Topology("switch", table=table, n_hosts=hosts, uniform=True, alpha=latency,
+                    bandwidth=bandwidth, router=StarRouter)
 
 
 @TOPOLOGIES.register("ring", "hosts in a physical ring (each host linked to two neighbours)")
