@@ -99,10 +99,11 @@ def _row(name: str, meas: float, est: float, note: str = "") -> str:
     return f"  {name:<24} {meas * 1e3:>10.3f} {est * 1e3:>10.3f} {ratio:>7.2f}  {note}"
 
 
-def compare(model: str, size: int, batch: int, dev: DeviceModel) -> list[float]:
+def compare(model: str, size: int, batch: int, dev: DeviceModel,
+            device: str = "cpu") -> list[float]:
     t0 = time.perf_counter()
-    meas = measure_profile(model, 45, size, batch, "cpu", COMPRESSORS, warmup=2, min_iterations=5,
-                           budget_s=5.0)
+    meas = measure_profile(model, 45, size, batch, device, COMPRESSORS, warmup=2,
+                           min_iterations=5, budget_s=5.0)
     t1 = time.perf_counter()
     est = estimate_profile(model, 45, size, batch, COMPRESSORS, dev)
     t2 = time.perf_counter()
@@ -148,15 +149,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="cnn_small only")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu (against a model of this CPU) or cuda (against --model)")
+    ap.add_argument("--model", default="H100-SXM",
+                    help="the device model to compare a CUDA measurement with")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    dev, how = this_cpu()
+    if args.device == "cpu":
+        dev, how = this_cpu()
+    else:
+        dev = device_model({"model": args.model})
+        how = f"{dev.name} (table), measured on {torch.cuda.get_device_name(0)}"
     load = os.getloadavg()[0]
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs (load {load:.2f}); device model: {how}")
     ratios = []
     for model, size, batch in CASES[:1] if args.quick else CASES:
-        ratios += compare(model, size, batch, dev)
+        ratios += compare(model, size, batch, dev, args.device)
     print(f"\nmedian est/meas of forward, backward, optimizer: {statistics.median(ratios):.2f} "
           f"(the efficiency that would make it 1 is about {min(1.0, statistics.median(ratios)):.2f})")
     quickstart_on_h100()

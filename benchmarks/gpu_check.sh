@@ -59,7 +59,8 @@ if [ "$gpus" -ge 2 ]; then
 else
     names+=("nccl hook"); results+=("skipped: one GPU (pytest -m gpu ran the hook with gloo over CUDA tensors)"); times+=(0)
 fi
-step "estimate vs measured" "$PY" benchmarks/estimate_vs_measured.py --device cuda
+name=$("$PY" -c "import torch; n = torch.cuda.get_device_name(0); print(\"A100-SXM-80GB\" if \"A100\" in n else \"V100-SXM2\" if \"V100\" in n else \"L4\" if \"L4\" in n else \"H100-SXM\")")
+step "estimate ($name) vs measured" "$PY" benchmarks/estimate_vs_measured.py --device cuda --model "$name"
 
 echo
 echo "gpu_check summary ($(date -u +%Y-%m-%dT%H:%MZ), logs in $LOG_DIR)"

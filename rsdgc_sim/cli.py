@@ -142,9 +142,11 @@ def run(scenario, out_dir, refresh_profile, cache_dir, profile_file, no_trace, n
     with _progress(err, "starting") as progress:
         res = run_scenario(sc, store=store, refresh=refresh_profile, profile_file=profile_file,
                            trace=not no_trace, progress=progress)
-    _stdout().print(results_table(res.runs, title=f"{sc.name}: {res.profile.model}, batch {sc.batch_size}/worker, "
-                                  f"{', '.join(d.device for d in res.profile.devices)}",
-                                  wide=wide))
+    devices = ", ".join(d.source.upper() if d.estimated else d.device
+                        for d in res.profile.devices)
+    _stdout().print(results_table(
+        res.runs, title=f"{sc.name}: {res.profile.model}, batch {sc.batch_size}/worker, {devices}",
+        wide=wide))
     paths = write_results(res, out_dir, trace=not no_trace, plot=not no_plot)
     err.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.1f} s")
 

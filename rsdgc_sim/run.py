@@ -51,6 +51,38 @@ def profile_inputs(scenario: Scenario, devices: list[str]) -> dict[str, Any]:
     }
 
 
+def estimated_profile(scenario: Scenario, store: ProfileStore | None = None,
+                      refresh: bool = False, progress: Progress | None = None
+                      ) -> tuple[Profile, bool]:
+    """The profile of a device model (``device: {model: H100-SXM}``): times estimated by a
+    roofline from the model's FLOPs and bytes (counted on the meta device: no memory, no GPU),
+    cached like a measured one, and whether it came from the cache."""
+    import torch
+
+    from .compress.neighborhood import compile_mode
+    from .profile.estimate import COST_MODEL_VERSION, estimate_profile
+
+    say = progress or (lambda _m: None)
+    store = store if store is not None else ProfileStore()
+    dm = scenario.device_model()
+    specs = _profile_compressors(scenario)
+    key = profile_key({
+        "model": scenario.model.model_dump(), "batch_size": scenario.batch_size,
+        "device_model": dm.model_dump(mode="json"), "compressors": specs,
+        "seed": scenario.seed, "cost_model": COST_MODEL_VERSION, "torch": torch.__version__,
+        "nsi_compile": compile_mode()})
+    if not refresh and (cached := store.get(key, on_invalid=say)) is not None:
+        say(f"estimated profile {key} from the cache ({store.path(key)})")
+        return cached, True
+    m = scenario.model
+    say(f"estimating {m.name} (batch {scenario.batch_size}) on {dm.name} (a device model)")
+    prof = estimate_profile(m.name, m.num_classes, m.input_size, scenario.batch_size, specs, dm,
+                            seed=scenario.seed, progress=say)
+    prof = prof.model_copy(update={"key": key, "compressor_specs": specs})
+    store.put(prof)
+    return prof, False
+
+
 def _warn_spread(prof: Profile, progress: Progress | None, why: str) -> None:
     """Say again what was unsteady when a reused profile was measured."""
     from .report.profile_table import profile_warnings
@@ -92,6 +124,8 @@ def profile_scenario(
         prof = profile_from_file(scenario, str(path), progress)
         _warn_spread(prof, progress, "from the file")
         return prof, True
+    if scenario.device_model() is not None:
+        return estimated_profile(scenario, store, refresh, progress)
     from .models.footprint import check_fits
     from .profile.devices import resolve_devices
     from .profile.measure import measure_profile

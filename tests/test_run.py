@@ -277,3 +277,30 @@ def test_two_runs_on_an_empty_cache_measure_once(tiny, tmp_path):
     measured = sum("profiling cnn_small" in err for _, err in outs)
     assert measured == 1, [err for _, err in outs]
     assert (tmp_path / "p0.json").read_text() == (tmp_path / "p1.json").read_text()
+
+
+def test_device_model_profile_is_estimated_and_marked(tiny, tmp_path):
+    """`device: {model: H100-SXM}` estimates the profile (nothing measured, no GPU needed),
+    marks it estimated in the profile, results.json and the table's title, and caches it."""
+    import yaml
+
+    tiny["device"] = {"model": "H100-SXM"}
+    scen = tmp_path / "s.yaml"
+    scen.write_text(yaml.safe_dump(tiny))
+    r = CliRunner().invoke(cli, ["run", str(scen), "--out", str(tmp_path / "o"), "--no-plot"])
+    assert r.exit_code == 0, r.output
+    assert "ESTIMATED: H100-SXM" in r.stdout
+    summary = json.loads((tmp_path / "o" / "results.json").read_text())["profile"]
+    assert [d["estimated"] for d in summary["devices"]] == [True]
+    assert summary["devices"][0]["source"].startswith("estimated: H100-SXM")
+    again = CliRunner().invoke(cli, ["run", str(scen), "--out", str(tmp_path / "o2"), "--no-plot"])
+    assert "from the cache" in again.stderr
+
+
+def test_unknown_device_model_fails_at_load(tiny):
+    """An unknown device model is a load-time error listing the known ones."""
+    from rsdgc_sim.errors import ConfigError
+
+    tiny["device"] = {"model": "TPU-9000"}
+    with pytest.raises(ConfigError, match=r"device.*TPU-9000.*H100-SXM"):
+        scenario_from_dict(tiny)

@@ -113,6 +113,7 @@ def check_names(scenario: Scenario) -> None:
             load_calibration(cl.calibration)
         except RsdgcError as e:
             raise e.with_context("cluster.calibration") from None
+    scenario.device_model()  # a device model's name and numbers (ConfigError names the field)
     if cl.fidelity not in FIDELITIES:
         raise ConfigError(f"cluster.fidelity: unknown fidelity {cl.fidelity!r}; choose one of: {', '.join(FIDELITIES)}")
 

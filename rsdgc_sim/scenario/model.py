@@ -161,7 +161,10 @@ class Scenario(Strict):
     name: str = "scenario"
     model: ModelSpec
     batch_size: int = Field(ge=1, le=MAX_BATCH, description="per worker")
-    device: str | Annotated[list[str], Field(min_length=1)] = "auto"
+    device: str | Annotated[list[str], Field(min_length=1)] | dict[str, Any] = Field(
+        default="auto", description="auto | cpu | cuda | cuda:N | a list of these (measured); "
+        "or a device model to estimate for: {model: H100-SXM}, {cpu: {cores, "
+        "gflops_per_core, memory_bandwidth}}, {peak_flops, memory_bandwidth, efficiency}")
     seed: int = Field(default=0, ge=0, lt=2**63, description="seeds models, data and compressors")
     profile: ProfileSpec = Field(default_factory=ProfileSpec)
     compressors: Annotated[list[CompressorSpec], Field(min_length=1)]
@@ -189,8 +192,20 @@ class Scenario(Strict):
                     DENSE)
 
     def devices(self) -> list[str]:
-        """The device list as written (``auto`` resolved later, by the profiler)."""
+        """The device list as written (``auto`` resolved later, by the profiler); empty for
+        a device model."""
+        if isinstance(self.device, dict):
+            return []
         return list(self.device) if isinstance(self.device, list) else [self.device]
+
+    def device_model(self):
+        """The :class:`~rsdgc_sim.profile.device_models.DeviceModel` to estimate the profile
+        for, or None when the profile is measured on the devices at hand."""
+        if not isinstance(self.device, dict):
+            return None
+        from ..profile.device_models import device_model
+
+        return device_model(self.device, field="device")
 
     def compressor_specs(self) -> dict[str, dict[str, Any]]:
         """label -> ``{"name": ..., **params}``, in scenario order."""
