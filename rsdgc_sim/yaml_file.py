@@ -4,7 +4,8 @@
 On top of ``yaml.safe_load``:
 
 * the path must name a regular file of at most ``MAX_FILE_BYTES`` (not a directory, FIFO or
-  device such as ``/dev/zero``, which would hang or never end), in UTF-8;
+  device such as ``/dev/zero``, which would hang or never end), in UTF-8
+  (:func:`rsdgc_sim.data_file.read_text`);
 * a key given twice in one mapping is an error naming the key and both lines (YAML itself
   lets the last one win silently);
 * a document whose aliases expand to more than ``MAX_NODES`` nodes (an "alias bomb": a few
@@ -15,12 +16,12 @@ On top of ``yaml.safe_load``:
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .data_file import InvalidFile, read_text
 from .errors import ScenarioFileError
 
 MAX_FILE_BYTES = 1 << 20
@@ -113,27 +114,9 @@ def read_yaml_file(path: str | Path) -> Any:
     p = Path(path)
     name = str(p) if len(str(p)) <= 200 else str(p)[:197] + "..."
     try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise ScenarioFileError(f"{name}: no such file") from None
-    except (OSError, ValueError) as e:  # too long, NUL byte, permissions
-        raise ScenarioFileError(f"{name}: cannot read: {getattr(e, 'strerror', None) or e}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ScenarioFileError(f"{name}: is a directory, expected a YAML file")
-    if not stat.S_ISREG(st.st_mode):
-        raise ScenarioFileError(f"{name}: not a regular file, expected a YAML file")
-    if st.st_size > MAX_FILE_BYTES:
-        raise ScenarioFileError(
-            f"{name}: {st.st_size:,} bytes, more than the {MAX_FILE_BYTES:,} a YAML file "
-            f"may have here")
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise ScenarioFileError(f"{name}: cannot read: {e.strerror or e}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ScenarioFileError(f"{name}: cannot read: not UTF-8 text (byte {e.start})") from None
+        text = read_text(p, MAX_FILE_BYTES, what="a YAML file")
+    except InvalidFile as e:
+        raise ScenarioFileError(f"{name}: {e}") from None
     return parse_yaml(text, name)
 
 

@@ -91,8 +91,8 @@ def test_scenario_paths_that_are_not_files(tmp_path):
     os.mkfifo(fifo)
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(b"model: \xff\n")
-    for path, pattern in [(fifo, "not a regular file"), ("/dev/zero", "not a regular file"),
-                          ("a\0b.yaml", "NUL byte"), ("x" * 300 + ".yaml", "cannot read"),
+    for path, pattern in [(fifo, "a FIFO, not a YAML file"), ("/dev/zero", "a device, not a YAML file"),
+                          ("a\0b.yaml", "NUL byte"), ("x" * 300 + ".yaml", "unreadable"),
                           (bad, "not UTF-8")]:
         t0 = time.perf_counter()
         _check(CliRunner().invoke(cli, ["run", str(path)]), pattern, t0)

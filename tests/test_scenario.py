@@ -142,7 +142,7 @@ def test_missing_file():
 
 def test_directory_instead_of_file(tmp_path):
     """A folder is not a scenario."""
-    with pytest.raises(ScenarioFileError, match="is a directory"):
+    with pytest.raises(ScenarioFileError, match="a directory, not a YAML file"):
         load_scenario(tmp_path)
 
 
@@ -163,7 +163,7 @@ def test_unreadable_file(write_scenario):
     """Bytes that are not UTF-8 are a clear error, not a traceback."""
     p = write_scenario("x")
     p.write_bytes(b"\xff\xfe\x00bad")
-    with pytest.raises(ScenarioFileError, match="cannot read"):
+    with pytest.raises(ScenarioFileError, match="not UTF-8"):
         load_scenario(p)
 
 

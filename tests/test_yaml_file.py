@@ -59,11 +59,11 @@ def test_files_that_are_not_regular_files(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(b"a: \xff\xfe\n")
     cases = [
-        (tmp_path, "is a directory"),
-        (fifo, "not a regular file"),
-        ("/dev/zero", "not a regular file"),
-        ("a\0b.yaml", "cannot read"),
-        ("x" * 300 + ".yaml", "cannot read"),
+        (tmp_path, "a directory, not a YAML file"),
+        (fifo, "a FIFO, not a YAML file"),
+        ("/dev/zero", "a device, not a YAML file"),
+        ("a\0b.yaml", "unreadable"),
+        ("x" * 300 + ".yaml", "unreadable"),
         (big, "bytes, more than"),
         (bad, "not UTF-8"),
         (tmp_path / "missing.yaml", "no such file"),

@@ -26,8 +26,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationError
 
+from ..data_file import InvalidFile, read_json_data
 from ..errors import ConfigError, ScenarioFileError
-from ..profile.store import InvalidFile, read_json_data
 from ..report.files import write_text_atomic
 from ..strict import Strict, validation_message
 

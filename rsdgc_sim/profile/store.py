@@ -21,7 +21,6 @@ import fcntl
 import functools
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -34,9 +33,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import __version__
+from ..data_file import InvalidFile, read_json_data
 from ..errors import OutputError, ProfileError
 from ..report.files import check_writable_dir, write_json_atomic
-from ..strict import excerpt, loc_text, validation_message
+from ..strict import excerpt, validation_message
 from .schema import PROFILE_VERSION, Profile
 
 #: how long :meth:`ProfileStore.lock` waits for another process's measurement by default
@@ -82,90 +82,6 @@ def profile_key(inputs: dict[str, Any]) -> str:
 
 
 # --- reading JSON data files ---------------------------------------------------------------
-
-
-class InvalidFile(Exception):
-    """Why a data file cannot be used; the message names no file (callers add it) and reads
-    after "FILE is" (``not readable JSON: ...``) or, when ``field`` is set, starts with the
-    field's location (``links[0].alpha_s: ...``). ``missing``: nothing is at the path."""
-
-    def __init__(self, reason: str, missing: bool = False, field: str | None = None):
-        super().__init__(reason)
-        self.missing = missing
-        self.field = field
-
-
-_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
-          (stat.S_ISBLK, "a device"))
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
-
-
-def _first_non_finite(data: Any) -> tuple[tuple[Any, ...], float] | None:
-    """The location and value of the first NaN or infinity in parsed JSON, or None."""
-    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
-    while stack:
-        loc, value = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            return loc, value
-        if isinstance(value, dict):
-            stack.extend((loc + (k,), v) for k, v in reversed(value.items()))
-        elif isinstance(value, list):
-            stack.extend((loc + (i,), v) for i, v in reversed(list(enumerate(value))))
-    return None
-
-
-def read_json_data(path: str | Path) -> Any:
-    """The parsed content of JSON file ``path``; every problem is one :class:`InvalidFile`.
-
-    Only a regular file is opened (a directory, FIFO, socket or device is refused from its
-    ``stat``, so a FIFO never blocks); the text must be UTF-8 JSON without ``NaN`` or
-    ``Infinity`` anywhere (``json.loads`` accepts them, and ``1e999`` reads as infinity): a
-    non-finite number is reported with its location, e.g. ``devices[0].forward_s``.
-    """
-    p = Path(path)
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        if os.path.lexists(p):
-            raise InvalidFile("a symbolic link to nothing") from None
-        raise InvalidFile("no such file", missing=True) from None
-    except NotADirectoryError:  # a file where a folder of the path should be
-        raise InvalidFile("no such file (a file is in the place of one of its folders)",
-                          missing=True) from None
-    except (OSError, ValueError) as e:  # permissions, a name too long, a NUL byte
-        raise InvalidFile(f"unreadable: {getattr(e, 'strerror', None) or e}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise InvalidFile(f"{_kind(st.st_mode)}, not a JSON file")
-    try:
-        # O_NONBLOCK: should a FIFO have taken the file's place since the stat, open returns
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise InvalidFile("not a regular file, not a JSON file")
-            raw = f.read()
-    except OSError as e:
-        raise InvalidFile(f"unreadable: {e.strerror or e}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InvalidFile(f"not UTF-8 text (byte {e.start})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InvalidFile(f"not readable JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
-    except RecursionError:
-        raise InvalidFile("not readable JSON: nested too deeply") from None
-    except ValueError as e:  # an integer with too many digits
-        raise InvalidFile(f"not readable JSON: {excerpt(str(e), 120)}") from None
-    if (bad := _first_non_finite(data)) is not None:
-        where = loc_text(bad[0])
-        raise InvalidFile(f"{where}: not a finite number (got {bad[1]})", field=where)
-    return data
 
 
 # --- profiles ------------------------------------------------------------------------------
