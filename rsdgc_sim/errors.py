@@ -65,13 +65,6 @@ class EmulationError(RsdgcError):
     """A failure while emulating a network (namespaces, tc, ranks)."""
 
 
-def first_validation_error(err) -> str:
-    """``"path.to.field: reason"`` of a pydantic ValidationError's first error."""
-    first = err.errors()[0]
-    loc = ".".join(str(x) for x in first["loc"])
-    return f"{loc}: {first['msg']}" if loc else str(first["msg"])
-
-
 def choices_text(choices: Iterable[str]) -> str:
     """``"a, b, c"``: the sorted choices, for messages."""
     return ", ".join(sorted(choices))

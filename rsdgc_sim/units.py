@@ -17,7 +17,7 @@ import math
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator, WithJsonSchema
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from .errors import UnitError
 
@@ -120,6 +120,15 @@ _BW, _DUR, _SIZE = (
 Bandwidth = Annotated[float, _BW[0], _BW[1]]
 Duration = Annotated[float, _DUR[0], _DUR[1]]
 Size = Annotated[float, _SIZE[0], _SIZE[1]]
+
+#: bounds of a link, wherever one is given (scenario cluster, topology parameters and files,
+#: the collective command), so that no simulated time overflows: 1 byte/s to 1 PB/s, and a
+#: latency of at most an hour
+MIN_BANDWIDTH = 1.0
+MAX_BANDWIDTH = 1e15
+MAX_LATENCY = 3600.0
+LinkBandwidth = Annotated[Bandwidth, Field(ge=MIN_BANDWIDTH, le=MAX_BANDWIDTH)]
+LinkLatency = Annotated[Duration, Field(ge=0, le=MAX_LATENCY)]
 
 
 def format_bandwidth(bps: float) -> str:

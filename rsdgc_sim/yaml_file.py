@@ -112,7 +112,8 @@ def parse_yaml(text: str, source: str) -> Any:
 def read_yaml_file(path: str | Path) -> Any:
     """Read and parse a YAML file; every problem is one ScenarioFileError naming it."""
     p = Path(path)
-    name = str(p) if len(str(p)) <= 200 else str(p)[:197] + "..."
+    name = str(p).replace("\0", "\\0")
+    name = name if len(name) <= 200 else name[:197] + "..."
     try:
         text = read_text(p, MAX_FILE_BYTES, what="a YAML file")
     except InvalidFile as e:

@@ -66,7 +66,7 @@ def test_topology_and_algorithm_params():
     (["--algorithm", "ring", *BASE, "--topology", "mesh"], UnknownNameError,
      "unknown topology 'mesh'"),
     (["--algorithm", "ring", "--workers", "4", "--bytes", "1MB", "--bandwidth", "0Gbit/s"],
-     ConfigError, "bandwidth must be > 0"),
+     ConfigError, r"--bandwidth: '0Gbit/s' is 0 bytes/s; expected 1 byte/s to 1e\+15"),
     (["--algorithm", "ring", "--workers", "4", "--bytes", "1MB", "--bandwidth", "fast"],
      UnitError, "--bandwidth: cannot read 'fast'"),
     (["--algorithm", "ring", "--workers", "0", "--bytes", "1MB", "--bandwidth", "1Gbit/s"],
@@ -84,14 +84,14 @@ def test_bad_input_raises_rsdgc_errors(args, exc, match):
 
 @pytest.mark.parametrize("args,match", [
     (["--workers", "4", "--bytes", "1MB", "--bandwidth", "1e-320B/s"],
-     r"bandwidth 1e-320 bytes/s is too small \(1/bandwidth overflows\)"),
+     r"--bandwidth: '1e-320B/s' is 9.99989e-321 bytes/s; expected 1 byte/s"),
     (["--workers", "64", "--bytes", "1e308B", "--bandwidth", "1B/s"],
      r"simulated time is not a finite number of seconds \(inf\)"),
 ])
 def test_absurd_inputs_are_config_errors_not_infinity(args, match):
-    """A bandwidth whose reciprocal overflows (1e-320 B/s: Infinity in --json before), or a
-    result that overflows (2*63/64 * 1e308 bytes at 1 B/s > 1.8e308 s), is a one-line
-    ConfigError (the group turns it into exit 2); nothing is printed."""
+    """A bandwidth below 1 byte/s (1e-320 B/s: its reciprocal overflowed to Infinity in
+    --json before), or a result that overflows (2*63/64 * 1e308 bytes at 1 B/s > 1.8e308
+    s), is a one-line ConfigError (the group turns it into exit 2); nothing is printed."""
     r = run("--algorithm", "ring", *args, "--json")
     assert isinstance(r.exception, ConfigError) and r.output == ""
     assert re.search(match, str(r.exception)) and "\n" not in str(r.exception)

@@ -138,7 +138,8 @@ def load_profile(path: str | Path) -> Profile:
     try:
         return parse_profile(read_json_data(p))
     except InvalidFile as e:
-        raise ProfileError(f"{p}: {e}") from None
+        name = str(p).replace("\0", "\\0")  # a NUL byte shown, not printed
+        raise ProfileError(f"{name}: {e}") from None
 
 
 def save_profile(profile: Profile, path: str | Path) -> Path:

@@ -20,14 +20,10 @@ from pydantic import (
 
 from ..sim.config import DDPConfig, SimPoint, StragglerConfig, TopologySpec
 from ..strict import Strict
-from ..units import Bandwidth, Duration, Size
+from ..units import LinkBandwidth, LinkLatency, Size
 
 SCHEMA_VERSION = 1
 
-#: sane bounds of a link, so that no result overflows: 1 byte/s to 1 PB/s, at most an hour
-MIN_BANDWIDTH = 1.0
-MAX_BANDWIDTH = 1e15
-MAX_LATENCY = 3600.0
 
 #: sane bounds of a model and a cluster (the memory a profile needs is estimated apart)
 MAX_CLASSES = 100_000
@@ -95,10 +91,8 @@ class TopologyEntry(BaseModel):
 class ClusterSpec(Strict):
     workers: Annotated[list[Annotated[int, Field(ge=1, le=MAX_WORKERS)]], Field(min_length=1)]
     topology: TopologyEntry = Field(default_factory=TopologyEntry)
-    bandwidth: Annotated[list[Annotated[Bandwidth, Field(ge=MIN_BANDWIDTH, le=MAX_BANDWIDTH)]],
-                         Field(min_length=1)]
-    latency: Annotated[list[Annotated[Duration, Field(ge=0, le=MAX_LATENCY)]],
-                       Field(min_length=1)] = [5e-6]
+    bandwidth: Annotated[list[LinkBandwidth], Field(min_length=1)]
+    latency: Annotated[list[LinkLatency], Field(min_length=1)] = [5e-6]
     collective: str = Field(default="ring", description="allreduce algorithm for dense payloads, or auto")
     collective_params: dict[str, Any] = Field(
         default_factory=dict, description="parameters of the collective, e.g. {chunks: 4}")

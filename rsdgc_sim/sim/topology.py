@@ -28,7 +28,8 @@ Routing policy (deterministic: the same inputs always give the same routes):
 
 Routes come from structure, not from graph searches, on the generated topologies (O(1) per
 pair, a whole pattern at once with numpy; see :mod:`rsdgc_sim.sim.routing`), and from
-networkx's shortest paths, cached per pair of switches, on topology files.
+breadth-first searches that count the shortest paths (one per destination, cached, within
+a budget) on topology files.
 
 Latency convention: on switched topologies (``switch``, ``tree``, ``fat_tree``,
 ``two_level``) every link has half of the given ``latency``, so two hosts on the same
@@ -37,30 +38,45 @@ direct networks (``ring``, ``torus2d``) ``latency`` is the latency of one link, 
 neighbouring host.
 
 Generators are registered in :data:`TOPOLOGIES` and called as
-``generator(hosts, bandwidth, latency, **params)``; :func:`build_topology` adds the
-parameter check (unknown names are an error), unit parsing of parameter values and
-per-link overrides (``link_overrides: [{between: [a, b], bandwidth: ..., latency: ...}]``).
+``generator(hosts, bandwidth, latency, **params)``; each has a strict parameter class in
+:data:`TOPOLOGY_PARAMS` (:class:`TreeParams`, :class:`FatTreeParams`, ...: unknown names,
+wrong types, a bool for a number, non-finite values are errors naming the parameter and
+listing the generator's parameters), usable without building anything
+(:func:`check_topology_params`, :func:`topology_size`). :func:`build_topology` checks the
+parameters, then estimates the size of what it would build from them (nodes + links, e.g.
+``fat_tree`` has ``hosts + 5k^2/4`` nodes and ``hosts + k^3/2`` links) and refuses, with the
+estimate and the alternative, more than :data:`MAX_TOPOLOGY_ELEMENTS` (arrays) or
+:data:`MAX_GRAPH_ELEMENTS` (a networkx graph: topology files), before building
+anything; ``switch`` builds its links on first use and is checked then. Parameter values
+with units (``intra_bandwidth``, ``intra_latency``, a link's ``bandwidth`` and ``latency``)
+are parsed and bounded as a scenario's cluster values are. Every generator accepts
+per-link overrides (``link_overrides: [{between: [a, b], bandwidth: ..., latency: ...}]``),
+applied to its link table.
 Files under ``topologies/`` describe a topology either by generator and parameters or by
-an explicit list of hosts, switches and links (:func:`load_topology_file`).
+an explicit list of hosts, switches and links (:class:`TopologyFile`, read with
+:func:`~rsdgc_sim.yaml_file.read_yaml_file`: duplicate keys, alias bombs, non-UTF-8 text,
+FIFOs and devices are refused naming the file; so are repeated node names and links to
+unknown nodes).
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import networkx as nx
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ..errors import ConfigError, ScenarioFileError, TopologyError, first_validation_error
+from ..errors import ConfigError, ScenarioFileError, TopologyError, UnknownNameError
 from ..registry import Registry
-from ..units import parse_bandwidth, parse_duration
+from ..strict import Strict, excerpt, validation_message
+from ..units import LinkBandwidth, LinkLatency
+from ..yaml_file import read_yaml_file
 from .routing import (
     FatTreeRouter,
     GraphRouter,
@@ -361,6 +377,8 @@ class Topology:
 
 # -- checks ------------------------------------------------------------------------------
 def _check_bw(value: float, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{what}: bandwidth must be a number of bytes/s, got {excerpt(value)}")
     if not (value > 0) or not math.isfinite(value):
         raise ConfigError(f"{what}: bandwidth must be > 0 bytes/s, got {value!r}")
     if not math.isfinite(1.0 / value):
@@ -370,9 +388,20 @@ def _check_bw(value: float, what: str) -> float:
 
 
 def _check_lat(value: float, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{what}: latency must be a number of seconds, got {excerpt(value)}")
     if not (value >= 0) or not math.isfinite(value):
         raise ConfigError(f"{what}: latency must be >= 0 s, got {value!r}")
     return float(value)
+
+
+def _check_count(value: Any, what: str, minimum: int) -> int:
+    """An integer count (a bool is not one) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{what}: must be an integer, got {excerpt(value)}")
+    if value < minimum:
+        raise ConfigError(f"{what}: must be >= {minimum}, got {value}")
+    return int(value)
 
 
 def _add_link(g: nx.Graph, u: str, v: str, bw: float, lat: float) -> None:
@@ -383,12 +412,266 @@ def _names(prefix: str, n: int) -> list[str]:
     return [f"{prefix}{i}" for i in range(n)]
 
 
+# -- sizes -------------------------------------------------------------------------------
+#: nodes + links a generated topology may have: built as arrays (about
+#: :data:`BYTES_PER_ELEMENT` each, with its link index and routes), in about a second
+MAX_TOPOLOGY_ELEMENTS = 2_000_000
+#: nodes + links of a topology built as a networkx graph (topology files; their YAML is
+#: capped well below this): several microseconds and about 1 KB each
+MAX_GRAPH_ELEMENTS = 1_000_000
+#: memory of one node or link of a built topology, as measured (arrays, index, routes)
+BYTES_PER_ELEMENT = 500
+
+
+@dataclass(frozen=True)
+class TopologySize:
+    """Nodes (hosts and switches) and undirected links of a topology, known before it is
+    built (:meth:`TopologyParams.size`)."""
+
+    nodes: int
+    links: int
+
+    @property
+    def elements(self) -> int:
+        return self.nodes + self.links
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.elements * BYTES_PER_ELEMENT
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _check_size(name: str, hosts: int, size: TopologySize, detail: str, hint: str,
+                graph: bool = False) -> None:
+    """Refuse, with the estimate and ``hint`` (the alternative), a topology over budget."""
+    budget = MAX_GRAPH_ELEMENTS if graph else MAX_TOPOLOGY_ELEMENTS
+    if size.elements <= budget:
+        return
+    how = " as a graph (topology files)" if graph else ""
+    raise TopologyError(
+        f"topology {name!r}{detail} for {hosts:,} hosts would have {size.nodes:,} nodes and "
+        f"{size.links:,} links (about {size.memory_bytes / 2**30:.3g} GiB): more than the "
+        f"{budget:,} nodes + links built here{how}; {hint}")
+
+
+# -- parameters --------------------------------------------------------------------------
+#: bound of integer parameters (arity, k, gpus_per_node, rows, cols)
+MAX_COUNT = 1_000_000_000
+
+
+#: the default of ``two_level``'s node-internal network (an NVLink-class interconnect)
+DEFAULT_INTRA_BANDWIDTH = 150e9
+DEFAULT_INTRA_LATENCY = 1e-6
+
+
+class LinkSpec(Strict):
+    """One link of a topology file, or an override of a built topology's link: the two
+    nodes it joins, and its bandwidth and latency (None: the default)."""
+
+    between: tuple[str, str]
+    bandwidth: LinkBandwidth | None = None
+    latency: LinkLatency | None = None
+
+    @field_validator("between", mode="before")
+    @classmethod
+    def _two_nodes(cls, value: Any) -> Any:
+        if (not isinstance(value, (list, tuple)) or len(value) != 2
+                or not all(isinstance(x, str) for x in value)):
+            raise ValueError(f"expected two node names [a, b], got {excerpt(value)}")
+        if value[0] == value[1]:
+            raise ValueError(f"a link joins two different nodes, got {excerpt(list(value))}")
+        return tuple(value)
+
+
+class TopologyParams(Strict):
+    """Base of every generator's parameters (strict: unknown names, wrong types, bools as
+    numbers, non-finite values are errors). ``link_overrides`` is accepted by all: it
+    changes links of the built topology (in its link table: no graph is built)."""
+
+    link_overrides: list[LinkSpec] = Field(default_factory=list)
+
+    #: whether the generator builds its links only when first used (``switch``)
+    lazy: ClassVar[bool] = False
+
+    def size(self, hosts: int) -> TopologySize:
+        """Nodes and links of the topology for ``hosts`` hosts (before building it)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """The parameters that set the size, for messages (`` with k=1000``)."""
+        return ""
+
+    def smaller(self, hosts: int) -> str:
+        """What to change when the topology is too big for ``hosts`` hosts."""
+        return "use fewer workers"
+
+    def generator_kwargs(self) -> dict[str, Any]:
+        """The generator's keyword arguments (the overrides are applied after it)."""
+        return {k: getattr(self, k) for k in type(self).model_fields if k != "link_overrides"}
+
+
+class SwitchParams(TopologyParams):
+    lazy: ClassVar[bool] = True
+
+    def size(self, hosts: int) -> TopologySize:
+        return TopologySize(hosts + 1, hosts)
+
+
+class RingParams(TopologyParams):
+    def size(self, hosts: int) -> TopologySize:
+        return TopologySize(hosts, hosts if hosts > 2 else hosts - 1)
+
+
+class TreeParams(TopologyParams):
+    #: hosts per leaf switch, and children per switch above
+    arity: int = Field(default=4, ge=2, le=MAX_COUNT)
+
+    def size(self, hosts: int) -> TopologySize:
+        switches, width = 0, hosts
+        while True:
+            width = _ceil_div(width, self.arity)
+            switches += width
+            if width <= 1:
+                break
+        return TopologySize(hosts + switches, hosts + switches - 1)
+
+    def describe(self) -> str:
+        return f" with arity={self.arity}"
+
+
+class FatTreeParams(TopologyParams):
+    #: pods (even): k/2 edge and k/2 aggregation switches each, (k/2)^2 cores, k^3/4 hosts
+    k: int = Field(default=4, ge=2, le=MAX_COUNT)
+    #: host link bandwidth / bandwidth of the links above the edge switches (1: full
+    #: bisection)
+    oversubscription: float = Field(default=1.0, ge=1, le=1e6)
+
+    @field_validator("k")
+    @classmethod
+    def _even(cls, k: int) -> int:
+        if k % 2:
+            raise ValueError(f"must be an even number >= 2, got {k}")
+        return k
+
+    def size(self, hosts: int) -> TopologySize:
+        k = self.k
+        return TopologySize(hosts + k * k // 4 + k * k, hosts + k**3 // 2)
+
+    def describe(self) -> str:
+        return f" with k={self.k}"
+
+    def smaller(self, hosts: int) -> str:
+        m = 1  # the smallest even k = 2m with k^3/4 = 2m^3 >= hosts: double, then bisect
+        while 2 * m**3 < hosts:
+            m *= 2
+        lo = m // 2
+        while m - lo > 1:
+            mid = (lo + m) // 2
+            lo, m = (mid, m) if 2 * mid**3 < hosts else (lo, mid)
+        k = 2 * m
+        fit = FatTreeParams.model_construct(k=k).size(hosts).elements <= MAX_TOPOLOGY_ELEMENTS
+        if k >= self.k or not fit:
+            return "use fewer workers"
+        return f"use a smaller k (k={k} holds {k**3 // 4:,} hosts)"
+
+
+class TwoLevelParams(TopologyParams):
+    #: GPUs (hosts) per node
+    gpus_per_node: int = Field(default=8, ge=1, le=MAX_COUNT)
+    #: bandwidth of each GPU's link inside a node
+    intra_bandwidth: LinkBandwidth = DEFAULT_INTRA_BANDWIDTH
+    #: GPU to GPU latency inside a node
+    intra_latency: LinkLatency = DEFAULT_INTRA_LATENCY
+    #: let the last node be partial
+    allow_partial: bool = False
+
+    def size(self, hosts: int) -> TopologySize:
+        nodes = _ceil_div(hosts, self.gpus_per_node)
+        return TopologySize(hosts + 1 + nodes, hosts + nodes)
+
+
+class Torus2dParams(TopologyParams):
+    #: rows x cols = hosts; unset: the most square factoring
+    rows: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    cols: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+
+    def size(self, hosts: int) -> TopologySize:
+        return TopologySize(hosts, 2 * hosts)
+
+
+class FileParams(TopologyParams):
+    """``file``: the topology file at ``path``."""
+
+    path: str
+
+
+#: each generator's parameters, by topology name (the names of :data:`TOPOLOGIES`)
+TOPOLOGY_PARAMS: Registry[type[TopologyParams]] = Registry("topology")
+
+
+def _generator(name: str, help: str, params: type[TopologyParams]):
+    """Register a generator and its parameter class under ``name``."""
+    TOPOLOGY_PARAMS.add(name, params)
+    return TOPOLOGIES.register(name, help)
+
+
+def param_names(cls: type[TopologyParams]) -> list[str]:
+    """A parameter class's fields, the generator's own first."""
+    own = [f for f in cls.model_fields if f != "link_overrides"]
+    return [*own, "link_overrides"]
+
+
+def check_topology_params(name: str, params: Mapping[str, Any] | None,
+                          where: str = "") -> TopologyParams:
+    """The parameters of generator ``name`` checked by its class (nothing is built).
+
+    Raises :class:`~rsdgc_sim.errors.UnknownNameError` listing the generators for an
+    unknown name, :class:`~rsdgc_sim.errors.ConfigError` naming the bad parameter and
+    listing the generator's parameters for a bad one. ``where`` goes before the message."""
+    cls = TOPOLOGY_PARAMS.get(name) if name != "file" else FileParams
+    return _validate(cls, name, params, where)
+
+
+def _validate(cls: type[TopologyParams], name: str, params: Any, where: str) -> TopologyParams:
+    prefix = f"{where}: " if where else ""
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{prefix}topology {name!r}: parameters must be a mapping, got "
+                          f"{excerpt(params)}")
+    try:
+        return cls.model_validate(dict(params))
+    except ValidationError as e:
+        unknown = [excerpt(err["loc"][0]) for err in e.errors()
+                   if err["type"] == "extra_forbidden" and len(err["loc"]) == 1]
+        text = (f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}"
+                if unknown else validation_message(e, cls))
+        raise ConfigError(f"{prefix}topology {name!r}: {text}; parameters: "
+                          f"{', '.join(param_names(cls))}") from None
+
+
+def topology_size(name: str, hosts: int, params: Mapping[str, Any] | None = None,
+                  extra_hosts: int = 0) -> TopologySize:
+    """Nodes and links generator ``name`` would build for ``hosts + extra_hosts`` hosts
+    (parameters checked, nothing built)."""
+    p = check_topology_params(name, params)
+    if isinstance(p, FileParams):
+        raise ConfigError("topology 'file': the size of a file is known once it is read")
+    return p.size(hosts + extra_hosts)
+
+
 # -- generators --------------------------------------------------------------------------
-@TOPOLOGIES.register("switch", "every host on one non-blocking switch (a star)")
+@_generator("switch", "every host on one non-blocking switch (a star)", SwitchParams)
 def switch(hosts: int, bandwidth: float, latency: float) -> Topology:
     """Every host has one full-duplex link of ``bandwidth`` to one non-blocking switch;
-    ``latency`` is host to host (each link has half)."""
-    def table() -> LinkTable:  # built on first use: closed forms need none of it
+    ``latency`` is host to host (each link has half). Its links are built on first use
+    (closed forms need none of them), with the size check then."""
+    def table() -> LinkTable:
+        size = SwitchParams().size(hosts)
+        _check_size("switch", hosts, size, "", "use fewer workers")
         idx = np.arange(hosts)
         return _table(_names("h", hosts) + ["sw"], hosts,
                       [(idx, np.full(hosts, hosts), bandwidth, latency / 2)])
@@ -397,7 +680,7 @@ def switch(hosts: int, bandwidth: float, latency: float) -> Topology:
                     bandwidth=bandwidth, router=StarRouter)
 
 
-@TOPOLOGIES.register("ring", "hosts in a physical ring (each host linked to two neighbours)")
+@_generator("ring", "hosts in a physical ring (each host linked to two neighbours)", RingParams)
 def ring(hosts: int, bandwidth: float, latency: float) -> Topology:
     """Host ``i`` is linked to host ``i+1 mod n``; ``latency`` is per link."""
     idx = np.arange(hosts if hosts > 2 else hosts - 1)
@@ -405,12 +688,10 @@ def ring(hosts: int, bandwidth: float, latency: float) -> Topology:
     return Topology("ring", table=table, router=lambda t: TorusRouter(t, 1, hosts))
 
 
-@TOPOLOGIES.register("tree", "k-ary tree of switches, hosts at the leaves")
+@_generator("tree", "k-ary tree of switches, hosts at the leaves", TreeParams)
 def tree(hosts: int, bandwidth: float, latency: float, arity: int = 4) -> Topology:
     """Leaf switches hold ``arity`` hosts each; switches are grouped ``arity`` at a time
     under parents until one root remains. All links ``bandwidth``, ``latency``/2."""
-    if arity < 2:
-        raise ConfigError(f"topology.params.arity: must be >= 2, got {arity}")
     nodes = _names("h", hosts)
     width = -(-hosts // arity)
     base = len(nodes)
@@ -429,24 +710,19 @@ def tree(hosts: int, bandwidth: float, latency: float, arity: int = 4) -> Topolo
                     router=lambda t: TreeRouter(t, arity))
 
 
-@TOPOLOGIES.register("fat_tree", "k-ary fat tree (k pods), with an oversubscription ratio")
+@_generator("fat_tree", "k-ary fat tree (k pods), with an oversubscription ratio", FatTreeParams)
 def fat_tree(hosts: int, bandwidth: float, latency: float, k: int = 4,
              oversubscription: float = 1.0) -> Topology:
     """The classic k-ary fat tree: k pods of k/2 edge and k/2 aggregation switches,
     (k/2)^2 core switches, k^3/4 host ports. Host links have ``bandwidth``; edge-aggregation
     and aggregation-core links ``bandwidth / oversubscription`` (1 = full bisection)."""
-    if k < 2 or k % 2:
-        raise ConfigError(f"topology.params.k: must be an even number >= 2, got {k}")
-    if not oversubscription >= 1:
-        raise ConfigError(
-            f"topology.params.oversubscription: must be >= 1, got {oversubscription}")
     cap = k**3 // 4
     if hosts > cap:
         raise TopologyError(
             f"workers: {hosts} hosts do not fit a k={k} fat tree ({cap} host ports); "
             f"raise topology.params.k")
     half = k // 2
-    up_bw = bandwidth / oversubscription
+    up_bw = _check_bw(bandwidth / oversubscription, "topology.params.oversubscription")
     nodes = _names("h", hosts) + _names("c", half * half)
     core0 = hosts
     agg0 = len(nodes)  # a{pod}_{i} at agg0 + pod*k + i, e{pod}_{i} at agg0 + pod*k + half + i
@@ -468,12 +744,8 @@ def fat_tree(hosts: int, bandwidth: float, latency: float, k: int = 4,
                     router=lambda t: FatTreeRouter(t, k))
 
 
-#: defaults of ``two_level``'s node-internal network (an NVLink-class interconnect)
-DEFAULT_INTRA_BANDWIDTH = 150e9
-DEFAULT_INTRA_LATENCY = 1e-6
-
-
-@TOPOLOGIES.register("two_level", "nodes x gpus_per_node: fast intra-node links, one NIC per node")
+@_generator("two_level", "nodes x gpus_per_node: fast intra-node links, one NIC per node",
+            TwoLevelParams)
 def two_level(hosts: int, bandwidth: float, latency: float, gpus_per_node: int = 8,
               intra_bandwidth: float = DEFAULT_INTRA_BANDWIDTH,
               intra_latency: float = DEFAULT_INTRA_LATENCY,
@@ -483,10 +755,6 @@ def two_level(hosts: int, bandwidth: float, latency: float, gpus_per_node: int =
     node has one NIC link of ``bandwidth`` to a core switch (node to node, NIC to NIC,
     ``latency``; GPU to GPU across nodes ``intra_latency + latency``). The hosts must fill
     whole nodes unless ``allow_partial`` is true (then the last node is partial)."""
-    if gpus_per_node < 1:
-        raise ConfigError(f"topology.params.gpus_per_node: must be >= 1, got {gpus_per_node}")
-    _check_bw(intra_bandwidth, "topology.params.intra_bandwidth")
-    _check_lat(intra_latency, "topology.params.intra_latency")
     if hosts % gpus_per_node and not allow_partial:
         raise TopologyError(
             f"workers: {hosts} workers do not fill whole nodes of gpus_per_node="
@@ -516,7 +784,7 @@ def _near_square(n: int) -> tuple[int, int]:
     return r, n // r
 
 
-@TOPOLOGIES.register("torus2d", "rows x cols 2-D torus of hosts (direct network)")
+@_generator("torus2d", "rows x cols 2-D torus of hosts (direct network)", Torus2dParams)
 def torus2d(hosts: int, bandwidth: float, latency: float, rows: int | None = None,
             cols: int | None = None) -> Topology:
     """Host ``(r, c)`` is linked to ``(r±1, c)`` and ``(r, c±1)`` with wrap-around;
@@ -544,19 +812,10 @@ def torus2d(hosts: int, bandwidth: float, latency: float, rows: int | None = Non
 
 
 # -- files -------------------------------------------------------------------------------
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LinkSpec(_Strict):
-    between: tuple[str, str]
-    bandwidth: Any = None
-    latency: Any = None
-
-
-class TopologyFile(_Strict):
+class TopologyFile(Strict):
     """A topology file: either ``generator`` (+ ``params``) or explicit ``hosts``,
-    ``switches`` and ``links``; ``link_overrides`` apply to either."""
+    ``switches`` and ``links``; ``link_overrides`` apply to either. Node names are unique
+    (a host is not also a switch), links join known nodes, at most one link per pair."""
 
     name: str = ""
     description: str = ""
@@ -567,98 +826,160 @@ class TopologyFile(_Strict):
     links: list[LinkSpec] = Field(default_factory=list)
     link_overrides: list[LinkSpec] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _check(self) -> TopologyFile:
+        if self.generator is not None:
+            if self.hosts or self.switches or self.links:
+                raise ValueError("give either generator (with params) or hosts, switches "
+                                 "and links, not both")
+            return self
+        if self.params:
+            raise ValueError("params: only a generator takes params (the file has no "
+                             "generator)")
+        if not self.hosts:
+            raise ValueError("hosts: at least one host needed (or a generator)")
+        kind: dict[str, str] = {}
+        for field, names in (("hosts", self.hosts), ("switches", self.switches)):
+            for k, x in enumerate(names):
+                if x in kind:
+                    again = "given twice" if kind[x] == field else f"also in {kind[x]}"
+                    raise ValueError(f"{field}[{k}]: {excerpt(x)} is {again}")
+                kind[x] = field
+        seen: dict[frozenset, int] = {}
+        for k, ln in enumerate(self.links):
+            for x in ln.between:
+                if x not in kind:
+                    raise ValueError(f"links[{k}].between: unknown node {excerpt(x)} (not in "
+                                     f"hosts or switches)")
+            pair = frozenset(ln.between)
+            if pair in seen:
+                a, b = ln.between
+                raise ValueError(f"links[{k}]: the link between {excerpt(a)} and {excerpt(b)} "
+                                 f"is given twice (links[{seen[pair]}])")
+            seen[pair] = k
+        return self
+
+
+def _file_label(path: Path) -> str:
+    text = str(path)
+    return f"topology file {text if len(text) <= 200 else text[:197] + '...'}"
+
+
+#: checked topology files by (path, device, inode, size, modification time): a file is
+#: read once however many topologies are built from it (a large file takes seconds)
+_FILES: dict[tuple, TopologyFile] = {}
+_FILES_KEPT = 16
+
 
 def _read_file(path: Path) -> TopologyFile:
+    """A topology file read with :func:`~rsdgc_sim.yaml_file.read_yaml_file` and checked;
+    every problem is one error naming the file."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise ScenarioFileError(f"topology file {str(path)!r}: cannot read: {e}") from None
-    except yaml.YAMLError as e:
-        raise ScenarioFileError(f"topology file {str(path)!r}: not valid YAML: {e}") from None
+        st = path.stat()
+        key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except (OSError, ValueError):  # read_yaml_file says why
+        key = None
+    if key is not None and key in _FILES:
+        return _FILES[key]
+    tf = _parse_file(path)
+    if key is not None:
+        if len(_FILES) >= _FILES_KEPT:
+            del _FILES[next(iter(_FILES))]
+        _FILES[key] = tf
+    return tf
+
+
+def _parse_file(path: Path) -> TopologyFile:
+    where = _file_label(path)
+    try:
+        data = read_yaml_file(path)
+    except ScenarioFileError as e:
+        raise ScenarioFileError(f"topology file {e}") from None
     if not isinstance(data, dict):
-        raise ScenarioFileError(f"topology file {str(path)!r}: expected a mapping at the top")
+        raise ScenarioFileError(f"{where}: expected a mapping at the top, got "
+                                f"{type(data).__name__}")
     try:
         return TopologyFile.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(f"topology file {str(path)!r}: {first_validation_error(e)}") from None
+        raise ConfigError(f"{where}: {validation_message(e, TopologyFile)}") from None
 
 
 def resolve_topology_path(name: str) -> Path | None:
-    """A topology name that refers to a file: a path ending in .yaml/.yml, or the stem of a
-    file under ``topologies/``. None when it is not a file name."""
+    """A topology name that refers to a file: a path (ending in .yaml/.yml, or with a
+    slash), or the stem of a file under ``topologies/``. None when it is not a file
+    name."""
+    if not isinstance(name, str):
+        return None
     p = Path(name)
-    if p.suffix in (".yaml", ".yml"):
+    if p.suffix in (".yaml", ".yml") or "/" in name:
         return p
+    if "\0" in name or len(name) > 255:
+        return None
     for folder in TOPOLOGY_DIRS:
         cand = folder / f"{name}.yaml"
-        if cand.is_file():
-            return cand
+        try:
+            if cand.is_file():
+                return cand
+        except (OSError, ValueError):
+            continue
     return None
 
 
 def _explicit(tf: TopologyFile, path: Path, bandwidth: float, latency: float) -> Topology:
     g = nx.Graph()
-    if not tf.hosts:
-        raise ConfigError(f"topology file {str(path)!r}: hosts: at least one host needed")
-    for h in tf.hosts:
-        g.add_node(h, kind="host")
-    for s in tf.switches:
-        if s in g:
-            raise ConfigError(f"topology file {str(path)!r}: switches: {s!r} is also a host")
-        g.add_node(s, kind="switch")
-    for k, ln in enumerate(tf.links):
-        for n in ln.between:
-            if n not in g:
-                raise ConfigError(
-                    f"topology file {str(path)!r}: links.{k}.between: unknown node {n!r}")
-        bw = bandwidth if ln.bandwidth is None else parse_bandwidth(
-            ln.bandwidth, f"links.{k}.bandwidth")
-        lat = latency / 2 if ln.latency is None else parse_duration(
-            ln.latency, f"links.{k}.latency")
-        _check_bw(bw, f"topology file {str(path)!r}: links.{k}.bandwidth")
-        _check_lat(lat, f"topology file {str(path)!r}: links.{k}.latency")
+    g.add_nodes_from(tf.hosts, kind="host")
+    g.add_nodes_from(tf.switches, kind="switch")
+    for ln in tf.links:
+        bw = bandwidth if ln.bandwidth is None else ln.bandwidth
+        lat = latency / 2 if ln.latency is None else ln.latency
         _add_link(g, *ln.between, bw, lat)
     return Topology(tf.name or path.stem, g, list(tf.hosts))
 
 
 def _apply_overrides(topo: Topology, overrides: list[LinkSpec], where: str) -> Topology:
+    """``topo`` with the overridden links changed (both directions). A generated topology
+    stays a link table (no graph is built: one sort of its links, then a search per
+    override); a graph (files) is changed in place."""
     if not overrides:
         return topo
-    g = topo.graph
+    t = topo._table if topo._graph is None else None
+    if t is None:
+        g = topo.graph
+        for k, ln in enumerate(overrides):
+            u, v = ln.between
+            if not g.has_edge(u, v):
+                raise ConfigError(f"{where}[{k}].between: no link between {excerpt(u)} and "
+                                  f"{excerpt(v)}")
+            if ln.bandwidth is not None:
+                g.edges[u, v]["bandwidth"] = ln.bandwidth
+            if ln.latency is not None:
+                g.edges[u, v]["latency"] = ln.latency
+        return Topology(topo.name, g, topo.hosts, groups=topo.groups, params=topo.params,
+                        uniform=False, overridden=True, router=topo.router_factory)
+    index = {x: k for k, x in enumerate(t.nodes)}
+    n = len(t.nodes)
+    keys = np.minimum(t.u, t.v) * n + np.maximum(t.u, t.v)
+    order = np.argsort(keys, kind="stable")
+    bw, lat = t.bandwidth.copy(), t.latency.copy()
     for k, ln in enumerate(overrides):
         u, v = ln.between
-        if not g.has_edge(u, v):
-            raise ConfigError(f"{where}.{k}.between: no link between {u!r} and {v!r}")
+        a, b = index.get(u), index.get(v)
+        e = -1
+        if a is not None and b is not None:
+            key = min(a, b) * n + max(a, b)
+            pos = int(np.searchsorted(keys, key, sorter=order))
+            if pos < len(order) and keys[order[pos]] == key:
+                e = int(order[pos])
+        if e < 0:
+            raise ConfigError(f"{where}[{k}].between: no link between {excerpt(u)} and "
+                              f"{excerpt(v)}")
         if ln.bandwidth is not None:
-            g.edges[u, v]["bandwidth"] = _check_bw(
-                parse_bandwidth(ln.bandwidth, f"{where}.{k}.bandwidth"),
-                f"{where}.{k}.bandwidth")
+            bw[e] = ln.bandwidth
         if ln.latency is not None:
-            g.edges[u, v]["latency"] = _check_lat(
-                parse_duration(ln.latency, f"{where}.{k}.latency"), f"{where}.{k}.latency")
-    return Topology(topo.name, g, topo.hosts, groups=topo.groups, params=topo.params,
+            lat[e] = ln.latency
+    table = LinkTable(t.nodes, t.n_hosts, t.u, t.v, bw, lat)
+    return Topology(topo.name, table=table, groups=topo.groups, params=topo.params,
                     uniform=False, overridden=True, router=topo.router_factory)
-
-
-_UNIT_PARAMS = {"bandwidth": parse_bandwidth, "latency": parse_duration}
-
-
-def _call_generator(name: str, hosts: int, bandwidth: float, latency: float,
-                    params: dict[str, Any], where: str) -> Topology:
-    gen = TOPOLOGIES.get(name)
-    sig = inspect.signature(gen)
-    allowed = [p for p in sig.parameters if p not in ("hosts", "bandwidth", "latency")]
-    kwargs = {}
-    for key, value in params.items():
-        if key not in allowed:
-            raise ConfigError(
-                f"{where}.{key}: unknown parameter of topology {name!r}; accepted: "
-                f"{', '.join(allowed) or '(none)'}")
-        for suffix, parse in _UNIT_PARAMS.items():
-            if key.endswith(suffix):
-                value = parse(value, f"{where}.{key}")
-        kwargs[key] = value
-    return gen(hosts, bandwidth, latency, **kwargs)
 
 
 def _with_servers(topo: Topology, extra: int, bandwidth: float, latency: float) -> Topology:
@@ -688,54 +1009,88 @@ def _with_servers(topo: Topology, extra: int, bandwidth: float, latency: float) 
                     uniform=False, overridden=topo.overridden, router=topo.router_factory)
 
 
+def _generate(name: str, p: TopologyParams, hosts: int, extra_hosts: int, bandwidth: float,
+              latency: float, overrides: list[LinkSpec], where: str) -> Topology:
+    """Generator ``name`` with checked parameters ``p``, after the size check."""
+    total = hosts + extra_hosts
+    size = p.size(total)
+    if overrides or not p.lazy:
+        _check_size(name, total, size, p.describe(), p.smaller(total))
+    gen = TOPOLOGIES.get(name)
+    kwargs = p.generator_kwargs()
+    if name == "two_level" and extra_hosts:
+        topo = _with_servers(gen(hosts, bandwidth, latency, **kwargs), extra_hosts,
+                             bandwidth, latency)
+    else:
+        topo = gen(total, bandwidth, latency, **kwargs)
+    return _apply_overrides(topo, overrides, where)
+
+
 def build_topology(name: str, hosts: int, bandwidth: float, latency: float,
-                   params: dict[str, Any] | None = None, extra_hosts: int = 0) -> Topology:
+                   params: Mapping[str, Any] | None = None, extra_hosts: int = 0) -> Topology:
     """Build topology ``name`` (a generator, a file under ``topologies/`` or a YAML path) for
     ``hosts`` workers plus ``extra_hosts`` servers, with the given host-link ``bandwidth``
-    (bytes/s) and ``latency`` (s). Raises ConfigError / TopologyError / UnknownNameError.
-    On ``two_level`` the servers hang off the core switch (the nodes hold the workers);
-    elsewhere they are the hosts after the workers."""
-    params = dict(params or {})
-    if name == "two_level" and extra_hosts:
-        topo = build_topology(name, hosts, bandwidth, latency, params)
-        return _with_servers(topo, extra_hosts, bandwidth, latency)
-    hosts += extra_hosts
+    (bytes/s) and ``latency`` (s). On ``two_level`` the servers hang off the core switch
+    (the nodes hold the workers); elsewhere they are the hosts after the workers.
+
+    Parameters are checked by the generator's class in :data:`TOPOLOGY_PARAMS`, and the
+    size (nodes + links) is estimated from them before anything is built: over
+    :data:`MAX_TOPOLOGY_ELEMENTS` (:data:`MAX_GRAPH_ELEMENTS` for a graph) is refused, with
+    the estimate and the alternative. Raises ConfigError / TopologyError /
+    UnknownNameError / ScenarioFileError, each a one-line message."""
+    hosts = _check_count(hosts, "workers", 1)
+    extra_hosts = _check_count(extra_hosts, "extra_hosts", 0)
     _check_bw(bandwidth, "bandwidth")
     _check_lat(latency, "latency")
-    if hosts < 1:
-        raise ConfigError(f"workers: must be >= 1, got {hosts}")
-    overrides = [LinkSpec.model_validate(o) if not isinstance(o, LinkSpec) else o
-                 for o in params.pop("link_overrides", [])]
+    if not isinstance(name, str):
+        raise ConfigError(f"topology: expected a name, got {excerpt(name)}")
+    total = hosts + extra_hosts
     if name == "file":
-        if "path" not in params:
-            raise ConfigError("topology.params.path: the file topology needs a path")
-        path = Path(params.pop("path"))
+        fp = check_topology_params("file", params)
+        path: Path | None = Path(fp.path)
+        user = {"link_overrides": params["link_overrides"]} if "link_overrides" in params else {}
     elif name in TOPOLOGIES:
-        topo = _call_generator(name, hosts, bandwidth, latency, params, "topology.params")
-        path = None
+        p = check_topology_params(name, params)
+        return _check_built(_generate(name, p, hosts, extra_hosts, bandwidth, latency,
+                                      p.link_overrides, "topology.params.link_overrides"),
+                            total)
     else:
         path = resolve_topology_path(name)
         if path is None:
-            TOPOLOGIES.get(name)  # raises UnknownNameError with the choices
-    if path is not None:
-        tf = _read_file(path)
-        where = f"topology file {str(path)!r}"
-        if tf.generator is not None:
-            if tf.hosts or tf.links or tf.switches:
-                raise ConfigError(f"{where}: give either generator or hosts/links, not both")
-            merged = {**tf.params, **params}
-            topo = _call_generator(tf.generator, hosts, bandwidth, latency, merged,
-                                   f"{where}: params")
-        else:
-            if params:
-                raise ConfigError(f"{where}: an explicit topology takes no params, got "
-                                  f"{', '.join(params)}")
-            topo = _explicit(tf, path, bandwidth, latency)
-        if tf.name:
-            topo.name = tf.name
-        topo = _apply_overrides(topo, tf.link_overrides, f"{where}: link_overrides")
-    topo = _apply_overrides(topo, overrides, "topology.params.link_overrides")
-    g = topo._graph  # a lazily built generator graph is connected by construction
+            shown = name if len(name) <= 60 else name[:57] + "..."
+            raise UnknownNameError("topology", shown, TOPOLOGIES.names())
+        user = params
+    tf = _read_file(path)
+    where = _file_label(path)
+    if tf.generator is not None:
+        if tf.generator not in TOPOLOGIES:
+            raise UnknownNameError("topology", tf.generator, TOPOLOGIES.names()).with_context(
+                f"{where}: generator")
+        p = check_topology_params(tf.generator, {**tf.params, **(user or {})},
+                                  f"{where}: params")
+        overrides = [*tf.link_overrides, *p.link_overrides]
+        try:
+            topo = _generate(tf.generator, p, hosts, extra_hosts, bandwidth, latency,
+                             overrides, f"{where}: link_overrides")
+        except TopologyError as e:  # sizes, hosts that do not fit: say which file
+            raise e.with_context(where) from None
+    else:
+        p = _validate(TopologyParams, tf.name or path.stem, user, where)  # link_overrides
+        if len(tf.hosts) < total:
+            raise TopologyError(f"workers: {total} hosts needed but topology "
+                                f"{tf.name or path.stem!r} has {len(tf.hosts)}")
+        size = TopologySize(len(tf.hosts) + len(tf.switches), len(tf.links))
+        _check_size(tf.name or path.stem, total, size, "", "use a smaller file", graph=True)
+        topo = _apply_overrides(_explicit(tf, path, bandwidth, latency),
+                                [*tf.link_overrides, *p.link_overrides],
+                                f"{where}: link_overrides")
+    if tf.name:
+        topo.name = tf.name
+    return _check_built(topo, total)
+
+
+def _check_built(topo: Topology, hosts: int) -> Topology:
+    g = topo._graph  # a generated topology is connected by construction
     if g is not None and g.number_of_nodes() > 1 and not nx.is_connected(g):
         parts = sorted(sorted(c)[0] for c in nx.connected_components(g))
         raise TopologyError(

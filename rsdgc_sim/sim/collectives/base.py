@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -29,6 +29,7 @@ import numpy as np
 
 from ...errors import ConfigError, TopologyError
 from ...registry import Registry
+from ...strict import excerpt
 from ..topology import Topology
 
 #: name -> Collective subclass
@@ -166,15 +167,29 @@ def make_collective(name: str, params: dict[str, Any] | None = None) -> Collecti
     cls = COLLECTIVES.get(name)
     if cls is None:
         raise ConfigError(f"collective {name!r} chooses among the others; it is not one itself")
-    params = dict(params or {})
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"collective {name!r}: parameters must be a mapping, got "
+                          f"{excerpt(params)}")
+    params = dict(params)
     sig = inspect.signature(cls.__init__)
     accepted = [k for k in sig.parameters if k != "self" and k != "params"]
     for k in params:
         if k not in accepted:
             raise ConfigError(
-                f"collective {name!r}: unknown parameter {k!r}; accepted: "
+                f"collective {name!r}: unknown parameter {excerpt(k)}; accepted: "
                 f"{', '.join(accepted) or '(none)'}")
     return cls(**params)
+
+
+def check_count(value: Any, what: str, limit: int) -> int:
+    """An integer parameter in ``[1, limit]`` (a bool is not an integer), else ConfigError
+    ``"<what> must be an integer >= 1 and at most <limit>, got <value>"``."""
+    if (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit):
+        raise ConfigError(f"{what} must be an integer >= 1 and at most {limit:,}, got "
+                          f"{excerpt(value)}")
+    return value
 
 
 def log2_exact(p: int) -> int | None:
@@ -186,12 +201,26 @@ def ceil_log2(p: int) -> int:
     return max(0, math.ceil(math.log2(p))) if p > 1 else 0
 
 
+def group_shape(topo: Topology | None, gpus_per_node: int | None, p: int) -> tuple[int, int]:
+    """(nodes, ranks per node) of :func:`need_groups`, without listing the groups when
+    ``gpus_per_node`` gives them (O(1) for any ``p``)."""
+    if gpus_per_node is not None:
+        _split(gpus_per_node, p)
+        return p // gpus_per_node, gpus_per_node
+    groups = need_groups(topo, None, p)
+    return len(groups), len(groups[0])
+
+
+def _split(gpus_per_node: int, p: int) -> None:
+    if gpus_per_node < 1 or p % gpus_per_node:
+        raise TopologyError(
+            f"gpus_per_node: {p} workers do not split into nodes of {gpus_per_node}")
+
+
 def need_groups(topo: Topology | None, gpus_per_node: int | None, p: int) -> list[list[int]]:
     """Node groups for two-level algorithms: the parameter, else the topology's."""
     if gpus_per_node is not None:
-        if gpus_per_node < 1 or p % gpus_per_node:
-            raise TopologyError(
-                f"gpus_per_node: {p} workers do not split into nodes of {gpus_per_node}")
+        _split(gpus_per_node, p)
         return [list(range(k, k + gpus_per_node)) for k in range(0, p, gpus_per_node)]
     if topo is None or topo.groups is None:
         raise ConfigError(

@@ -19,7 +19,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import COLLECTIVES, ClosedForm, Collective, Message, Pairs, Phase, g, need_groups
+from .base import (
+    COLLECTIVES,
+    ClosedForm,
+    Collective,
+    Message,
+    Pairs,
+    Phase,
+    check_count,
+    g,
+    group_shape,
+    need_groups,
+)
+
+#: the largest gpus_per_node
+MAX_COUNT = 1_000_000_000
 
 
 @COLLECTIVES.register("hierarchical", "intra-node reduce-scatter, inter-node allreduce, all-gather")
@@ -28,10 +42,12 @@ class Hierarchical(Collective):
     kind = "allreduce"
 
     def __init__(self, gpus_per_node: int | None = None):
+        if gpus_per_node is not None:
+            check_count(gpus_per_node, "collective 'hierarchical': gpus_per_node", MAX_COUNT)
         self.gpus_per_node = gpus_per_node
 
     def check(self, p, msg, topo) -> None:
-        need_groups(topo, self.gpus_per_node, p)
+        group_shape(topo, self.gpus_per_node, p)
 
     def phases(self, p: int, msg: Message, topo) -> list[Phase]:
         groups = need_groups(topo, self.gpus_per_node, p)
@@ -64,8 +80,8 @@ class Hierarchical(Collective):
             f"{g(t1 + t2)} s")
 
     def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo):
-        groups = need_groups(topo, self.gpus_per_node, p)
-        return self._form(len(groups), len(groups[0]), msg.nbytes, alpha, beta, alpha, beta)
+        nodes, per_node = group_shape(topo, self.gpus_per_node, p)
+        return self._form(nodes, per_node, msg.nbytes, alpha, beta, alpha, beta)
 
     def closed_form_on(self, p: int, msg: Message, topo) -> ClosedForm | None:
         if topo.name != "two_level" or topo.overridden or "nic_bandwidth" not in topo.params:

@@ -12,7 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ConfigError
-from .base import COLLECTIVES, ClosedForm, Collective, Message, Pairs, Phase, g
+from .base import COLLECTIVES, ClosedForm, Collective, Message, Pairs, Phase, check_count, g
+
+#: the most server shards (the scenario bound on workers)
+MAX_SHARDS = 65_536
+#: the most transfers of one phase (every worker with every shard) step and link simulate:
+#: about 2.5 s and 1 GB at step
+MAX_PATTERN_TRANSFERS = 1 << 20
 
 
 @COLLECTIVES.register("parameter_server", "push to / pull from k server shards (incast)")
@@ -21,16 +27,18 @@ class ParameterServer(Collective):
     kind = "allreduce"
 
     def __init__(self, shards: int = 1):
-        if not isinstance(shards, int) or shards < 1:
-            raise ConfigError(
-                f"collective 'parameter_server': shards must be an integer >= 1, got {shards!r}")
-        self.shards = shards
+        self.shards = check_count(shards, "collective 'parameter_server': shards", MAX_SHARDS)
 
     def extra_hosts(self, p: int) -> int:
         return self.shards
 
     def phases(self, p: int, msg: Message, topo) -> list[Phase]:
         k = self.shards
+        if p * k > MAX_PATTERN_TRANSFERS:
+            raise ConfigError(
+                f"collective 'parameter_server': {p:,} workers x {k:,} shards = {p * k:,} "
+                f"transfers per phase, more than the {MAX_PATTERN_TRANSFERS:,} simulated here "
+                f"(step, link); use fewer shards or workers, or fidelity analytic on switch")
         workers = np.repeat(np.arange(p), k)  # every worker with every server
         servers = p + np.tile(np.arange(k), p)
         push, pull = Pairs(workers, servers), Pairs(servers, workers)

@@ -14,9 +14,11 @@ per-step latency once ``(c-1) m beta > alpha``.
 
 from __future__ import annotations
 
-from ...errors import ConfigError
 from ..network import ARRIVE, DRAIN
-from .base import COLLECTIVES, ClosedForm, Collective, Message, Phase, g, shift_pairs
+from .base import COLLECTIVES, ClosedForm, Collective, Message, Phase, check_count, g, shift_pairs
+
+#: the most pieces a block may be cut into
+MAX_CHUNKS = 1_000_000
 
 
 @COLLECTIVES.register("ring", "ring allreduce (reduce-scatter + all-gather), optionally chunked")
@@ -25,9 +27,7 @@ class RingAllreduce(Collective):
     kind = "allreduce"
 
     def __init__(self, chunks: int = 1):
-        if not isinstance(chunks, int) or chunks < 1:
-            raise ConfigError(f"collective 'ring': chunks must be an integer >= 1, got {chunks!r}")
-        self.chunks = chunks
+        self.chunks = check_count(chunks, "collective 'ring': chunks", MAX_CHUNKS)
 
     def phases(self, p: int, msg: Message, topo) -> list[Phase]:
         return [Phase("reduce-scatter + all-gather", ("shift", p, 1), shift_pairs(p, 1),
