@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from helpers import one_line_error
 
 from rsdgc_sim.cli import cli
 from rsdgc_sim.yaml_file import MAX_NODES
@@ -58,17 +58,6 @@ SCENARIOS = [
 ]
 
 
-def _check(result, pattern: str, t0: float) -> str:
-    assert time.perf_counter() - t0 < 10
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, lines
-    assert len(lines[0]) < 600, lines[0][:600]
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
-
-
 @pytest.mark.parametrize("text, pattern", SCENARIOS, ids=range(len(SCENARIOS)))
 def test_bad_scenarios_are_one_line(tmp_path, text, pattern):
     """Wrong types (a bool is not a number), duplicate keys, sizes beyond any machine,
@@ -79,7 +68,7 @@ def test_bad_scenarios_are_one_line(tmp_path, text, pattern):
     out = tmp_path / "out"
     t0 = time.perf_counter()
     result = CliRunner().invoke(cli, ["run", str(path), "--out", str(out)])
-    line = _check(result, pattern, t0)
+    line = one_line_error(result, pattern, t0)
     assert str(path) in line
     assert not out.exists()
 
@@ -95,7 +84,7 @@ def test_scenario_paths_that_are_not_files(tmp_path):
                           ("a\0b.yaml", "NUL byte"), ("x" * 300 + ".yaml", "unreadable"),
                           (bad, "not UTF-8")]:
         t0 = time.perf_counter()
-        _check(CliRunner().invoke(cli, ["run", str(path)]), pattern, t0)
+        one_line_error(CliRunner().invoke(cli, ["run", str(path)]), pattern, t0)
 
 
 @pytest.fixture
@@ -125,7 +114,7 @@ def test_outputs_are_checked_before_any_work(tmp_path, scenario, monkeypatch):
     ]
     for args, pattern in cases:
         t0 = time.perf_counter()
-        _check(CliRunner().invoke(cli, args), pattern, t0)
+        one_line_error(CliRunner().invoke(cli, args), pattern, t0)
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.json"))
 
 
@@ -157,7 +146,7 @@ def test_plot_says_what_it_needs(tmp_path):
     ]
     for args, pattern in cases:
         t0 = time.perf_counter()
-        _check(CliRunner().invoke(cli, ["plot", *args]), pattern, t0)
+        one_line_error(CliRunner().invoke(cli, ["plot", *args]), pattern, t0)
 
 
 def test_plot_honours_the_suffix(tmp_path):
@@ -179,6 +168,6 @@ def test_model_that_cannot_fit_is_refused_before_profiling(tmp_path, monkeypatch
     path = tmp_path / "big.yaml"
     path.write_text(yaml.safe_dump(data))
     t0 = time.perf_counter()
-    line = _check(CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "o")]),
+    line = one_line_error(CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "o")]),
                   r"profiling vgg19 .* needs about [\d.]+ GiB of memory; this machine has", t0)
     assert "lower batch_size" in line

@@ -8,10 +8,10 @@ import copy
 import json
 import os
 import re
-import threading
 from pathlib import Path
 
 import pytest
+from helpers import within
 
 from rsdgc_sim.emulate.calibration import Calibration, load_calibration, save_calibration
 from rsdgc_sim.errors import OutputError, ScenarioFileError
@@ -85,26 +85,6 @@ BAD = {
 }
 
 
-def _within(seconds: float, fn):
-    """fn()'s result, or a test failure if it has not returned after ``seconds`` (reading a
-    FIFO blocks until a writer comes)."""
-    out: dict = {}
-
-    def target():
-        try:
-            out["value"] = fn()
-        except BaseException as e:  # re-raised below, in the test's thread
-            out["error"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(seconds)
-    assert not t.is_alive(), f"still blocked after {seconds} s"
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
-
-
 @pytest.mark.parametrize("kind", list(BAD))
 def test_bad_calibration_file_is_one_error_naming_file_and_field(kind, tmp_path):
     """load_calibration of a bad file (non-finite or out-of-range values, mistyped, missing
@@ -119,7 +99,7 @@ def test_bad_calibration_file_is_one_error_naming_file_and_field(kind, tmp_path)
         path.write_text(content)
     pattern = rf"^(calibration file )?{re.escape(repr(str(path)))}{BAD[kind][1]}"
     with pytest.raises(ScenarioFileError, match=pattern) as e:
-        _within(5, lambda: load_calibration(path))
+        within(5, lambda: load_calibration(path))
     assert "\n" not in str(e.value)
 
 

@@ -11,11 +11,11 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from helpers import within
 
 from rsdgc_sim.errors import OutputError, ProfileError
 from rsdgc_sim.profile.schema import PROFILE_VERSION, Profile
@@ -124,26 +124,6 @@ def _make(path: Path, kind: str) -> None:
         path.write_text(content)
 
 
-def _within(seconds: float, fn):
-    """fn()'s result, or a test failure if it has not returned after ``seconds`` (a FIFO
-    opened for reading blocks until a writer comes)."""
-    out: dict = {}
-
-    def target():
-        try:
-            out["value"] = fn()
-        except BaseException as e:  # re-raised below, in the test's thread
-            out["error"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(seconds)
-    assert not t.is_alive(), f"still blocked after {seconds} s"
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
-
-
 # --- invalid entries and files -------------------------------------------------------------
 
 
@@ -157,7 +137,7 @@ def test_invalid_cache_entry_is_a_reported_miss_that_put_replaces(kind, tmp_path
     entry = store.path(KEY)
     _make(entry, kind)
     said: list[str] = []
-    assert _within(5, lambda: store.get(KEY, on_invalid=said.append)) is None
+    assert within(5, lambda: store.get(KEY, on_invalid=said.append)) is None
     assert len(said) == 1 and "\n" not in said[0]
     assert re.fullmatch(rf"cached profile {re.escape(str(entry))} is invalid \(.*{BAD[kind][1]}.*\): "
                         r"measuring again", said[0]), said[0]
@@ -200,7 +180,7 @@ def test_bad_profile_file_is_one_profile_error_naming_file_and_field(kind, tmp_p
     path = tmp_path / "given.json"
     _make(path, kind)
     with pytest.raises(ProfileError, match=rf"^{re.escape(str(path))}: .*{BAD[kind][1]}") as e:
-        _within(5, lambda: load_profile(path))
+        within(5, lambda: load_profile(path))
     assert "\n" not in str(e.value)
 
 
@@ -373,4 +353,4 @@ def test_lock_replaces_junk_in_its_place(junk, tmp_path):
         with store.lock(KEY, timeout_s=1) as path:
             return path.is_file()
 
-    assert _within(5, take) and store.lock_path(KEY).is_file()
+    assert within(5, take) and store.lock_path(KEY).is_file()
