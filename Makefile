@@ -33,11 +33,12 @@ run: install
 lint: install-test
 	$(BIN)/ruff check rsdgc_sim tests benchmarks
 
-# one torch thread per process and one pytest worker per core: 2 cores run the suite in
-# ~1.5 min instead of ~2.3 min (torch's own threads would oversubscribe the cores)
-PYTEST_WORKERS ?= auto
+# one torch thread per process and one pytest worker per core, idle workers stealing tests:
+# 2 cores run the suite in ~1.6 min instead of ~2.3 min (torch's own threads would
+# oversubscribe the cores)
+PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 test: install-test lint
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 bench: install
 	$(BIN)/python benchmarks/compressors.py
