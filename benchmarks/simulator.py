@@ -99,6 +99,11 @@ def _scale_table(timeout: float, max_memory: int, json_out: str | None) -> None:
                 table.add_row(topo, str(p), alg_s, f"{row['wall_s']:.3f} s", fid,
                               f"{row['simulated_s']:.5g} s", f"{row['peak_rss_mib']:.0f} MiB",
                               "[green]met[/]" if ok else "[red]MISSED[/]")
+    _finish(console, table, rows, json_out)
+
+
+def _finish(console, table, rows: list[dict], json_out: str | None) -> None:
+    """Print the table and the machine; write the rows as JSON when asked."""
     console.print(table)
     console.print(f"machine: {platform.machine()} {platform.processor() or ''}, "
                   f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
@@ -169,12 +174,7 @@ def main(quick: bool, collectives: bool, timeout: float, max_memory: int, case: 
                 rows.append({"compressor": comp, "workers": p, "fidelity": fid,
                              "iteration_s": res.iteration_s, "events": res.events,
                              "wall_s": wall, "events_per_s": eps, "goal_s": goal})
-    console.print(table)
-    console.print(f"machine: {platform.machine()} {platform.processor() or ''}, "
-                  f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
-    if json_out:
-        with open(json_out, "w") as fh:
-            json.dump(rows, fh, indent=1)
+    _finish(console, table, rows, json_out)
 
 
 if __name__ == "__main__":

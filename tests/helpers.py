@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
+from pathlib import Path
 
 
 def one_line_error(result, pattern: str, t0: float, limit_s: float = 10.0,
@@ -41,3 +43,19 @@ def within(seconds: float, fn):
     if "error" in out:
         raise out["error"]
     return out["value"]
+
+
+def launch_ranks(test_file: str, world: int, out: Path) -> tuple[list, list]:
+    """Run ``_rank_main()`` of the test module ``test_file`` on ``world`` gloo ranks (the
+    project's launcher); returns what each rank saved to ``out/rank<r>.pt`` and the
+    launcher's results."""
+    import torch
+
+    from rsdgc_sim.emulate.launcher import launch
+
+    here = str(Path(test_file).resolve().parent)
+    mod = Path(test_file).stem
+    code = f"import sys; sys.path.insert(0, {here!r}); import {mod}; {mod}._rank_main()"
+    results = launch([sys.executable, "-c", code], world, env={"RSDGC_TEST_OUT": str(out)},
+                     timeout_s=180, workdir=out / "logs")
+    return [torch.load(out / f"rank{r}.pt") for r in range(world)], results

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import launch_ranks
 from torch import nn
 
 from rsdgc_sim.compress import CompressorState, create
@@ -101,17 +102,7 @@ def _rank_main() -> None:
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
-    from rsdgc_sim.emulate.launcher import launch
-
-    out = tmp_path_factory.mktemp("ddp")
-    here = str(Path(__file__).resolve().parent)
-    code = f"import sys; sys.path.insert(0, {here!r}); import test_ddp; test_ddp._rank_main()"
-    results = launch(
-        [sys.executable, "-c", code], WORLD, env={"RSDGC_TEST_OUT": str(out)}, timeout_s=180,
-        workdir=out / "logs",
-    )  # fmt: skip
-    grads = [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
-    return grads, results
+    return launch_ranks(__file__, WORLD, tmp_path_factory.mktemp("ddp"))
 
 
 def _expected(label: str, grads, order: list[str]) -> dict[str, torch.Tensor]:

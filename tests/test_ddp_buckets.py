@@ -16,11 +16,11 @@ exchange of ``threshold``, float64/float16/bfloat16 models, and fp16 beside PyTo
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import launch_ranks
 from torch import nn
 
 from rsdgc_sim.compress import CompressorState, create
@@ -134,18 +134,7 @@ def _rank_main() -> None:
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
-    from rsdgc_sim.emulate.launcher import launch
-
-    out = tmp_path_factory.mktemp("ddp_buckets")
-    here = str(Path(__file__).resolve().parent)
-    mod = Path(__file__).stem
-    code = f"import sys; sys.path.insert(0, {here!r}); import {mod}; {mod}._rank_main()"
-    results = launch(
-        [sys.executable, "-c", code], WORLD, env={"RSDGC_TEST_OUT": str(out)}, timeout_s=180,
-        workdir=out / "logs",
-    )  # fmt: skip
-    grads = [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
-    return grads, results
+    return launch_ranks(__file__, WORLD, tmp_path_factory.mktemp("ddp_buckets"))
 
 
 def reference(label: str, buckets: list[tuple[int, list[str]]]) -> list[dict[str, torch.Tensor]]:
