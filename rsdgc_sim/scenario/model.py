@@ -135,6 +135,10 @@ class TrainSpec(Strict):
     momentum: float = Field(default=0.9, ge=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     eval_every: int = Field(default=0, ge=0, description="evaluate every N steps (0: at the end only)")
+    target: float | None = Field(
+        default=None, gt=0, le=1,
+        description="test accuracy to reach, in (0, 1] (`rsdgc-sim tta`: steps and simulated "
+                    "seconds to reach it)")
 
     @field_validator("workers", mode="before")
     @classmethod
