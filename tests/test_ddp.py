@@ -77,7 +77,7 @@ def _rank_main() -> None:
             state, hook = make_comm_hook(spec[0], model=ddp, seed=SEED, **spec[1])
 
             def recording(st, bucket, hook=hook):
-                order[:] = [st.param_names[p.data_ptr()] for p in bucket.parameters()]
+                order[:] = ["module." + st.param_names[p.data_ptr()] for p in bucket.parameters()]
                 return hook(st, bucket)
 
             recording.__annotations__.update(hook.__annotations__)

@@ -104,7 +104,7 @@ def _rank_main() -> None:
             state, hook = make_comm_hook(name, model=ddp, seed=SEED, dense_iters=DENSE, **params)
 
             def recording(st, bucket, hook=hook, buckets=buckets):
-                names = [st.param_names[p.data_ptr()] for p in bucket.parameters()]
+                names = ["module." + st.param_names[p.data_ptr()] for p in bucket.parameters()]
                 buckets.append((st.iteration, names))
                 return hook(st, bucket)
 
@@ -154,9 +154,11 @@ def reference(label: str, buckets: list[tuple[int, list[str]]]) -> list[dict[str
         mean = {}
         for names in (ns for i, ns in buckets if i == it):
             for r in range(WORLD):
-                payloads = comp.compress_many({n: local[r][n] for n in names}, states[r])
+                # the hook keys tensors by the unwrapped model's names
+                key = {n: n.removeprefix("module.") for n in names}
+                payloads = comp.compress_many({key[n]: local[r][n] for n in names}, states[r])
                 for n in names:
-                    mean[n] = mean.get(n, 0) + comp.decompress(payloads[n]) / WORLD
+                    mean[n] = mean.get(n, 0) + comp.decompress(payloads[key[n]]) / WORLD
         for s in states:
             s.step()
         out.append(mean)

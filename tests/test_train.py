@@ -44,14 +44,15 @@ def test_same_seed_same_result():
 @pytest.mark.slow
 def test_dense_learns_and_topk_sends_less():
     """On the synthetic task, 4 dense workers learn it (accuracy > 0.9 in 100 steps); top-k at
-    density 0.01 sends under a tenth of dense's bytes, with error feedback still learning."""
+    density 0.01 sends under a tenth of dense's bytes, with error feedback still learning it,
+    more slowly (0.93 after 200 steps; 0.41 after 100)."""
     d = SyntheticData(4, 12, 2000, seed=1)
     dense = train_virtual("cnn_small", 4, 12, {"name": "none"}, 4, 16, 100, d, eval_every=50)
-    topk = train_virtual("cnn_small", 4, 12, {"name": "topk", "density": 0.01, "dense_1d": True}, 4, 16, 100, d)
+    topk = train_virtual("cnn_small", 4, 12, {"name": "topk", "density": 0.01, "dense_1d": True}, 4, 16, 200, d)
     assert dense.final_accuracy > 0.9
     assert [h["step"] for h in dense.history] == [50, 100]
     assert topk.bytes_sent_per_worker < dense.bytes_sent_per_worker / 10
-    assert topk.final_accuracy > 0.5  # well above chance (0.25)
+    assert topk.final_accuracy > 0.8  # chance: 0.25
 
 
 def _images(root, classes, per_class, size=20):
@@ -142,3 +143,61 @@ def test_train_progress_is_throttled():
                   progress=said.append, progress_every_s=1e9)
     assert said == [f"none, 2 workers: step 2/4, test accuracy {s.split()[-1]}" for s in said]
     assert len(said) == 1
+
+
+def _interrupt_after(step: int):
+    """A progress callback that stops training (as Ctrl-C would) once it reports ``step``."""
+    def say(message):
+        m = re.search(r": step (\d+)/", str(message))
+        if m and int(m.group(1)) >= step:
+            raise KeyboardInterrupt
+    return say
+
+
+@pytest.mark.parametrize("compressor", [{"name": "randomk", "density": 0.05}, {"name": "nsi", "density": 0.05}])
+def test_killed_training_resumes_to_the_same_result(tmp_path, compressor):
+    """A run stopped while reporting step 7 of 12 (checkpoint after every step, saved after
+    the report) and started again resumes after step 6 and ends bit-identical to an uninterrupted run: model, optimizer momentum, compressor
+    residuals and generators, per-worker random streams and the bytes count all come back."""
+    d = SyntheticData(4, 12, 300, seed=2)
+    kw = dict(workers=3, batch_size=8, steps=12, data=d, seed=4, eval_every=4)
+    whole = train_virtual("cnn_small", 4, 12, compressor, **kw)
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_virtual("cnn_small", 4, 12, compressor, **kw, checkpoint=ckpt, checkpoint_every_s=0,
+                      progress=_interrupt_after(7), progress_every_s=0)
+    resumed = train_virtual("cnn_small", 4, 12, compressor, **kw, checkpoint=ckpt)
+    assert resumed.resumed_from == 6
+    assert (resumed.final_accuracy, resumed.final_loss, resumed.history, resumed.bytes_sent_per_worker) == (
+        whole.final_accuracy, whole.final_loss, whole.history, whole.bytes_sent_per_worker)
+
+
+def test_checkpoint_of_other_settings_is_not_used(tmp_path):
+    """A checkpoint saved with other arguments (here: another learning rate) is replaced, not
+    resumed: the run starts over and says so."""
+    d = SyntheticData(4, 12, 300, seed=2)
+    kw = dict(workers=2, batch_size=8, steps=4, data=d, checkpoint=tmp_path / "c.pt")
+    train_virtual("cnn_small", 4, 12, {"name": "topk", "density": 0.1}, lr=0.1, **kw)
+    said = []
+    again = train_virtual("cnn_small", 4, 12, {"name": "topk", "density": 0.1}, lr=0.05,
+                          progress=said.append, **kw)
+    assert again.resumed_from == 0
+    assert any("from other settings; starting over" in str(m) for m in said)
+    same = train_virtual("cnn_small", 4, 12, {"name": "topk", "density": 0.1}, lr=0.05, **kw)
+    assert same.resumed_from == 4 and same.final_accuracy == again.final_accuracy
+
+
+def test_bytes_sent_count_compressed_steps_only():
+    """bytes_sent_per_worker is the steady state: the mean payload of the compressed steps,
+    without the two dense warm-up steps (top-k at density 0.1 of cnn_small: 10% of the values
+    plus int32 indices, per tensor ``k_for``: rounded, at least one)."""
+    from rsdgc_sim.compress.select import k_for
+    from rsdgc_sim.models import create
+
+    d = SyntheticData(4, 12, 300, seed=2)
+    r = train_virtual("cnn_small", 4, 12, {"name": "topk", "density": 0.1}, 2, 8, 5, d)
+    net = create("cnn_small", num_classes=4, input_size=12, seed=0)
+    expected = sum(8 * k_for(p.numel(), 0.1) for p in net.parameters())
+    assert r.bytes_sent_per_worker == expected
+    dense = train_virtual("cnn_small", 4, 12, {"name": "none"}, 2, 8, 3, d)
+    assert dense.bytes_sent_per_worker == 4 * sum(p.numel() for p in net.parameters())

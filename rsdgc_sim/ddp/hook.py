@@ -4,7 +4,8 @@
 >>> state, hook = make_comm_hook("nsi", density=0.01)          # doctest: +SKIP
 >>> ddp_model.register_comm_hook(state, hook)                   # doctest: +SKIP
 
-Per bucket, as DDP hands it over when its last gradient is ready:
+Per bucket, as DDP hands it over when its last gradient is ready (the rules live in
+:mod:`rsdgc_sim.ddp.semantics`, which the virtual-worker trainer uses too):
 
 1. **Warm-up** (the first ``dense_iters`` iterations, at least 2): the bucket is averaged
    with one dense allreduce, exactly as DDP does without a hook. Iteration 0 runs on DDP's
@@ -14,7 +15,7 @@ Per bucket, as DDP hands it over when its last gradient is ready:
    parameter with the parameter's shape, so NSI sees conv/linear layers as 2-D) goes through
    ``compressor.compress_many`` with this rank's :class:`~rsdgc_sim.compress.CompressorState`
    (error feedback, momenta, schedules; tensors keyed ``"<bucket>/<position>"`` or by
-   parameter name when ``model`` is given). Layer-wise schemes share the budget inside the
+   parameter name in the unwrapped model when ``model`` is given). Layer-wise schemes share the budget inside the
    bucket.
 3. **Communication**, issued from the hook body:
 
@@ -47,11 +48,26 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..compress.memory import CompressorState
 from ..compress.payload import Payload
 from ..errors import ConfigError
-from .state import MIN_DENSE_ITERS, CompressionHookState, HookStats
-from .wire import Layout, pack, unpack_sum, value_dtype
+from .semantics import (
+    MIN_DENSE_ITERS,
+    Part,
+    allgather_input,
+    allgather_layout,
+    allreduce_input,
+    capacity_bound,
+    check_capacity,
+    check_dense_iters,
+    compress_bucket,
+    rank_state,
+    split_exchanges,
+    tensor_names,
+    uses_compressor,
+    write_allgather,
+    write_allreduce,
+)
+from .state import CompressionHookState, HookStats
 
 __all__ = [
     "MIN_DENSE_ITERS",
@@ -65,15 +81,12 @@ __all__ = [
 # ``all_gather_into_tensor``), the older name before
 _all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
 
-#: one tensor of a bucket: where it starts in the bucket buffer, and its payload
-Part = tuple[int, Payload]
-
 
 def compression_hook(
     state: CompressionHookState, bucket: dist.GradBucket
 ) -> torch.futures.Future[torch.Tensor]:
     """The communication hook: see the module docstring."""
-    if not state.compressing or getattr(state.compressor, "name", None) == "none":
+    if not state.compressing or not uses_compressor(state.compressor):
         return _average_uncompressed(state, bucket)
     t0 = time.perf_counter()
     buf = bucket.buffer()
@@ -148,16 +161,9 @@ def _compress_bucket(state: CompressionHookState, bucket: dist.GradBucket) -> li
     """Every gradient of the bucket through ``compress_many``, with its start in the bucket."""
     buf = bucket.buffer()
     grads = bucket.gradients()
-    names = _tensor_names(state, bucket)
-    starts = [0]
-    for g in grads:
-        starts.append(starts[-1] + g.numel())
-    if starts.pop() != buf.numel():
+    if sum(g.numel() for g in grads) != buf.numel():
         raise ConfigError("bucket gradients do not tile the bucket buffer")
-    payloads = state.compressor.compress_many(
-        dict(zip(names, grads, strict=True)), state.compressor_state
-    )
-    parts = [(start, payloads[n]) for start, n in zip(starts, names, strict=True)]
+    parts = compress_bucket(state.compressor, state.compressor_state, _tensor_names(state, bucket), grads)
     state.stats.payload_bytes += sum(p.wire_bytes for _, p in parts)
     state.stats.dense_bytes += buf.numel() * buf.element_size()
     return parts
@@ -168,14 +174,8 @@ def _start_exchanges(
 ) -> list[_Allreduce | _Allgather]:
     """Issue the bucket's collectives: one allreduce per values dtype for what every rank
     sends at the same positions, one all-gather for per-rank (index, value) pairs."""
-    same_positions: dict[torch.dtype, list[Part]] = {}
-    for part in parts:
-        if not part[1].needs_allgather:
-            same_positions.setdefault(part[1].values.dtype, []).append(part)
-    exchanges: list[_Allreduce | _Allgather] = [
-        _Allreduce(state, ps) for ps in same_positions.values()
-    ]
-    per_rank = [part for part in parts if part[1].needs_allgather]
+    same_positions, per_rank = split_exchanges(parts)
+    exchanges: list[_Allreduce | _Allgather] = [_Allreduce(state, ps) for ps in same_positions]
     if per_rank:
         exchanges.append(_Allgather(state, bucket, per_rank))
     return exchanges
@@ -188,26 +188,14 @@ class _Allreduce:
     def __init__(self, state: CompressionHookState, parts: list[Part]):
         self.parts = parts
         self.compressor = state.compressor
-        self.flat = torch.cat([p.values.reshape(-1) for _, p in parts]).div_(state.world_size)
+        self.flat = allreduce_input(parts, state.world_size)
         state.stats.sent_bytes += self.flat.numel() * self.flat.element_size()
         group = state.process_group
         self.future = dist.all_reduce(self.flat, group=group, async_op=True).get_future()
 
     def write(self, out: torch.Tensor) -> None:
         """The averaged tensors into the flat bucket ``out``."""
-        off = 0
-        for start, p in self.parts:
-            mean = Payload(
-                self.flat[off : off + p.nnz], p.indices, p.numel, p.shape, p.dtype, p.name,
-                p.shared_indices,
-            )  # fmt: skip
-            dst = out[start : start + p.numel]
-            if p.indices is None:
-                dst.copy_(self.compressor.decompress(mean).reshape(-1))
-            else:  # shared indices: the mean at those, zero elsewhere
-                dst.zero_()
-                self.compressor.accumulate(dst, mean)
-            off += p.nnz
+        write_allreduce(self.flat, self.parts, self.compressor, out)
 
 
 class _Allgather:
@@ -219,36 +207,26 @@ class _Allgather:
         payloads = [p for _, p in parts]
         self.parts = parts
         self.world = state.world_size
-        capacity = _capacity(state, bucket, payloads)
-        self.layout = Layout(len(payloads), capacity, value_dtype(payloads))
-        packed = pack(payloads, self.layout, device)
+        self.layout = allgather_layout(payloads, _capacity(state, bucket, payloads))
+        packed = allgather_input(parts, self.layout, device)
         state.stats.sent_bytes += packed.numel()
         self.gathered = torch.empty(self.world * packed.numel(), dtype=torch.uint8, device=device)
-        self.offsets = torch.tensor([s for s, _ in parts], dtype=torch.int64, device=device)
         group = state.process_group
         self.future = _all_gather(self.gathered, packed, group=group, async_op=True).get_future()
 
     def write(self, out: torch.Tensor) -> None:
         """The mean of every rank's pairs into the flat bucket ``out``."""
-        for start, p in self.parts:
-            out[start : start + p.numel].zero_()
-        unpack_sum(self.gathered, self.world, self.layout, self.offsets, out)
+        write_allgather(self.gathered, self.world, self.layout, self.parts, out)
 
 
 def _capacity(state: CompressionHookState, bucket: dist.GradBucket, payloads: list[Payload]) -> int:
     """Pairs per rank in the all-gather: the compressor's bound (``max_sent``), known to all
     ranks, or else the largest count of any rank (exchanged)."""
     local = sum(p.nnz for p in payloads)
-    max_sent = getattr(state.compressor, "max_sent", None)
-    iteration = state.compressor_state.iteration
-    bound = max_sent([p.numel for p in payloads], iteration) if max_sent is not None else None
+    bound = capacity_bound(state.compressor, payloads, state.compressor_state.iteration)
     if bound is None:
         return _exchange_max(local, state, bucket.buffer().device)
-    if local > bound:
-        raise ConfigError(
-            f"compressor {getattr(state.compressor, 'name', '?')!r} sent {local} elements "
-            f"in bucket {bucket.index()}, more than its bound {bound}"
-        )
+    check_capacity(state.compressor, local, bound, bucket.index())
     return bound
 
 
@@ -277,7 +255,7 @@ def make_comm_hook(
     averaged densely before compression starts (at least 2, for DDP's bucket rebuild).
     ``seed``: this rank's compressor state is seeded with ``seed + rank`` (random-k draws
     differ between ranks, unless ``shared_indices``). ``model``: when given, tensors are
-    keyed by parameter name. ``warmup_comm=False`` skips communication in the warm-up
+    keyed by parameter name (without DDP's ``module.`` prefix). ``warmup_comm=False`` skips communication in the warm-up
     iterations (timing runs only).
 
     A compressor that applies momentum itself (``compressor.applies_momentum``, e.g.
@@ -286,13 +264,7 @@ def make_comm_hook(
     Call it on every rank, after ``init_process_group`` (it may create a small extra process
     group, collectively, for compressors without a fixed bound on their payload).
     """
-    if isinstance(dense_iters, bool) or not isinstance(dense_iters, int):
-        raise ConfigError(f"dense_iters must be an integer, got {dense_iters!r}")
-    if dense_iters < MIN_DENSE_ITERS:
-        raise ConfigError(
-            f"dense_iters={dense_iters}: compression can start only after DDP rebuilt its "
-            f"buckets, at iteration {MIN_DENSE_ITERS} or later"
-        )
+    check_dense_iters(dense_iters)
     if not dist.is_available() or not dist.is_initialized():
         raise ConfigError("make_comm_hook needs torch.distributed initialised (init_process_group)")
     if isinstance(compressor, str):
@@ -304,12 +276,10 @@ def make_comm_hook(
             raise ConfigError("give compressor parameters only with a compressor name")
         comp = compressor
     rank = dist.get_rank(process_group) if process_group is not None else dist.get_rank()
-    names = None
-    if model is not None:
-        names = {p.data_ptr(): n for n, p in model.named_parameters() if p.requires_grad}
+    names = tensor_names(model) if model is not None else None
     state = CompressionHookState(
         compressor=comp,
-        compressor_state=CompressorState(seed=seed + rank),
+        compressor_state=rank_state(seed, rank),
         process_group=process_group,
         size_group=_size_group(comp, process_group),
         dense_iters=dense_iters,

@@ -10,9 +10,7 @@ from typing import Any
 import torch.distributed as dist
 
 from ..compress.memory import CompressorState
-
-#: DDP rebuilds its buckets after iteration 0; compression starts at this iteration or later
-MIN_DENSE_ITERS = 2
+from .semantics import MIN_DENSE_ITERS, compressing
 
 
 @dataclass
@@ -93,7 +91,7 @@ class CompressionHookState:
     @property
     def compressing(self) -> bool:
         """Whether this iteration is compressed (past the dense warm-up)."""
-        return self.iteration >= self.dense_iters
+        return compressing(self.iteration, self.dense_iters)
 
     @property
     def world_size(self) -> int:

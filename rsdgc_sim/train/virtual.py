@@ -1,24 +1,32 @@
-"""Synchronous data-parallel training with N virtual workers on one device.
+"""Synchronous data-parallel training with N virtual workers on one device, computing what
+N real DDP ranks running our communication hook compute (:mod:`rsdgc_sim.train.engine`,
+rules shared with the hook in :mod:`rsdgc_sim.ddp.semantics`): the hook's dense warm-up
+iterations, compression per DDP bucket with per-rank compressor states, batch-norm buffers
+as DDP keeps them (rank 0's), and SGD without momentum when the compressor applies it
+itself (``dgc`` with momentum correction, as DGC's reference code does).
 
-Per step, every worker takes the next batch of its own shard, computes its gradient on the
-shared model (all replicas are identical in synchronous data parallelism), and compresses
-it with its own :class:`~rsdgc_sim.compress.CompressorState`. The update is the mean over
-workers of the decompressed payloads: what an allreduce (dense) or an all-gather followed by
-a sum (sparse) delivers to every rank. SGD then steps; when the compressor applies momentum
-itself (``dgc`` with momentum correction) the optimizer runs without momentum, as DGC's
-reference code does.
+Every worker reads its own disjoint shard of the training set; the test set is the data
+set's own (``data.test_indices``, e.g. Fashion-MNIST's 10k test images) or a seeded
+``test_fraction`` held out. Long runs save a checkpoint every ``checkpoint_every_s``; a run
+started again with the same arguments resumes from it and ends with the same result as an
+uninterrupted run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from ..ddp.semantics import MIN_DENSE_ITERS
 from ..errors import ConfigError
 from ..progress import Eta, Transient
 
@@ -31,11 +39,18 @@ class TrainResult:
     batch_size: int
     final_accuracy: float
     final_loss: float
-    #: mean bytes one worker put on the wire per step
+    #: mean bytes of one worker's payloads (values and indices) per *compressed* step: the
+    #: steady state, without the dense warm-up (dense bytes when nothing was compressed)
     bytes_sent_per_worker: float
     wall_s: float
     #: evaluations during training: {"step", "loss", "accuracy"}
     history: list[dict[str, float]] = field(default_factory=list)
+    #: dense warm-up iterations before compression started
+    dense_iters: int = 2
+    #: DDP buckets the gradients were compressed in
+    buckets: int = 0
+    #: the step this run resumed from (0: started from scratch)
+    resumed_from: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,15 +73,32 @@ def evaluate(model: torch.nn.Module, data, indices: torch.Tensor, device: str, b
     return loss / n, correct / n
 
 
-def split(n: int, workers: int, test_fraction: float, seed: int) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """A seeded permutation: the first ``test_fraction`` is held out, the rest dealt to the
-    workers round-robin (disjoint shards)."""
+def split(n: int, workers: int, test_fraction: float, seed: int,
+          test_indices: torch.Tensor | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """A seeded permutation of the training samples dealt to the workers round-robin
+    (disjoint shards), and the test indices: ``test_indices`` when the data set has its own
+    test set, else the first ``test_fraction`` of the permutation."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_test = int(round(n * test_fraction))
-    train = perm[n_test:]
+    if test_indices is not None:
+        held = torch.zeros(n, dtype=torch.bool)
+        held[test_indices] = True
+        train, test = perm[~held[perm]], test_indices
+    else:
+        n_test = int(round(n * test_fraction))
+        train, test = perm[n_test:], perm[:n_test]
     if len(train) < workers:
         raise ConfigError(f"train: {len(train)} training samples cannot feed {workers} workers")
-    return [train[w::workers] for w in range(workers)], perm[:n_test]
+    return [train[w::workers] for w in range(workers)], test
+
+
+def worker_batch(shard: torch.Tensor, step: int, batch_size: int) -> torch.Tensor:
+    """The sample indices worker reads at ``step``: the next ``batch_size`` of its shard,
+    wrapping around."""
+    return shard[(step * batch_size + torch.arange(batch_size)) % len(shard)]
+
+
+def cross_entropy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(net(x), y)
 
 
 def train_virtual(
@@ -88,17 +120,29 @@ def train_virtual(
     label: str | None = None,
     progress: Callable[[str], None] | None = None,
     progress_every_s: float = 1.0,
+    dense_iters: int = MIN_DENSE_ITERS,
+    first_bucket_bytes: int = 2**20,
+    bucket_cap_bytes: int = 25 * 2**20,
+    checkpoint: str | Path | None = None,
+    checkpoint_every_s: float = 60.0,
 ) -> TrainResult:
     """Train ``model`` from seed ``seed`` with ``workers`` virtual workers for ``steps``
     steps of ``batch_size`` samples per worker; ``compressor`` is ``{"name": ..., **params}``
-    (``label`` names it in the result, by default the compressor's own label).
+    (``label`` names it in the result, by default the compressor's own label). The first
+    ``dense_iters`` steps are averaged densely (the DDP hook's warm-up); DDP's buckets are
+    ``first_bucket_bytes`` then ``bucket_cap_bytes``.
 
     ``progress`` gets, at most once per ``progress_every_s`` seconds, ``topk, 4 workers:
     step 120/1000, loss 0.43, ~35 s left`` (a :class:`~rsdgc_sim.progress.Transient`; the
     loss is the mean training loss over workers and steps since the last such message),
-    and the test accuracy at every ``eval_every`` steps."""
-    from ..compress import CompressorState, create, decompress_sum
+    and the test accuracy at every ``eval_every`` steps.
+
+    ``checkpoint``: a file this run saves its state to (atomically) every
+    ``checkpoint_every_s`` seconds and at the end; when it exists and was saved by a run with
+    the same arguments, training resumes from it (a file from other arguments is replaced)."""
+    from ..compress import create
     from ..models import create as create_model
+    from .engine import VirtualDDP
 
     if workers < 1 or steps < 1 or batch_size < 1:
         raise ConfigError(f"train: workers, steps and batch_size must be >= 1 (got {workers}, {steps}, {batch_size})")
@@ -108,44 +152,103 @@ def train_virtual(
     label = label or comp.label
     net = create_model(model, num_classes=num_classes, input_size=input_size, seed=seed).to(device)
     net.train()
-    params = dict(net.named_parameters())
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=comp.optimizer_momentum(momentum))
-    states = [CompressorState(seed=seed * 7919 + w) for w in range(workers)]
-    shards, test = split(len(data), workers, test_fraction, seed)
-    history: list[dict[str, float]] = []
-    sent = 0.0
-    eta = Eta(steps, every_s=progress_every_s)
+    engine = VirtualDDP(net, comp, workers, seed=seed, dense_iters=dense_iters,
+                        first_bucket_bytes=first_bucket_bytes, bucket_cap_bytes=bucket_cap_bytes,
+                        device=device)
+    shards, test = split(len(data), workers, test_fraction, seed, getattr(data, "test_indices", None))
+    run = _RunState()
+    key = _checkpoint_key(model, num_classes, input_size, dict(compressor), workers, batch_size,
+                          steps, len(data), lr, momentum, test_fraction, eval_every, seed,
+                          dense_iters, first_bucket_bytes, bucket_cap_bytes)
+    if checkpoint is not None:
+        _resume(Path(checkpoint), key, net, opt, engine, run, say, label, workers)
+    resumed_from = run.step
+    eta = Eta(steps - run.step, every_s=progress_every_s)
+    last_save = time.monotonic()
     loss_sum, loss_n = torch.zeros((), device=device), 0  # training loss since the last message
-    for step in range(steps):
-        payloads = []
+    for step in range(run.step, steps):
+        batches = []
         for w in range(workers):
-            shard = shards[w]
-            pos = (step * batch_size + torch.arange(batch_size)) % len(shard)
-            x, y = data.batch(shard[pos])
-            net.zero_grad(set_to_none=True)
-            train_loss = F.cross_entropy(net(x.to(device)), y.to(device))
-            train_loss.backward()
-            loss_sum += train_loss.detach()
-            loss_n += 1
-            out = comp.compress_many({n: p.grad for n, p in params.items()}, states[w])
-            states[w].step()
-            sent += sum(pl.wire_bytes for pl in out.values())
-            payloads.append(out)
-        for n, p in params.items():
-            p.grad = decompress_sum([pw[n] for pw in payloads], average=True)
+            x, y = data.batch(worker_batch(shards[w], step, batch_size))
+            batches.append((x.to(device), y.to(device)))
+        it = engine.iterate(batches, cross_entropy)
         opt.step()
+        loss_sum += it.loss_sum
+        loss_n += workers
+        if it.compressed:
+            run.payload_bytes += it.payload_bytes
+            run.compressed_steps += 1
+        else:
+            run.dense_bytes = it.payload_bytes
+        run.step = step + 1
         if progress is not None and eta.due():  # float(): a device sync, only when said
             mean_loss, loss_sum, loss_n = float(loss_sum) / loss_n, torch.zeros_like(loss_sum), 0
             say(Transient(f"{label}, {workers} workers: step "
-                          f"{eta.update(step + 1, f'loss {mean_loss:.3g}')}"))
-        if eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
+                          f"{eta.update(run.step - resumed_from, f'loss {mean_loss:.3g}')}"))
+        if eval_every and run.step % eval_every == 0 and run.step < steps:
             loss, acc = evaluate(net, data, test, device)
-            history.append({"step": step + 1, "loss": loss, "accuracy": acc})
-            say(f"{label}, {workers} workers: step {step + 1}/{steps}, test accuracy {acc:.3f}")
+            run.history.append({"step": run.step, "loss": loss, "accuracy": acc})
+            say(f"{label}, {workers} workers: step {run.step}/{steps}, test accuracy {acc:.3f}")
+        if checkpoint is not None and time.monotonic() - last_save >= checkpoint_every_s:
+            _save(Path(checkpoint), key, net, opt, engine, run)
+            last_save = time.monotonic()
     loss, acc = evaluate(net, data, test, device)
-    history.append({"step": steps, "loss": loss, "accuracy": acc})
+    history = [*run.history, {"step": steps, "loss": loss, "accuracy": acc}]
+    if checkpoint is not None:
+        _save(Path(checkpoint), key, net, opt, engine, run)
+    sent = run.payload_bytes / run.compressed_steps if run.compressed_steps else run.dense_bytes
     return TrainResult(
         compressor=label, workers=workers, steps=steps, batch_size=batch_size,
-        final_accuracy=acc, final_loss=loss, bytes_sent_per_worker=sent / (steps * workers),
-        wall_s=time.perf_counter() - t0, history=history,
+        final_accuracy=acc, final_loss=loss, bytes_sent_per_worker=sent,
+        wall_s=time.perf_counter() - t0, history=history, dense_iters=dense_iters,
+        buckets=len(engine.buckets or []), resumed_from=resumed_from,
     )
+
+
+@dataclass
+class _RunState:
+    """What a checkpoint keeps besides the model, optimizer and engine."""
+
+    step: int = 0
+    payload_bytes: float = 0.0
+    compressed_steps: int = 0
+    dense_bytes: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+#: bump when the checkpoint's content changes
+CHECKPOINT_VERSION = 1
+
+
+def _checkpoint_key(*args: Any) -> str:
+    from .. import __version__
+
+    text = json.dumps([CHECKPOINT_VERSION, __version__, *args], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _save(path: Path, key: str, net, opt, engine, run: _RunState) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"key": key, "model": net.state_dict(), "optimizer": opt.state_dict(),
+                "engine": engine.state_dict(), "run": asdict(run)}, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(path: Path, key: str, net, opt, engine, run: _RunState, say, label: str, workers: int) -> None:
+    if not path.exists():
+        return
+    try:
+        sd = torch.load(path, map_location=engine.device, weights_only=False)
+    except Exception as e:  # a damaged checkpoint is replaced, not trusted
+        say(f"{label}, {workers} workers: checkpoint {str(path)!r} unreadable ({e}); starting over")
+        return
+    if not isinstance(sd, dict) or sd.get("key") != key:
+        say(f"{label}, {workers} workers: checkpoint {str(path)!r} is from other settings; starting over")
+        return
+    net.load_state_dict(sd["model"])
+    opt.load_state_dict(sd["optimizer"])
+    engine.load_state_dict(sd["engine"])
+    for k, v in sd["run"].items():
+        setattr(run, k, v)
+    say(f"{label}, {workers} workers: resuming at step {run.step}")
