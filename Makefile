@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 SCENARIO ?=
 OUT ?= out
 
-.PHONY: run test install install-test lint bench clean
+.PHONY: run test install install-test datasets lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,20 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 
 install: $(VENV)/.installed
 
+# Fashion-MNIST (`train.dataset: fashion_mnist`) from Debian's package, when missing and
+# this is root on a machine with apt-get; otherwise one line, and its tests skip
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+datasets:
+	@if [ -f $(FASHION_MNIST) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
+		  || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null; }; } \
+		|| echo "fashion_mnist: apt-get install dataset-fashion-mnist failed; its tests will skip"; \
+	else echo "fashion_mnist: not installed (as root: apt-get install dataset-fashion-mnist); its tests will skip"; fi
+
 install-test: $(VENV)/.installed-test
 
-run: install
+run: install datasets
 	$(BIN)/rsdgc-sim run $(SCENARIO) --out $(OUT)
 
 lint: install-test
@@ -37,7 +48,7 @@ lint: install-test
 # 2 cores run the suite in ~1.6 min instead of ~2.3 min (torch's own threads would
 # oversubscribe the cores)
 PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
-test: install-test lint
+test: install-test datasets lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 bench: install

@@ -174,16 +174,37 @@ RUN_FIELDS = [
 ]
 
 
+#: a study traces its iterations (trace.json) only up to this many points
+TRACE_POINTS = 64
+
+#: the layout of results.json (``format``; a file of another one is refused with its version)
+RESULTS_FORMAT = 2
+
+
 @dataclass
 class StudyResult:
-    """What `rsdgc-sim run` reports: the resolved scenario, the profile used, one row per
-    compressor x grid point, and the simulator's results (for traces)."""
+    """What `rsdgc-sim run` reports: the resolved scenario, the profile used (the first
+    variant's, with a sweep), one row per compressor x point, and the simulator's results
+    (for traces: only when every point was simulated here, with traces).
+
+    * ``axes``: dotted scenario path -> its values, for every axis with more than one value
+      (the sweep's paths, then ``cluster.workers``, ``cluster.bandwidth``, ``cluster.latency``);
+      each row's ``point`` gives every axis's value (single-valued ones too);
+    * ``points_computed`` / ``points_reused``: points simulated now / found in the point store;
+    * ``profiles_measured`` / ``profiles_reused``: distinct profiles measured (or estimated)
+      now / taken from the cache or a file.
+    """
 
     scenario: Scenario
     profile: Profile
     runs: list[dict[str, Any]]
     sims: list[Any] = field(default_factory=list, repr=False)
     profile_cached: bool = False
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+    points_computed: int = 0
+    points_reused: int = 0
+    profiles_measured: int = 0
+    profiles_reused: int = 0
 
     def profile_summary(self) -> dict[str, Any]:
         p = self.profile
@@ -205,9 +226,18 @@ class StudyResult:
         }
 
     def to_dict(self) -> dict[str, Any]:
+        from . import __version__
+
         return {
+            "format": RESULTS_FORMAT,
+            "version": __version__,
             "scenario": self.scenario.model_dump(mode="json"),
             "profile": self.profile_summary(),
+            "axes": self.axes,
+            "points_computed": self.points_computed,
+            "points_reused": self.points_reused,
+            "profiles_measured": self.profiles_measured,
+            "profiles_reused": self.profiles_reused,
             "runs": self.runs,
         }
 
@@ -226,12 +256,16 @@ def simulate_scenario(
       other p - 1 payloads too);
     * ``scaling_efficiency``: dense iteration time at one worker (same links) / this one:
       the weak-scaling efficiency, since the batch is per worker;
-    * ``samples_per_s``: workers x batch_size / iteration_s.
+    * ``samples_per_s``: workers x batch_size / iteration_s;
+    * ``buckets``: per bucket its collective, bytes and simulated time, beside the closed
+      form's time and formula where one exists (:func:`rsdgc_sim.sim.explain.bucket_formulas`).
 
     With ``cluster.calibration`` the simulated links are the calibrated ones (rows keep the
-    nominal bandwidth and latency of the grid point).
+    nominal bandwidth and latency of the grid point), and backward that overlaps a
+    collective is stretched by the calibrated interference factor.
     """
     from .sim import simulate
+    from .sim.explain import bucket_formulas
     from .units import format_bandwidth, format_duration
 
     say = progress or (lambda _m: None)
@@ -239,9 +273,11 @@ def simulate_scenario(
     dense = scenario.dense_label()
     sim_point = scenario.sim_point
     if scenario.cluster.calibration:  # the links as calibrated, not as nominal
-        from .emulate.calibration import calibrated_point, load_calibration
+        from .calibration import calibrated_point, calibration_warnings, load_calibration
 
         cal = load_calibration(scenario.cluster.calibration)
+        for warning in calibration_warnings(cal):  # another host, cores, version or format
+            say(f"note: {warning}")
 
         def sim_point(label, point):
             return calibrated_point(scenario.sim_point(label, point), cal)
@@ -263,7 +299,8 @@ def simulate_scenario(
             f"{format_bandwidth(point.bandwidth_bytes_per_s)}, "
             f"{format_duration(point.latency_s)} latency")
         for label in labels:
-            res = simulate(profile, sim_point(label, point), trace=trace)
+            pt = sim_point(label, point)
+            res = simulate(profile, pt, trace=trace)
             if label == dense:
                 dense_cache[(point.workers, point.bandwidth_bytes_per_s, point.latency_s)] = res.iteration_s
             sims.append(res)
@@ -288,6 +325,8 @@ def simulate_scenario(
                 "speedup_vs_dense": dense_time(point.workers, point) / res.iteration_s,
                 "scaling_efficiency": dense_time(1, point) / res.iteration_s,
                 "samples_per_s": point.workers * scenario.batch_size / res.iteration_s,
+                # each bucket's collective: simulated, and the closed form where one exists
+                "buckets": bucket_formulas(res, pt),
             })
     return rows, sims
 
@@ -299,42 +338,150 @@ def run_scenario(
     trace: bool = False,
     progress: Progress | None = None,
     profile_file: str | None = None,
+    points_dir: str | None = None,
+    jobs: int = 1,
+    dask: str | None = None,
+    fresh: bool = False,
 ) -> StudyResult:
-    """Profile (or reuse the cached profile, or read ``profile_file``), then simulate every
-    compressor x grid point."""
-    profile, cached = profile_scenario(scenario, store=store, refresh=refresh, progress=progress,
-                                       profile_file=profile_file)
-    rows, sims = simulate_scenario(scenario, profile, trace=trace, progress=progress)
-    return StudyResult(scenario=scenario, profile=profile, runs=rows, sims=sims, profile_cached=cached)
+    """Profile every variant of the sweep (profiles shared through the cache), then
+    simulate every compressor x point: serially, in ``jobs`` local processes, or on the
+    Dask scheduler at ``dask``. ``trace``: keep the simulator's results with their spans
+    (``StudyResult.sims``, for trace.json) when every point is simulated here, serially,
+    and there are at most ``TRACE_POINTS``.
+
+    ``points_dir`` (``OUT/points``): the point store; every finished point is stored there
+    as it completes and found there by the next run (an interrupted study resumes, an
+    unchanged one computes nothing); ``fresh`` simulates every point again and overwrites
+    them. Without it, every point is computed. Rows come in
+    sweep order (the first path slowest), then workers, bandwidth, latency, then compressor.
+    """
+    from .study.execute import PointTask, run_points
+    from .study.points import PointStore, point_key, profile_identity
+    from .study.sweep import GRID_AXES
+
+    say = progress or (lambda _m: None)
+    variants = scenario.variants()
+    # one profile per distinct set of what profiles depend on; the cache shares it further
+    profiles: dict[str, Profile] = {}
+    by_inputs: dict[str, str] = {}
+    variant_profile: list[str] = []
+    measured = reused = 0
+    for v in variants:
+        inputs = v.scenario.model_dump_json(
+            include={"model", "batch_size", "device", "seed", "profile", "compressors"})
+        if inputs not in by_inputs:
+            prof, cached = profile_scenario(v.scenario, store=store, refresh=refresh,
+                                            progress=progress, profile_file=profile_file)
+            pid = profile_identity(prof)
+            profiles.setdefault(pid, prof)
+            by_inputs[inputs] = pid
+            reused, measured = reused + cached, measured + (not cached)
+        variant_profile.append(by_inputs[inputs])
+    if len(variants) > 1:
+        say(f"profiles: {measured} measured, {reused} reused (cache or file), "
+            f"for {len(variants)} sweep variants")
+
+    tasks: list[PointTask] = []
+    for v, pid in zip(variants, variant_profile, strict=True):
+        cl = v.scenario.cluster
+        for gp in v.scenario.grid():
+            one = v.scenario.model_copy(update={"cluster": cl.model_copy(update={
+                "workers": [gp.workers], "bandwidth": [gp.bandwidth_bytes_per_s],
+                "latency": [gp.latency_s]})})
+            point = {**v.values, **{path: getattr(gp, f) for path, f in GRID_AXES.items()}}
+            tasks.append(PointTask(index=len(tasks), key=point_key(one, pid), point=point,
+                                   scenario=one, profile_id=pid))
+    axes: dict[str, list[Any]] = {}
+    for path in [*scenario.sweep, *GRID_AXES]:
+        values: list[Any] = []
+        for t in tasks:
+            if t.point[path] not in values:
+                values.append(t.point[path])
+        if len(values) > 1:
+            axes[path] = values
+
+    point_store = PointStore(points_dir) if points_dir is not None else None
+    found: dict[int, list[dict[str, Any]]] = {}
+    if point_store is not None and not fresh:
+        for t in tasks:
+            if (rows := point_store.get(t.key)) is not None:
+                found[t.index] = rows
+    pending = [t for t in tasks if t.index not in found]
+    if trace and len(pending) > TRACE_POINTS:
+        say(f"warning: no traces: {len(pending)} points to simulate, more than "
+            f"{TRACE_POINTS} (trace.json would be huge); trace a smaller grid")
+        trace = False
+    where = (f"on the Dask cluster at {dask}" if dask else
+             f"in {jobs} processes" if jobs > 1 and len(pending) > 1 else "here")
+    say(f"points: {len(tasks)}, {len(found)} reused from {points_dir}, {len(pending)} to "
+        f"simulate {where}" if point_store is not None else
+        f"points: {len(tasks)} to simulate {where}")
+
+    from .progress import Eta, Transient
+
+    done_rows: dict[int, list[dict[str, Any]]] = {}
+    done_sims: dict[int, list[Any]] = {}
+    eta = Eta(len(pending), every_s=0.25)
+
+    def on_done(task: PointTask, rows: list[dict[str, Any]], sims: list[Any]) -> None:
+        if point_store is not None:
+            point_store.put(task.key, task.point, rows)
+        done_rows[task.index] = rows
+        done_sims[task.index] = sims
+        n = len(done_rows)
+        if eta.due() or n == len(pending):
+            say(Transient(_points_bar(n, len(pending), eta)))
+
+    try:
+        run_points(pending, profiles, on_done, jobs=jobs, dask=dask, trace=trace)
+    except KeyboardInterrupt:
+        raise StudyInterrupted(len(done_rows), len(pending), points_dir) from None
+
+    runs: list[dict[str, Any]] = []
+    sims: list[Any] = []
+    for t in tasks:
+        rows = found.get(t.index) or done_rows[t.index]
+        runs += [{**r, "point": dict(t.point)} for r in rows]
+        sims += done_sims.get(t.index, [])
+    first = profiles[variant_profile[0]]
+    return StudyResult(
+        scenario=scenario, profile=first, runs=runs,
+        sims=sims if len(sims) == len(runs) else [],
+        profile_cached=measured == 0, axes=axes, points_computed=len(done_rows),
+        points_reused=len(found), profiles_measured=measured, profiles_reused=reused)
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a study: ``done`` of ``total`` points were finished (and stored in
+    ``points_dir``, when there is one)."""
+
+    def __init__(self, done: int, total: int, points_dir: str | None):
+        self.done, self.total, self.points_dir = done, total, points_dir
+        kept = (f"; they are kept in {points_dir}: the same command resumes" if points_dir
+                else "")
+        super().__init__(f"interrupted after {done}/{total} points{kept}")
+
+
+def _points_bar(done: int, total: int, eta, width: int = 24) -> str:
+    """``points ━━━━━━━━━━━━╺━━━━━━━━━━━ 500/1000, 310/s, ~2 s left``."""
+    filled = int(width * done / total) if total else width
+    bar = "━" * filled + ("╺" if filled < width else "") + "─" * max(0, width - filled - 1)
+    elapsed = eta.elapsed_s()
+    per_s = done / elapsed if elapsed > 0 else 0.0
+    rate = f"{per_s:.0f}/s" if per_s >= 10 else f"{per_s:.2g}/s"
+    return eta.update(done, rate).replace(f"{eta.count(done)}", f"points {bar} {eta.count(done)}", 1)
 
 
 def train_scenario(scenario: Scenario, progress: Progress | None = None) -> list[dict[str, Any]]:
     """Virtual-worker training of every compressor at every ``train.workers`` count on the
     scenario's first device; one row per run with ``accuracy_delta_vs_dense`` (this final
     accuracy minus dense's at the same worker count, when the scenario has ``none``)."""
-    from .models.footprint import check_fits
-    from .profile.devices import resolve_devices
-    from .train import load_dataset, train_virtual
+    from .train.runs import train_compressors
 
-    tr = scenario.train
-    m = scenario.model
-    check_fits(m.name, m.num_classes, m.input_size, scenario.batch_size,
-               states=max(tr.workers), what="training")
-    device = resolve_devices(scenario.device)[0]
-    data = load_dataset(tr.dataset, m.num_classes, m.input_size, tr.samples, scenario.seed)
+    runs = train_compressors(scenario, scenario.train.workers, progress)
     rows: list[dict[str, Any]] = []
-    for workers in tr.workers:
-        block = []
-        for label, spec in scenario.compressor_specs().items():
-            res = train_virtual(
-                m.name, m.num_classes, m.input_size, spec, workers, scenario.batch_size, tr.steps,
-                data, lr=tr.lr, momentum=tr.momentum, test_fraction=tr.test_fraction,
-                eval_every=tr.eval_every, seed=scenario.seed, device=device, label=label,
-                progress=progress,
-            )
-            if progress:
-                progress(f"{label}, {workers} workers: test accuracy {res.final_accuracy:.3f}")
-            block.append(res.to_dict())
+    for workers in scenario.train.workers:
+        block = [r for (_, w), r in runs.items() if w == workers]
         dense = next((r for r in block if r["compressor"] == scenario.dense_label()), None)
         for r in block:
             r["accuracy_delta_vs_dense"] = None if dense is None else r["final_accuracy"] - dense["final_accuracy"]

@@ -57,12 +57,14 @@ def test_cli_calibrates_loopback(tmp_path, monkeypatch):
     monkeypatch.setattr(cal_mod, "capabilities", lambda: Capabilities(False, False, False, "test"))
     out = tmp_path / "cal.json"
     result = CliRunner().invoke(
-        cli, ["calibrate", "--out", str(out), "--repeats", "1", "--max-message-time", "0.001"]
+        cli, ["calibrate", "--out", str(out), "--repeats", "1", "--max-message-time", "0.001",
+              "--no-interference"]  # measured in tests/test_interference.py
     )
     assert result.exit_code == 0, result.output
     cal = load_calibration(out)
     assert cal.source == "loopback" and len(cal.links) == 1
     (link,) = cal.links
+    assert link.interference is None
     assert link.nominal_bandwidth_bytes_per_s is None
     assert link.alpha_s >= 0 and link.beta_s_per_byte > 0
     sizes = [s.bytes for s in link.samples]

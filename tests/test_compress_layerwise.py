@@ -99,3 +99,32 @@ def test_warmup_scales_bounds():
     gs = {"a": torch.randn(40, 100), "b": torch.randn(40, 100) * 5}
     ps = comp.compress_many(gs, st)
     assert abs(sum(p.nnz for p in ps.values()) - 0.25 * 8000) <= 2
+
+
+def test_round_counts_gives_every_layer_at_least_one():
+    """Densities that round to zero elements still give one per non-empty layer, taken back
+    from the largest layer so that the total stays round(K); an empty layer gets none."""
+    k = round_counts([500, 10**6, 0], np.array([0.0001, 0.01, 0.01]), 10000.05)
+    assert k == [1, 9999, 0]
+
+
+def test_round_counts_floor_when_budget_is_below_the_layer_count():
+    """With fewer elements in the budget than layers, every layer still sends one."""
+    assert round_counts([10, 10, 10], np.array([0.0, 0.0, 0.0]), 1.0) == [1, 1, 1]
+
+
+def test_tiny_tensor_beside_a_huge_one_never_starves():
+    """Layer-wise NSI: a 3x3 kernel (9 elements) of small gradients beside a 200x200 one of
+    large gradients sends at least one element at every one of 300 iterations (its share by
+    importance, about 400 * 9e-3 / 40000, rounds to zero), and the total stays the budget
+    round(0.01 * 40009) = 400."""
+    comp = create("nsi", density=0.01, min_numel=0, d_min=0.0)
+    state = CompressorState(seed=0)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        grads = {"tiny": torch.randn(1, 9, generator=gen) * 1e-3,
+                 "huge": torch.randn(200, 200, generator=gen)}
+        ps = comp.compress_many(grads, state)
+        assert ps["tiny"].indices.numel() >= 1
+        assert ps["tiny"].indices.numel() + ps["huge"].indices.numel() == 400
+        state.step()

@@ -18,6 +18,7 @@ def reference_score(a2d: torch.Tensor, p: int, statistic: str, lam: float, eps: 
     x = a2d.double().tolist()
     h, w = len(x), len(x[0])
     r = p // 2
+    tensor_mean_abs = sum(abs(v) for row in x for v in row) / (h * w)
     out = torch.zeros(h, w, dtype=torch.float64)
     for i in range(h):
         for j in range(w):
@@ -34,6 +35,10 @@ def reference_score(a2d: torch.Tensor, p: int, statistic: str, lam: float, eps: 
                 out[i, j] = mean_abs + lam * std
             elif statistic == "mean_abs":
                 out[i, j] = mean_abs
+            elif statistic == "abs_plus_mean":
+                out[i, j] = abs(x[i][j]) + lam * mean_abs
+            elif statistic == "abs_times_mean":
+                out[i, j] = abs(x[i][j]) * (1 + lam * mean_abs / (tensor_mean_abs + eps))
             else:
                 out[i, j] = abs(mean) / (std + eps)
     return out
@@ -43,7 +48,10 @@ SHAPES = [(1, 1), (1, 7), (6, 1), (2, 2), (5, 9), (8, 3, 3, 3), (4, 2, 1, 5), (1
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("statistic, lam", [("mean_std", 1.0), ("mean_std", 0.3), ("mean_abs", 0.0), ("snr", 1.0)])
+@pytest.mark.parametrize("statistic, lam", [
+    ("mean_std", 1.0), ("mean_std", 0.3), ("mean_abs", 0.0), ("snr", 1.0),
+    ("abs_plus_mean", 1.0), ("abs_plus_mean", 0.3), ("abs_times_mean", 1.0), ("abs_times_mean", 2.5),
+])
 @pytest.mark.parametrize("kernel", [1, 3, 5])
 def test_score_matches_float64_loop_reference(shape, statistic, lam, kernel):
     """The NSI score equals a direct float64 loop over clipped windows (border windows are
@@ -78,13 +86,15 @@ def test_border_window_is_mean_of_in_bounds_elements():
 
 @pytest.mark.parametrize("shape", [(32, 3, 3, 3), (20, 70), (64, 200)])
 @pytest.mark.parametrize("density", [0.01, 0.1])
-def test_static_exact_selects_reference_topk_of_scores(shape, density):
+@pytest.mark.parametrize("statistic", ["mean_std", "abs_times_mean"])
+def test_static_exact_selects_reference_topk_of_scores(shape, density, statistic):
     """With dynamic off and the exact selector, the sent index set is the top-k of the
     float64 reference scores and the values sent are the gradient's values there."""
     g = torch.randn(shape, generator=torch.Generator().manual_seed(5))
-    comp = create("nsi", density=density, dynamic=False, selector="exact", min_numel=0)
+    comp = create("nsi", density=density, dynamic=False, selector="exact", min_numel=0,
+                  statistic=statistic)
     p = comp.compress("w", g, CompressorState())
-    ref = reference_score(g.reshape(shape[0], -1), 3, "mean_std", 1.0).reshape(-1)
+    ref = reference_score(g.reshape(shape[0], -1), 3, statistic, 1.0).reshape(-1)
     k = k_for(g.numel(), density)
     order = torch.argsort(ref, descending=True)
     # the test is only meaningful if the k-th and (k+1)-th reference scores are apart
@@ -105,7 +115,8 @@ def test_small_element_in_strong_neighborhood_is_sent_by_nsi_not_topk():
         g[i, j] = v
     k = 9
     density = k / g.numel()
-    nsi = create("nsi", density=density, dynamic=False, min_numel=0, lam=0.0)
+    nsi = create("nsi", density=density, dynamic=False, min_numel=0, lam=0.0,
+                 statistic="mean_std")
     topk = create("topk", density=density)
     sent_nsi = set(nsi.compress("w", g, CompressorState()).indices.tolist())
     sent_topk = set(topk.compress("w", g, CompressorState()).indices.tolist())
@@ -149,7 +160,8 @@ def test_compiled_score_matches_eager():
     """The torch.compile path gives the eager scores (to float32 rounding), all statistics,
     several shapes through one dynamic compilation."""
     shapes = [(7, 9), (64, 27), (3, 1), (128, 300)]
-    stats = [("mean_std", 1.0), ("mean_abs", 0.0), ("snr", 1.0)]
+    stats = [("mean_std", 1.0), ("mean_abs", 0.0), ("snr", 1.0), ("abs_plus_mean", 0.7),
+             ("abs_times_mean", 1.3)]
     eager = {(s, st): nsi_score(torch.randn(s, generator=torch.Generator().manual_seed(1)), 3, st, lam)
              for s in shapes for st, lam in stats}
     nb.set_compiled(True)
@@ -166,7 +178,8 @@ def test_compiled_score_matches_eager():
 def test_one_d_scored_as_a_row_when_asked():
     """With dense_1d=False a 1-D tensor is scored as one row (windows 1 x p) and sparsified."""
     g = torch.tensor([0.0, 0.0, 1.0, 0.1, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-    comp = create("nsi", density=0.1, dense_1d=False, min_numel=0, lam=0.0, dynamic=False)
+    comp = create("nsi", density=0.1, dense_1d=False, min_numel=0, lam=0.0, dynamic=False,
+                  statistic="mean_std")
     p = comp.compress("b", g, CompressorState())
     assert p.indices.tolist() == [3]  # |mean| of (1, .1, 1) beats every other window
 
@@ -231,3 +244,41 @@ def test_layerwise_overflow_raises_instead_of_starving_the_layer():
     with pytest.raises(GradientError, match="gradient 'big': its NSI score is not finite"):
         for _ in range(3):
             comp.compress_many({"small": small, "big": g}, state)
+
+
+@pytest.mark.parametrize("statistic", ["abs_plus_mean", "abs_times_mean"])
+def test_magnitude_keeping_scores_with_lam_zero_are_topk(statistic):
+    """With ``lam = 0`` the scores that keep the element's own magnitude are ``|a|``: static
+    NSI then sends exactly top-k's elements."""
+    a = torch.randn(40, 30, generator=torch.Generator().manual_seed(3))
+    nsi = create("nsi", statistic=statistic, lam=0.0, density=0.05, dynamic=False, min_numel=0)
+    topk = create("topk", density=0.05)
+    assert torch.equal(nsi.score(a), a.abs())
+    got = nsi.compress("w", a, CompressorState()).indices
+    want = topk.compress("w", a, CompressorState()).indices
+    assert sorted(got.tolist()) == sorted(want.tolist())
+
+
+@pytest.mark.parametrize("statistic", ["abs_plus_mean", "abs_times_mean"])
+def test_magnitude_keeping_scores_keep_a_lone_large_element(statistic):
+    """A large element in a quiet window outranks a small one beside a cluster of medium ones
+    under the magnitude-keeping scores (own value 10 against 1, windows of 3x3): the
+    window-only ``mean_abs`` ranks them the other way round."""
+    a = torch.zeros(9, 9)
+    a[1, 1] = 10.0                         # alone: window mean |a| = 10 / 9
+    a[5:8, 5:8] = 4.0                      # a cluster of 9 medium elements
+    a[6, 6] = 1.0                          # small, in the cluster: window mean = 33 / 9
+    keep = create("nsi", statistic=statistic, lam=1.0, min_numel=0).score(a)
+    window = create("nsi", statistic="mean_abs", min_numel=0).score(a)
+    assert keep[1, 1] > keep[6, 6]
+    assert window[1, 1] < window[6, 6]
+
+
+def test_defaults_are_the_ablation_winner_at_top_k_bytes():
+    """The default score is ``abs_times_mean`` (best in benchmarks/nsi_ablation.py) and every
+    tensor of 2 or more dimensions is compressed (``min_numel`` 0), biases dense: a 432-element
+    convolution kernel is sparsified, not sent whole."""
+    comp = create("nsi", density=0.01)
+    assert comp.p.statistic == "abs_times_mean" and comp.p.min_numel == 0 and comp.p.dense_1d
+    p = comp.compress("conv1", torch.randn(16, 3, 3, 3), CompressorState())
+    assert p.indices is not None and p.indices.numel() == 4

@@ -135,8 +135,9 @@ def test_cluster_calibration_replaces_scenario_values():
 
 def test_calibration_file_round_trip(tmp_path):
     """save_calibration writes JSON that load_calibration reads back equal."""
-    path = save_calibration(_cal(), tmp_path / "sub" / "cal.json")
-    assert load_calibration(path) == _cal()
+    cal = _cal()  # one object: "created" is filled in at construction
+    path = save_calibration(cal, tmp_path / "sub" / "cal.json")
+    assert load_calibration(path) == cal
     assert json.loads(path.read_text())["kind"] == "rsdgc-calibration"
 
 
@@ -174,6 +175,86 @@ def test_tbf_args():
     assert tbf_args(1.25e9)[4] == str(2_500_000)
     with pytest.raises(EmulationError, match="positive"):
         tbf_args(0)
+
+
+def test_netem_commands_give_each_link_half_the_latency():
+    """A 2 ms host-to-host latency: the host's egress (inside its namespace, under its tbf)
+    and the switch port's egress (under its tbf) each get 1 ms, so a packet from host a to
+    host b (a's egress, then b's switch port) is delayed 2 ms, as the simulator's switch
+    gives each of its two links half; an unshaped device gets netem at its root; no latency,
+    no command."""
+    from rsdgc_sim.emulate.netns import delay_commands
+
+    cmds = delay_commands("ns0", "rsv0", "rsp0", 2e-3, host_shaped=True, port_shaped=True)
+    assert cmds == [
+        ["ip", "netns", "exec", "ns0", "tc", "qdisc", "add", "dev", "rsv0",
+         "parent", "1:1", "handle", "10:", "netem", "delay", "1000us"],
+        ["tc", "qdisc", "add", "dev", "rsp0", "parent", "1:1", "handle", "10:",
+         "netem", "delay", "1000us"],
+    ]  # fmt: skip
+    cmds = delay_commands("ns0", "rsv0", "rsp0", 5e-4, host_shaped=True, port_shaped=False)
+    assert cmds[1] == ["tc", "qdisc", "add", "dev", "rsp0", "root", "netem", "delay", "250us"]
+    assert delay_commands("ns0", "rsv0", "rsp0", 0.0, host_shaped=False, port_shaped=False) == []
+
+
+@netns
+@needs_netns
+@pytest.mark.skipif(not HAVE_NETNS or not __import__(
+    "rsdgc_sim.emulate.netns", fromlist=["capabilities"]).capabilities().netem,
+    reason="needs tc netem")  # fmt: skip
+def test_netem_latency_is_the_scenarios_host_to_host(no_leftovers):
+    """Where netem exists: 20 ms host-to-host latency gives a ping round trip of about 40 ms
+    (20 ms each way), not 80 ms."""
+    from rsdgc_sim.emulate.netns import Network
+
+    with Network(2, rate_bytes_per_s=12.5e6, delay_s=0.02) as net:
+        out = subprocess.run(
+            [*net.exec_prefix(0), "ping", "-c", "3", "-i", "0.2", net.hosts[1].addr],
+            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    import re
+
+    avg_ms = float(re.search(r"= [\d.]+/([\d.]+)/", out)[1])
+    assert 38 <= avg_ms <= 60, out
+
+
+def test_core_plan_pins_ranks_to_cores_and_marks_oversubscription():
+    """Ranks get the cores divided evenly (at least one thread), each pinned to cores of its
+    own in order; more ranks x threads than cores wrap around and are oversubscribed."""
+    from rsdgc_sim.emulate.cores import core_plan
+
+    p = core_plan(2, cores=[0, 1])
+    assert (p.threads, p.cpus, p.oversubscribed) == (1, [[0], [1]], False)
+    p = core_plan(2, cores=[0, 1, 2, 3])
+    assert (p.threads, p.cpus, p.oversubscribed) == (2, [[0, 1], [2, 3]], False)
+    p = core_plan(4, cores=[0, 1])
+    assert (p.threads, p.cpus, p.oversubscribed) == (1, [[0], [1], [0], [1]], True)
+    p = core_plan(2, threads=2, cores=[5, 7])
+    assert (p.cpus, p.oversubscribed) == ([[5, 7], [5, 7]], True)
+
+
+def test_worker_pins_itself_to_its_rank_cores():
+    """A spec's ``cpus`` list pins rank r to ``cpus[r]`` (os.sched_setaffinity)."""
+    from rsdgc_sim.emulate.worker import pin
+
+    before = os.sched_getaffinity(0)
+    core = min(before)
+    try:
+        assert pin({"cpus": [[core], [core]]}, 1) == [core]
+        assert os.sched_getaffinity(0) == {core}
+        assert pin({}, 0) is None
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def test_iqr_and_relative_error():
+    """IQR with inclusive quartiles (1..5: Q1 = 2, Q3 = 4), 0 for one value; the relative
+    error is (simulated - measured) / measured."""
+    from rsdgc_sim.emulate.report import iqr, relative_error
+
+    assert iqr([5.0, 1.0, 3.0, 2.0, 4.0]) == 2.0
+    assert iqr([1.0]) == 0.0
+    assert relative_error(1.1, 1.0) == pytest.approx(0.1)
+    assert relative_error(None, 1.0) is None
 
 
 # -- launcher faults (no torch in the ranks: fast) -------------------------------------
@@ -373,26 +454,38 @@ def test_small_emulation_writes_emulate_json_and_cleans_up(tmp_path, no_leftover
             LinkFit(nominal_bandwidth_bytes_per_s=12.5e6, alpha_s=1e-4, beta_s_per_byte=1 / 12e6)
         ]), tmp_path / "cal.json",
     )  # fmt: skip
-    res = CliRunner().invoke(
-        emulate_cmd,
-        [str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--iterations", "2",
-         "--warmup", "1", "--calibration", str(cal), "--timeout", "240"],
-    )  # fmt: skip
+    args = [str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--iterations", "3",
+            "--warmup", "1", "--calibration", str(cal), "--timeout", "240"]  # fmt: skip
+    res = CliRunner().invoke(emulate_cmd, args)
     assert res.exit_code == 0, res.output + repr(res.exception)
     data = json.loads((tmp_path / "out" / "emulate.json").read_text())
     assert data["mode"] == "netns"
     assert [c["compressor"] for c in data["cases"]] == ["none", "topk(density=0.01)"]
     for c in data["cases"]:
         assert c["workers"] == 2 and c["bandwidth_bytes_per_s"] == 12.5e6
-        assert c["measured_iteration_s"] > 0
-        assert len(c["iteration_s"]) == 2
-        if c["predicted_iteration_s"] is not None:
-            assert c["error"] == pytest.approx(
-                (c["predicted_iteration_s"] - c["measured_iteration_s"]) / c["measured_iteration_s"]
-            )
+        assert len(c["iteration_s"]) == 3
+        m = c["measured_iteration_s"]
+        assert m == pytest.approx(sorted(c["iteration_s"])[1])  # the median of three
+        assert c["measured_iqr_s"] >= 0
+        # both errors, each against the same measurement
+        assert c["prediction_error"] == pytest.approx((c["predicted_iteration_s"] - m) / m)
+        assert c["composition_error"] == pytest.approx((c["composed_iteration_s"] - m) / m)
+        assert c["spread_exceeds_error"] == (c["measured_iqr_s"] / m > abs(c["prediction_error"]))
+        # the prediction used the calibration (no interference in it) and a profile measured
+        # before the run, alone, with one thread per rank on each rank's own core
+        assert c["predicted_bandwidth_bytes_per_s"] == pytest.approx(12e6)
+        assert c["interference_factor"] == 0.0
+        assert c["profiled_compute_s"] > 0 and c["threads"] == max(1, os.cpu_count() // 2)
+        assert len(c["cpus"]) == 2 and c["oversubscribed"] == (2 * c["threads"] > os.cpu_count())
     # the sparse case sent far less than the dense one
     assert data["cases"][1]["sent_bytes"] < data["cases"][0]["sent_bytes"] / 5
-    assert "emulate" in res.output and "measured" in res.output
+    assert "pred. err" in res.output and "comp. err" in res.output
+    # a rerun with the same configuration measures nothing again
+    again = CliRunner().invoke(emulate_cmd, args)
+    assert again.exit_code == 0, again.output + repr(again.exception)
+    assert "already measured, skipped" in again.output
+    data2 = json.loads((tmp_path / "out" / "emulate.json").read_text())
+    assert [c["iteration_s"] for c in data2["cases"]] == [c["iteration_s"] for c in data["cases"]]
 
 
 # -- prediction-side profile transforms (no torch) ---------------------------------------
@@ -423,7 +516,7 @@ def test_measured_compression_and_compute_scaling():
     counted as the simulator does (sparse: decompress + (ranks - 1) x accumulate, here
     0.007 + 0.0035 = 0.0105 -> 0.007 s: x2/3, applied to both); compute scaling multiplies
     forward, backward, optimizer and every gradient-ready time."""
-    from rsdgc_sim.emulate.run import with_compute_scale, with_measured_compression
+    from rsdgc_sim.emulate.predict import with_compute_scale, with_measured_compression
 
     out = with_measured_compression(_profile(), "lbl", 0.14, 0.007, workers=2).devices[0]
     costs = out.compression["lbl"]
@@ -438,22 +531,26 @@ def test_measured_compression_and_compute_scaling():
 
 
 def test_calibrated_point_replaces_only_the_link():
-    """calibrated_point swaps bandwidth and latency for the calibrated ones, nothing else."""
+    """calibrated_point swaps bandwidth and latency for the calibrated ones and sets the
+    calibrated interference factor (0: none measured), nothing else."""
     from rsdgc_sim.emulate.calibration import calibrated_point
     from rsdgc_sim.sim.config import SimPoint
 
     p = SimPoint(compressor="nsi", workers=8, bandwidth_bytes_per_s=1e6, latency_s=5e-6)
     q = calibrated_point(p, _cal())
     assert (q.bandwidth_bytes_per_s, q.latency_s) == (pytest.approx(0.9e6), pytest.approx(1.05e-4))
+    assert q.interference_factor == 0.0
     assert q.model_dump(exclude={"bandwidth_bytes_per_s", "latency_s"}) == p.model_dump(
         exclude={"bandwidth_bytes_per_s", "latency_s"}
     )
 
 
 @pytest.mark.slow
-def test_without_namespaces_falls_back_to_loopback_and_says_so(tmp_path, monkeypatch):
-    """Without root or `ip netns` the ranks run on loopback, unshaped; the report's mode and
-    notes say so, and the run still measures every case."""
+def test_loopback_fallback_keeps_measured_cases_when_a_point_fails(tmp_path, monkeypatch):
+    """Without root or `ip netns` the ranks run on loopback, unshaped, and the notes say so.
+    When the second point's ranks fail, the error names the point and the failing rank, the
+    first point's cases are already in emulate.json, and a rerun skips them and measures
+    only the second point."""
     import yaml
 
     from rsdgc_sim.emulate import run as emulate_run
@@ -463,10 +560,37 @@ def test_without_namespaces_falls_back_to_loopback_and_says_so(tmp_path, monkeyp
     monkeypatch.setattr(
         emulate_run, "capabilities", lambda: Capabilities(False, False, False, "not running as root")
     )
-    sc = scenario_from_dict(yaml.safe_load(SCENARIO), source="test")
+    raw = yaml.safe_load(SCENARIO)
+    raw["cluster"]["bandwidth"] = ["100Mbit/s", "200Mbit/s"]
+    sc = scenario_from_dict(raw, source="test")
     cal = Calibration(source="loopback", links=[LinkFit(alpha_s=5e-5, beta_s_per_byte=1e-9)])
-    rep = emulate_run.emulate_scenario(sc, iterations=1, warmup=0, calibration=cal, timeout_s=240)
-    assert rep.mode == "loopback"
-    assert any("not running as root" in n and "UNSHAPED" in n for n in rep.notes)
-    assert [c.compressor for c in rep.cases] == ["none", "topk(density=0.01)"]
-    assert all(c.measured_iteration_s > 0 for c in rep.cases)
+    real = emulate_run.run_point
+    launched, on_disk = [], []
+    out = tmp_path / "out"
+
+    def second_fails(workers, rate, delay_s, spec, timeout_s):
+        launched.append(spec)
+        if len(launched) == 2:
+            # the first point's cases were written before the second point started
+            on_disk.append(json.loads((out / "emulate.json").read_text()))
+            raise EmulationError("rank 1 failed with exit code 1; the other ranks were stopped")
+        return real(workers, rate, delay_s, spec, timeout_s)
+
+    monkeypatch.setattr(emulate_run, "run_point", second_fails)
+    kw = dict(iterations=1, warmup=0, calibration=cal, timeout_s=240, out_dir=out)
+    with pytest.raises(EmulationError, match=r"2 ranks at 200 Mbit/s: rank 1 failed.*"
+                                             r"the 2 case\(s\) measured before"):
+        emulate_run.emulate_scenario(sc, **kw)
+    first = json.loads((out / "emulate.json").read_text())
+    assert on_disk == [first]
+    assert first["mode"] == "loopback"
+    assert any("not running as root" in n and "UNSHAPED" in n for n in first["notes"])
+    assert [(c["compressor"], c["bandwidth_bytes_per_s"]) for c in first["cases"]] == [
+        ("none", 12.5e6), ("topk(density=0.01)", 12.5e6)]
+    said = []
+    rep = emulate_run.emulate_scenario(sc, **kw, progress=said.append)
+    assert len(launched) == 3  # only the second point ran again
+    assert any("100 Mbit/s: already measured, skipped" in m for m in said)
+    assert [c.bandwidth_bytes_per_s for c in rep.cases] == [12.5e6, 12.5e6, 25e6, 25e6]
+    assert [c.iteration_s for c in rep.cases[:2]] == [c["iteration_s"] for c in first["cases"]]
+    assert all(c.measured_iteration_s > 0 and c.prediction_error is not None for c in rep.cases)

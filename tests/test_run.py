@@ -22,7 +22,7 @@ def test_one_row_per_compressor_and_grid_point(study):
     """2 compressors x (2 worker counts x 2 bandwidths) = 8 rows with every field."""
     assert len(study.runs) == 8
     for row in study.runs:
-        assert list(row) == RUN_FIELDS
+        assert list(row) == [*RUN_FIELDS, "buckets", "point"]
     assert {r["compressor"] for r in study.runs} == {"none", "topk(density=0.1)"}
 
 
@@ -76,7 +76,8 @@ def test_cli_run_writes_complete_files(tiny, write_scenario, tmp_path):
     assert result.exit_code == 0, result.output
     assert "topk(density=0.1)" in result.stdout
     data = json.loads((out / "results.json").read_text())
-    assert set(data) == {"scenario", "profile", "runs"}
+    assert set(data) == {"format", "version", "scenario", "profile", "axes", "points_computed",
+                         "points_reused", "profiles_measured", "profiles_reused", "runs"}
     assert data["scenario"]["cluster"]["bandwidth"] == [1.25e8, 1.25e9]
     assert data["profile"]["model"] == "cnn_small" and data["profile"]["batch_size"] == 4
     assert len(data["runs"]) == 8
@@ -84,7 +85,7 @@ def test_cli_run_writes_complete_files(tiny, write_scenario, tmp_path):
     assert len(rows) == 8 and list(rows[0]) == RUN_FIELDS
     trace = json.loads((out / "trace.json").read_text())
     assert trace["traceEvents"]
-    assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "speedup.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob(".*.tmp"))  # no leftovers of the atomic writes
     # the second run reuses the cached profile
     again = CliRunner().invoke(cli, ["run", str(write_scenario(tiny)), "--out", str(out)])
@@ -97,7 +98,7 @@ def test_plot_command_redraws_from_results(tiny, write_scenario, tmp_path):
     out = tmp_path / "out"
     assert CliRunner().invoke(cli, ["run", str(write_scenario(tiny)), "--out", str(out), "--no-plot",
                                     "--no-trace"]).exit_code == 0
-    assert not (out / "plot.png").exists() and not (out / "trace.json").exists()
+    assert not list(out.glob("*.png")) and not (out / "trace.json").exists()
     r = CliRunner().invoke(cli, ["plot", str(out / "results.json"), "--out", str(tmp_path / "p.png")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
@@ -304,3 +305,17 @@ def test_unknown_device_model_fails_at_load(tiny):
     tiny["device"] = {"model": "TPU-9000"}
     with pytest.raises(ConfigError, match=r"device.*TPU-9000.*H100-SXM"):
         scenario_from_dict(tiny)
+
+
+def test_rows_show_each_buckets_closed_form_beside_the_simulated_time(study):
+    """Every row lists its buckets; on the switch with the ring allreduce (dense) the closed
+    form exists for every bucket at p > 1 and equals the simulated time, whose formula is
+    written out with the numbers; at one worker there is no collective and no formula."""
+    for row in study.runs:
+        assert row["buckets"], row["compressor"]
+        for b in row["buckets"]:
+            if row["workers"] == 1:
+                assert b["formula"] is None
+            elif row["compressor"] == "none":
+                assert b["algorithm"] == "ring" and b["formula"].startswith("T = ")
+                assert b["closed_form_s"] == pytest.approx(b["simulated_s"], rel=1e-12)

@@ -10,6 +10,12 @@ single scale ``c`` for which ``sum(d_l * n_l) = K`` (without the clip this is
 rounded by largest remainder so that they add up to ``round(K)``. When the bounds make the
 budget unreachable (all layers at ``lo`` exceed it, or all at ``hi`` fall short) the bounds
 win.
+
+**No layer starves**: every non-empty layer gets at least one element (a layer of 500
+elements beside one of 10^7 at ``lo = 0.0001`` would otherwise get ``k = 0`` at every
+iteration, its error-feedback residual growing unsent). The elements this adds are taken
+back from the layers with the most, so the total stays ``round(K)`` whenever ``K`` is at
+least the number of layers.
 """
 
 from __future__ import annotations
@@ -63,8 +69,8 @@ def allocate_densities(
 
 def round_counts(numels: Sequence[int], densities: np.ndarray, budget: float) -> list[int]:
     """Integer counts ``k_l`` near ``d_l * n_l`` adding up to ``round(budget)`` where the
-    layers can hold it (largest-remainder rounding; each ``k_l`` stays in ``[0, n_l]`` and
-    within one element of ``d_l * n_l``)."""
+    layers can hold it (largest-remainder rounding; each ``k_l`` stays in ``[1, n_l]`` for a
+    non-empty layer and, apart from that floor of one, within one element of ``d_l * n_l``)."""
     n = np.asarray(numels, dtype=np.int64)
     want = np.asarray(densities, dtype=np.float64) * n
     k = np.floor(want).astype(np.int64)
@@ -77,6 +83,22 @@ def round_counts(numels: Sequence[int], densities: np.ndarray, budget: float) ->
         frac[k >= n] = -1.0
         order = np.argsort(-frac, kind="stable")[:extra]
         k[order[frac[order] > 0]] += 1
+    return _at_least_one(k, n, target)
+
+
+def _at_least_one(k: np.ndarray, n: np.ndarray, target: int) -> list[int]:
+    """``k`` with every non-empty layer raised to at least one element, the surplus over
+    ``target`` taken back one element at a time from the layer holding the most (never
+    below one)."""
+    k = k.copy()
+    k[(k < 1) & (n > 0)] = 1
+    surplus = int(k.sum()) - max(target, int((n > 0).sum()))
+    while surplus > 0:
+        big = int(np.argmax(k))
+        take = min(surplus, int(k[big]) - max(1, int(np.partition(k, -2)[-2]) if k.size > 1 else 1))
+        take = max(take, 1)
+        k[big] -= take
+        surplus -= take
     return [int(x) for x in k]
 
 

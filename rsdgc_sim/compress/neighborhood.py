@@ -10,9 +10,22 @@ reconstruction** (the paper's full text was not available):
 * the neighborhood is the ``p x p`` window centred on the element (stride 1, odd ``p``),
   clipped at the borders: statistics are over the in-bounds elements only
   (``avg_pool2d(..., count_include_pad=False)``);
-* ``mean_std`` (default): ``mean(|a|) + lam * std(a)``, std the population std
-  ``sqrt(mean(a^2) - mean(a)^2)``; ``mean_abs``: ``mean(|a|)``; ``snr``:
-  ``|mean(a)| / (std(a) + eps)``.
+* the ``statistic`` (``W`` the element's window, ``mean_W``/``std_W`` over it, std the
+  population std ``sqrt(mean(a^2) - mean(a)^2)``):
+
+  - ``mean_std``: ``mean_W(|a|) + lam * std_W(a)``;
+  - ``mean_abs``: ``mean_W(|a|)``;
+  - ``snr``: ``|mean_W(a)| / (std_W(a) + eps)``;
+  - ``abs_plus_mean``: ``|a| + lam * mean_W(|a|)``: the element's own magnitude, raised
+    by its neighborhood's (``lam = 0``: plain top-k);
+  - ``abs_times_mean``: ``|a| * (1 + lam * mean_W(|a|) / (mean_T(|a|) + eps))``, ``mean_T``
+    over the whole tensor: the magnitude scaled up where the neighborhood is more active
+    than the tensor on average (``lam = 0``: plain top-k).
+
+  The first three score a window and forget the element's own value (a large gradient in a
+  quiet window can lose to a small one beside it); the last two keep it. All are
+  homogeneous of degree 1 in ``a`` except ``snr`` (degree 0), so the layer-wise importance
+  (mean score) follows the gradients' scale.
 
 The score is computed in float32 (float64 input stays float64). The eager path uses
 ``avg_pool2d``; the compiled path (``torch.compile`` of plain shifted-slice window sums over a
@@ -36,7 +49,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-STATISTICS = ("mean_std", "mean_abs", "snr")
+STATISTICS = ("mean_std", "mean_abs", "snr", "abs_plus_mean", "abs_times_mean")
 
 
 def as_2d(t: torch.Tensor) -> torch.Tensor:
@@ -57,6 +70,16 @@ def _sigma(m1: torch.Tensor, m2: torch.Tensor) -> torch.Tensor:
     return torch.where(var > tiny, var, torch.zeros_like(var)).sqrt()
 
 
+def _keep_own(
+    mag: torch.Tensor, mu_abs: torch.Tensor, statistic: str, lam: float, eps: float
+) -> torch.Tensor:
+    """The scores that keep the element's own magnitude ``mag`` (``abs_plus_mean``,
+    ``abs_times_mean``) from the window means of ``|a|``."""
+    if statistic == "abs_plus_mean":
+        return mag + lam * mu_abs
+    return mag * (1 + lam * mu_abs / (mag.mean() + eps))
+
+
 def _score_eager(
     a2d: torch.Tensor, kernel: int, statistic: str, lam: float, eps: float
 ) -> torch.Tensor:
@@ -66,8 +89,12 @@ def _score_eager(
     def pool(t: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(t, kernel, stride=1, padding=pad, count_include_pad=False)
 
-    if statistic == "mean_abs":
-        return pool(x.abs().unsqueeze(0)).squeeze(0)
+    if statistic in ("mean_abs", "abs_plus_mean", "abs_times_mean"):
+        mag = x.abs()
+        mu_abs = pool(mag.unsqueeze(0)).squeeze(0)
+        if statistic == "mean_abs":
+            return mu_abs
+        return _keep_own(mag, mu_abs, statistic, lam, eps)
     if statistic == "mean_std":
         m = pool(torch.stack((x.abs(), x, x * x)))
         mu_abs, m1, m2 = m.unbind(0)
@@ -109,6 +136,9 @@ def _score_core(
     sigma = _sigma(m1, s2 * inv)
     if statistic == "mean_abs":
         return s_abs * inv
+    if statistic in ("abs_plus_mean", "abs_times_mean"):
+        r = kernel // 2
+        return _keep_own(xp[r : r + h, r : r + w].abs(), s_abs * inv, statistic, lam, eps)
     if statistic == "mean_std":
         return s_abs * inv + lam * sigma
     return m1.abs() / (sigma + eps)

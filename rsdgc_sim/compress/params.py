@@ -25,7 +25,7 @@ from ..registry import Registry
 SELECTORS = ("exact", "sampled")
 
 #: NSI's score statistics (see :mod:`rsdgc_sim.compress.neighborhood`)
-STATISTICS = ("mean_std", "mean_abs", "snr")
+STATISTICS = ("mean_std", "mean_abs", "snr", "abs_plus_mean", "abs_times_mean")
 
 #: a density warm-up: one of the named schedules or the stage densities themselves
 #: (see :mod:`rsdgc_sim.compress.schedule`)
@@ -119,9 +119,12 @@ class DGCParams(Params):
 class NSIParams(SparsifierParams):
     #: window size p (odd): the p x p neighborhood
     kernel: int = Field(default=3, ge=1)
-    #: score: mean_std | mean_abs | snr
-    statistic: str = "mean_std"
-    #: weight of the local std in ``mean_std``
+    #: score: mean_std | mean_abs | snr | abs_plus_mean | abs_times_mean (formulas:
+    #: :mod:`rsdgc_sim.compress.neighborhood`); the default did best in
+    #: ``benchmarks/nsi_ablation.py``
+    statistic: str = "abs_times_mean"
+    #: weight of the window term: the local std in ``mean_std``, the local mean |a| in
+    #: ``abs_plus_mean`` and ``abs_times_mean``
     lam: float = Field(default=1.0, ge=0)
     #: exact | sampled
     selector: str = "exact"
@@ -137,8 +140,10 @@ class NSIParams(SparsifierParams):
     #: warm-up: iterations it lasts (0: none) and its schedule
     warmup_iters: int = Field(default=0, ge=0)
     warmup: Warmup = "exponential"
-    #: tensors with fewer elements are sent dense
-    min_numel: int = Field(default=1000, ge=0)
+    #: tensors with fewer elements are sent dense (0: every tensor of 2 or more dimensions
+    #: is compressed, so that NSI sends top-k's bytes; a threshold of 1000 once made NSI send
+    #: 3.5x top-k's bytes on cnn_small)
+    min_numel: int = Field(default=0, ge=0)
     #: 1-D tensors (biases, norm layers) are sent dense (False: scored as one row)
     dense_1d: bool = True
     #: added to the std in ``snr``

@@ -1,6 +1,9 @@
 """Measure links and fit alpha/beta: on emulated links (two ranks in namespaces behind a
 tbf-shaped bridge, one fit per rate), on loopback when namespaces are not available, or on a
-real cluster from inside a ``torchrun``-launched process."""
+real cluster from inside a ``torchrun``-launched process; and, on the same links, the
+compute-communication interference (backward alone vs backward while all-reduces are in
+flight on every rank, each rank pinned to its cores with the threads an emulated rank will
+have)."""
 
 from __future__ import annotations
 
@@ -12,8 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
+from ..calibration import Calibration, Interference, LinkFit, fit_link, measured_here
 from ..errors import ConfigError, EmulationError
-from .calibration import Calibration, LinkFit, fit_link
+from ..strict import Strict
+from .cores import core_plan
 from .launcher import launch, python_argv
 from .netns import Network, capabilities
 
@@ -45,11 +52,50 @@ def _run_pair(network: Network | None, spec: dict[str, Any], timeout_s: float) -
     with tempfile.TemporaryDirectory(prefix="rsdgc-cal-") as tmp:
         path = Path(tmp) / "spec.json"
         path.write_text(json.dumps(spec))
-        results = launch(
+        return launch(
             python_argv("rsdgc_sim.emulate.worker", str(path)), 2, network=network,
             timeout_s=timeout_s, workdir=Path(tmp) / "ranks",
         )  # fmt: skip
-    return results[0]["samples"]
+
+
+class InterferenceSpec(Strict):
+    """What the interference measurement runs: a model (name, classes, input size, batch),
+    the message size of the all-reduces, the torch threads per rank (None: the cores split
+    between the two ranks) and the backward repeats per phase."""
+
+    model: str = "cnn_small"
+    num_classes: int = Field(default=10, ge=2)
+    input_size: int = Field(default=32, ge=8)
+    batch_size: int = Field(default=32, ge=1)
+    message_bytes: int = Field(default=4 * 2**20, ge=4)
+    threads: int | None = Field(default=None, ge=1)
+    repeats: int = Field(default=10, ge=1)
+    seed: int = Field(default=0, ge=0)
+
+
+def interference_from(results: Sequence[dict[str, Any]], spec: dict[str, Any]) -> Interference:
+    """The factor from the ranks' backward times (:func:`~.worker.run_interference`): per
+    rank the median while communicating over the median alone (before and after together),
+    averaged over ranks; ``factor = ratio - 1``, 0 when backward was not slower."""
+    alone = statistics.fmean(statistics.median(r["alone_s"]) for r in results)
+    during = statistics.fmean(statistics.median(r["during_s"]) for r in results)
+    ratios = [statistics.median(r["during_s"]) / statistics.median(r["alone_s"])
+              for r in results]
+    return Interference(
+        factor=max(0.0, statistics.fmean(ratios) - 1.0), message_bytes=int(spec["message_bytes"]),
+        backward_alone_s=alone, backward_during_s=during, model=spec["model"],
+        threads=int(spec["threads"]),
+    )  # fmt: skip
+
+
+def measure_interference(network: Network | None, ispec: InterferenceSpec,
+                         timeout_s: float = 300.0) -> Interference:
+    """Run the interference task on two ranks (on ``network`` or loopback), each pinned to
+    its cores with ``ispec``'s threads."""
+    plan = core_plan(2, ispec.threads)
+    spec = {"task": "interference", **ispec.model_dump(), "threads": plan.threads,
+            "cpus": plan.cpus}  # fmt: skip
+    return interference_from(_run_pair(network, spec, timeout_s), spec)
 
 
 def calibrate_links(
@@ -60,18 +106,31 @@ def calibrate_links(
     max_bytes: int = 64 * 2**20,
     timeout_s: float = 300.0,
     progress: Progress | None = None,
+    interference: InterferenceSpec | None = None,
 ) -> Calibration:
     """One fit per rate on a two-host emulated switch (tbf at that rate). Without root or
-    ``ip netns``, one fit on unshaped loopback instead (and ``progress`` says so)."""
+    ``ip netns``, one fit on unshaped loopback instead (and ``progress`` says so). With
+    ``interference`` (an :class:`InterferenceSpec`), each link also gets its measured
+    interference factor."""
     say = progress or (lambda _m: None)
     if repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
     spec = _spec(repeats, max_message_s, max_bytes)
     caps = capabilities()
+
+    def with_interference(fit: LinkFit, network: Network | None) -> LinkFit:
+        if interference is None:
+            return fit
+        i = measure_interference(network, interference, timeout_s)
+        say(f"  interference: backward {i.backward_alone_s * 1e3:.1f} ms alone, "
+            f"{i.backward_during_s * 1e3:.1f} ms during all-reduces: k = {i.factor:.3f}")
+        return fit.model_copy(update={"interference": i})
+
     if not (caps.netns and caps.tbf):
         say(f"network namespaces unavailable ({caps.reason}): calibrating loopback, unshaped")
-        fit = fit_samples(_run_pair(None, spec, timeout_s), None)
-        return Calibration(source="loopback", links=[fit])
+        fit = fit_samples(_run_pair(None, spec, timeout_s)[0]["samples"], None)
+        fit = with_interference(fit, None)
+        return Calibration(source="loopback", links=[fit], **measured_here())
     if not rates_bytes_per_s:
         raise ConfigError("give at least one bandwidth to calibrate")
     fits = []
@@ -79,16 +138,17 @@ def calibrate_links(
         net = Network(2, rate_bytes_per_s=rate)
         try:
             net.open()
-            fit = fit_samples(_run_pair(net, spec, timeout_s), rate)
+            fit = fit_samples(_run_pair(net, spec, timeout_s)[0]["samples"], rate)
+            say(
+                f"{rate * 8 / 1e6:g} Mbit/s: alpha {fit.alpha_s * 1e6:.0f} us, "
+                f"effective {fit.bandwidth_bytes_per_s * 8 / 1e6:.1f} Mbit/s "
+                f"({fit.efficiency:.1%}), r2 {fit.r2:.4f}"
+            )
+            fit = with_interference(fit, net)
         finally:
             net.close()
-        say(
-            f"{rate * 8 / 1e6:g} Mbit/s: alpha {fit.alpha_s * 1e6:.0f} us, "
-            f"effective {fit.bandwidth_bytes_per_s * 8 / 1e6:.1f} Mbit/s "
-            f"({fit.efficiency:.1%}), r2 {fit.r2:.4f}"
-        )
         fits.append(fit)
-    return Calibration(source="emulated", netem=False, links=fits)
+    return Calibration(source="emulated", netem=False, links=fits, **measured_here())
 
 
 def calibrate_in_torchrun(
@@ -113,4 +173,5 @@ def calibrate_in_torchrun(
         dist.destroy_process_group()
     if res["rank"] != 0:
         return None
-    return Calibration(source="cluster", backend=backend, links=[fit_samples(res["samples"], None)])
+    return Calibration(source="cluster", backend=backend,
+                       links=[fit_samples(res["samples"], None)], **measured_here())

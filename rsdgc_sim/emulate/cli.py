@@ -17,25 +17,35 @@ from ..units import format_bandwidth, parse_bandwidth
 def _console():
     from rich.console import Console
 
-    width = Console().width
-    return Console(width=max(width, 120))  # the table has 8 columns: do not squash them
+    return Console(width=100)
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:+.1%}"
 
 
 def emulate_table(report):
-    """A rich table of an :class:`~rsdgc_sim.emulate.run.EmulateReport`."""
+    """A rich table of an :class:`~rsdgc_sim.emulate.report.EmulateReport`: per case the
+    measured median (and IQR), the prediction and the composition with their errors; ``*``
+    after the ranks: oversubscribed; ``~`` after the prediction error: the measured spread
+    exceeds it."""
+    from rich import box
     from rich.table import Table
 
-    t = Table(title=f"emulate: {report.scenario} ({report.model}, {report.mode})")
-    for col in ("compressor", "workers", "bandwidth", "measured", "predicted", "error",
-                "compute", "sent/rank"):  # fmt: skip
-        t.add_column(col, justify="left" if col == "compressor" else "right")
+    t = Table(title=f"emulate: {report.scenario} ({report.model}, {report.mode})",
+              box=box.SIMPLE_HEAD, padding=(0, 0))  # fmt: skip
+    for col in ("compressor", "ranks", "link", "measured", "IQR", "predicted", "pred. err",
+                "composed", "comp. err", "k"):  # fmt: skip
+        t.add_column(col, justify="left" if col == "compressor" else "right", no_wrap=True)
     for c in report.cases:
         t.add_row(
-            c.compressor, str(c.workers), format_bandwidth(c.bandwidth_bytes_per_s),
-            f"{c.measured_iteration_s * 1e3:.1f} ms",
+            c.compressor, f"{c.workers}{'*' if c.oversubscribed else ''}",
+            format_bandwidth(c.bandwidth_bytes_per_s),
+            f"{c.measured_iteration_s * 1e3:.1f} ms", f"{c.measured_iqr_s * 1e3:.1f} ms",
             "-" if c.predicted_iteration_s is None else f"{c.predicted_iteration_s * 1e3:.1f} ms",
-            "-" if c.error is None else f"{c.error:+.1%}",
-            f"{c.compute_s * 1e3:.1f} ms", f"{c.sent_bytes / 1e3:.1f} kB",
+            _pct(c.prediction_error) + ("~" if c.spread_exceeds_error else ""),
+            "-" if c.composed_iteration_s is None else f"{c.composed_iteration_s * 1e3:.1f} ms",
+            _pct(c.composition_error), f"{c.interference_factor:.2f}",
         )  # fmt: skip
     return t
 
@@ -44,28 +54,35 @@ def emulate_table(report):
 @click.argument("scenario", type=SafePath(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=SafePath(file_okay=False, path_type=Path),
               default=Path("out"), show_default=True, help="folder for emulate.json")
-@click.option("--iterations", default=3, show_default=True, type=click.IntRange(1),
-              help="timed DDP iterations per case")
-@click.option("--warmup", default=1, show_default=True, type=click.IntRange(0),
+@click.option("--iterations", default=10, show_default=True, type=click.IntRange(1),
+              help="timed DDP iterations per case (median and IQR over them)")
+@click.option("--warmup", default=2, show_default=True, type=click.IntRange(0),
               help="compressed iterations before timing (after the dense warm-up)")
 @click.option("--timeout", "timeout_s", default=600.0, show_default=True,
               type=click.FloatRange(1), help="seconds before a launch is stopped as hung")
 @click.option("--calibration", type=SafePath(dir_okay=False, path_type=Path), default=None,
               help="calibration file to predict with (default: the scenario's, else measure)")
 @click.option("--no-calibrate", is_flag=True, help="predict with the nominal link values")
+@click.option("--profile", "profile_file", type=SafePath(dir_okay=False, path_type=Path),
+              default=None, help="profile to predict from (default: measured alone first)")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="torch threads per rank (default: the cores divided among the ranks)")
 @click.option("--max-workers", type=click.IntRange(1), default=None,
               help="skip grid points with more ranks (default: 2 x CPU cores)")
 def emulate_cmd(scenario, out_dir, iterations, warmup, timeout_s, calibration, no_calibrate,
-                max_workers):  # fmt: skip
+                profile_file, threads, max_workers):  # fmt: skip
     """Real DDP training over emulated links, beside the simulator's prediction."""
+    from ..report.files import check_writable_dir
     from ..scenario import load_scenario
     from .run import emulate_scenario
 
     console = _console()
     sc = load_scenario(scenario)
+    check_writable_dir(out_dir)
     report = emulate_scenario(
         sc, out_dir=out_dir, iterations=iterations, warmup=warmup, timeout_s=timeout_s,
-        calibration=calibration, calibrate=not no_calibrate, max_workers=max_workers,
+        calibration=calibration, calibrate=not no_calibrate, profile=profile_file,
+        threads=threads, max_workers=max_workers,
         progress=lambda m: console.print(f"[dim]{m}[/dim]"),
     )  # fmt: skip
     console.print(emulate_table(report))
@@ -84,11 +101,27 @@ def emulate_cmd(scenario, out_dir, iterations, warmup, timeout_s, calibration, n
               type=click.FloatRange(0.001), help="stop growing messages once one takes this long")
 @click.option("--torchrun", "in_torchrun", is_flag=True,
               help="measure the real network between ranks 0 and 1 of a torchrun launch")
-def calibrate_cmd(out_file, bandwidths, repeats, max_message_s, in_torchrun):
+@click.option("--interference/--no-interference", default=True, show_default=True,
+              help="also measure backward's slowdown while all-reduces are in flight")
+@click.option("--model", default="cnn_small", show_default=True,
+              help="model whose backward the interference measurement times")
+@click.option("--input-size", default=32, show_default=True, type=click.IntRange(8))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--num-classes", default=10, show_default=True, type=click.IntRange(2))
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="torch threads per rank (default: the cores split between 2 ranks)")
+@click.option("--message-bytes", default=4 * 2**20, show_default=True,
+              type=click.IntRange(4), help="size of the all-reduces during backward")
+@click.option("--interference-repeats", default=10, show_default=True,
+              type=click.IntRange(1), help="backward iterations timed per phase")
+def calibrate_cmd(out_file, bandwidths, repeats, max_message_s, in_torchrun, interference,
+                  model, input_size, batch_size, num_classes, threads, message_bytes,
+                  interference_repeats):
     """Measure point-to-point latency and bandwidth, fit alpha/beta, save a calibration
     file that scenarios can name (cluster.calibration)."""
-    from .calibrate import calibrate_in_torchrun, calibrate_links
-    from .calibration import save_calibration
+    from ..calibration import save_calibration
+    from ..models import check_model
+    from .calibrate import InterferenceSpec, calibrate_in_torchrun, calibrate_links
 
     console = _console()
     if in_torchrun:
@@ -97,9 +130,17 @@ def calibrate_cmd(out_file, bandwidths, repeats, max_message_s, in_torchrun):
             return
     else:
         rates = [parse_bandwidth(b, "--bandwidth") for b in bandwidths]
+        ispec = None
+        if interference:
+            # an unknown model name is a one-line error here, not a rank's traceback
+            check_model(model, input_size)
+            ispec = InterferenceSpec(model=model, num_classes=num_classes,
+                                     input_size=input_size, batch_size=batch_size,
+                                     threads=threads, message_bytes=message_bytes,
+                                     repeats=interference_repeats)
         cal = calibrate_links(
             rates, repeats=repeats, max_message_s=max_message_s,
-            progress=lambda m: console.print(f"[dim]{m}[/dim]"),
+            progress=lambda m: console.print(f"[dim]{m}[/dim]"), interference=ispec,
         )  # fmt: skip
     save_calibration(cal, out_file)
     for f in cal.links:
@@ -110,6 +151,7 @@ def calibrate_cmd(out_file, bandwidths, repeats, max_message_s, in_torchrun):
         console.print(
             f"{cal.source} link {nominal}: alpha {f.alpha_s * 1e6:.1f} us, "
             f"beta -> {format_bandwidth(f.bandwidth_bytes_per_s)} effective, r2 {f.r2:.4f}"
+            + ("" if f.interference is None else f", interference k {f.interference.factor:.3f}")
         )
     console.print(f"wrote {out_file}")
 

@@ -120,6 +120,32 @@ def tbf_args(rate_bytes_per_s: float) -> list[str]:
     return ["tbf", "rate", f"{bits}bit", "burst", str(burst), "limit", str(limit)]
 
 
+def netem_args(delay_s: float, shaped: bool) -> list[str]:
+    """``tc qdisc add`` arguments after ``dev DEV`` for a netem delay of ``delay_s``: the
+    child of the device's tbf (``parent 1:1``) when the device is shaped, else the root."""
+    if delay_s <= 0:
+        raise EmulationError(f"netem delay must be positive, got {delay_s} s")
+    where = ["parent", "1:1", "handle", "10:"] if shaped else ["root"]
+    return [*where, "netem", "delay", f"{delay_s * 1e6:.0f}us"]
+
+
+def delay_commands(netns: str, inner: str, outer: str, delay_s: float, *,
+                   host_shaped: bool, port_shaped: bool) -> list[list[str]]:
+    """The ``tc`` command lines that give one host's link its share of a host-to-host
+    latency ``delay_s``: the simulator's switch gives each of the two links of a
+    host-switch-host path half of it, so the host's egress (``inner``, inside ``netns``) and
+    the switch port's egress towards the host (``outer``) each delay by ``delay_s / 2``; a
+    packet from host a to host b crosses a's egress and b's switch port: ``delay_s`` in all.
+    Nothing when ``delay_s`` is 0."""
+    if delay_s <= 0:
+        return []
+    half = delay_s / 2
+    return [
+        [*_NETNS_EXEC, netns, "tc", "qdisc", "add", "dev", inner, *netem_args(half, host_shaped)],
+        ["tc", "qdisc", "add", "dev", outer, *netem_args(half, port_shaped)],
+    ]
+
+
 @dataclass
 class Host:
     rank: int
@@ -197,23 +223,15 @@ class Network:
                 if self.shape_ingress:
                     _tc_root("qdisc", "add", "dev", outer, "root", "handle", "1:",
                              *tbf_args(self.rate_bytes_per_s))  # fmt: skip
-            if self.delay_s > 0:
-                self._add_delay([*_NETNS_EXEC, ns], inner)
-                self._add_delay([], outer)
+            for cmd in delay_commands(
+                ns, inner, outer, self.delay_s,
+                host_shaped=self.rate_bytes_per_s is not None,
+                port_shaped=self.rate_bytes_per_s is not None and self.shape_ingress,
+            ):  # fmt: skip
+                r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if r.returncode != 0:
+                    raise EmulationError(f"{' '.join(cmd)} failed: {r.stderr.strip()}")
             self.hosts.append(Host(rank, ns, inner, addr))
-
-    def _add_delay(self, prefix: list[str], dev: str) -> None:
-        """netem delay on ``dev``'s egress, under its tbf (or at the root when unshaped):
-        each of the two links of a host-switch-host path gets ``delay_s``, as the simulator's
-        switch topology has it."""
-        delay = f"{self.delay_s * 1e6:.0f}us"
-        where = ["root"] if self.rate_bytes_per_s is None else ["parent", "1:1", "handle", "10:"]
-        r = subprocess.run(
-            [*prefix, "tc", "qdisc", "add", "dev", dev, *where, "netem", "delay", delay],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if r.returncode != 0:
-            raise EmulationError(f"tc netem on {dev} failed: {r.stderr.strip()}")
 
     def set_rate(self, rate_bytes_per_s: float) -> None:
         """Re-shape every link to a new rate (for a sweep without rebuilding the network)."""

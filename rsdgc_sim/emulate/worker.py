@@ -1,15 +1,23 @@
 """What one rank runs (``python -m rsdgc_sim.emulate.worker SPEC.json``), started by
 :func:`rsdgc_sim.emulate.launcher.launch` with the torch.distributed environment set.
 
-Two tasks, chosen by the spec's ``task``:
+Four tasks, chosen by the spec's ``task``:
 
 * ``"train"``: for each compressor of the spec, real DDP training of the spec's model on
-  synthetic data with the compression hook: a Profile measured on this rank while every rank
-  measures at the same time (so compute contends for the CPU as in training), then warm-up
-  and timed DDP iterations. Writes per-iteration wall times, the hook's statistics and the
-  profile.
+  synthetic data with the compression hook: warm-up, timed DDP iterations and the same
+  iterations under ``no_sync``; optionally (``measure_profile``, off in ``emulate``) a
+  Profile measured by every rank at once first. Writes per-iteration wall times, the
+  hook's statistics, a small-allreduce latency probe and the profile when measured.
 * ``"calibrate"``: point-to-point ping-pong between rank 0 and rank 1 for message sizes
-  from a few bytes up, giving one-way times to fit alpha and beta.
+  from a few bytes up, giving one-way times to fit alpha and beta;
+* ``"interference"``: on every rank, backward of the spec's model alone, then while
+  all-reduces of ``message_bytes`` run back to back on another thread, then alone again;
+* ``"profile"``: the Profile of the spec's model and compressors measured in this process
+  alone (no process group), with the spec's threads and cores: what an emulated rank's
+  compute costs, measured before the emulation.
+
+A spec's ``cpus`` (one list of core ids per rank) pins each rank to its cores
+(``os.sched_setaffinity``) before torch starts its threads.
 """
 
 from __future__ import annotations
@@ -171,7 +179,8 @@ def run_calibrate(spec: dict[str, Any]) -> dict[str, Any]:
     * ``"pingpong"``: rank 0 sends, rank 1 answers; half the round trip.
 
     Sizes grow by 4x from ``min_bytes`` until one message takes ``max_message_s`` or reaches
-    ``max_bytes`` (the same decision on both ranks: rank 0 broadcasts it)."""
+    ``max_bytes``, two sizes at least (the same decision on both ranks: rank 0 broadcasts
+    it)."""
     rank = dist.get_rank()
     mode = spec.get("mode", "allreduce")
     if mode == "allreduce" and dist.get_world_size() != 2:
@@ -214,7 +223,9 @@ def run_calibrate(spec: dict[str, Any]) -> dict[str, Any]:
         if rank == 0:
             med = _median(times)
             samples.append({"bytes": nbytes, "seconds": times, "median_s": med})
-            flag[0] = 1.0 if (med >= max_s or nbytes * 4 > max_bytes) else 0.0
+            # at least two sizes, whatever the first took: alpha and beta need both
+            flag[0] = 1.0 if len(samples) >= 2 and (med >= max_s or nbytes * 4 > max_bytes) \
+                else 0.0
         dist.broadcast(flag, 0)
         if flag.item() > 0:
             break
@@ -222,25 +233,121 @@ def run_calibrate(spec: dict[str, Any]) -> dict[str, Any]:
     return {"rank": rank, "mode": mode, "samples": samples}
 
 
+def _batch(spec: dict[str, Any], rank: int):
+    seed = int(spec.get("seed", 0))
+    gen = torch.Generator().manual_seed(seed * 7919 + rank)
+    size, batch = int(spec["input_size"]), int(spec["batch_size"])
+    x = torch.randn(batch, 3, size, size, generator=gen)
+    y = torch.randint(0, int(spec["num_classes"]), (batch,), generator=gen)
+    return x, y
+
+
+def run_interference(spec: dict[str, Any]) -> dict[str, Any]:
+    """Backward times of the spec's model on this rank: ``repeats`` alone, ``repeats`` while
+    all-reduces of ``message_bytes`` run back to back on a second thread (on every rank at
+    once, as in training), then ``repeats`` alone again. The communication thread stops after
+    the all-reduce in which any rank's stop flag (its first element) is set, so every rank
+    issues the same number of all-reduces."""
+    import threading
+
+    from ..models import create as create_model
+
+    rank = dist.get_rank()
+    net = create_model(spec["model"], num_classes=int(spec["num_classes"]),
+                       input_size=int(spec["input_size"]), seed=int(spec.get("seed", 0)))
+    net.train()
+    x, y = _batch(spec, rank)
+    repeats = int(spec.get("repeats", 10))
+
+    def backward_s() -> float:
+        net.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(x), y)
+        t0 = time.perf_counter()
+        loss.backward()
+        return time.perf_counter() - t0
+
+    for _ in range(int(spec.get("warmup", 2))):
+        backward_s()
+    dist.barrier()
+    alone = [backward_s() for _ in range(repeats)]
+    buf = torch.zeros(max(1, int(spec["message_bytes"]) // 4))
+    stop = threading.Event()
+    count = [0]
+
+    def communicate() -> None:
+        while True:
+            buf.zero_()
+            buf[0] = 1.0 if stop.is_set() else 0.0
+            dist.all_reduce(buf)
+            count[0] += 1
+            if buf[0].item() > 0:
+                return
+
+    dist.barrier()
+    comm = threading.Thread(target=communicate, daemon=True)
+    comm.start()
+    time.sleep(float(spec.get("lead_s", 0.05)))  # the first all-reduce is under way
+    during = [backward_s() for _ in range(repeats)]
+    stop.set()
+    comm.join()
+    dist.barrier()
+    alone += [backward_s() for _ in range(repeats)]
+    return {"rank": rank, "alone_s": alone, "during_s": during, "allreduces": count[0]}
+
+
+def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec's Profile measured in this process, alone (see the module docstring)."""
+    from ..profile.measure import measure_profile
+
+    compressors = {c["label"]: {"name": c["name"], **c.get("params", {})}
+                   for c in spec["compressors"]}
+    prof = measure_profile(
+        spec["model"], int(spec["num_classes"]), int(spec["input_size"]),
+        int(spec["batch_size"]), ["cpu"], compressors,
+        warmup=int(spec.get("profile_warmup", 1)),
+        min_iterations=int(spec.get("profile_iterations", 3)), budget_s=0.0,
+        seed=int(spec.get("seed", 0)),
+    )  # fmt: skip
+    return {"rank": 0, "profile": json.loads(prof.model_dump_json())}
+
+
+def pin(spec: dict[str, Any], rank: int) -> list[int] | None:
+    """Pin this process to ``spec["cpus"][rank]`` (when given); the cores it runs on."""
+    cpus = spec.get("cpus")
+    if not cpus:
+        return None
+    mine = sorted(int(c) for c in cpus[rank % len(cpus)])
+    os.sched_setaffinity(0, mine)
+    return mine
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     with open(args[0]) as f:
         spec = json.load(f)
+    cpus = pin(spec, int(os.environ.get("RANK", "0")))
     threads = int(spec.get("threads", 1))
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
+    if spec["task"] == "profile":  # alone: no process group
+        result = run_profile(spec)
+        result.update(pid=os.getpid(), cpus=cpus, threads=threads)
+        write_result(result)
+        return 0
     _init(spec.get("backend", "gloo"), float(spec.get("collective_timeout_s", 300)))
     try:
         if spec["task"] == "train":
             result = run_train(spec)
         elif spec["task"] == "calibrate":
             result = run_calibrate(spec)
+        elif spec["task"] == "interference":
+            result = run_interference(spec)
         else:
             raise ValueError(f"unknown task {spec['task']!r}")
-        result["pid"] = os.getpid()
+        result.update(pid=os.getpid(), cpus=cpus, threads=threads)
         write_result(result)
     finally:
         dist.destroy_process_group()

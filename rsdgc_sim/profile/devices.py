@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import platform
 import re
+from typing import Any
 
 import torch
 
@@ -56,3 +57,9 @@ def device_name(device: str) -> str:
 def synchronize(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize(torch.device(device))
+
+
+def training_device(spec: Any) -> str:
+    """The local device virtual-worker training runs on: the scenario's first device, or,
+    when the scenario asks for a device model (hardware it may not have), the best one here."""
+    return resolve_devices("auto" if isinstance(spec, dict) else spec)[0]

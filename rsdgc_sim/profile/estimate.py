@@ -449,6 +449,11 @@ COST_TABLE: dict[str, dict[str, float]] = {
     "score_mean_std": {"n": 138, "ops": 12, "fresh": 57},
     "score_mean_abs": {"n": 16, "ops": 2, "fresh": 8},
     "score_snr": {"n": 130, "ops": 10, "fresh": 49},
+    # abs (read 4, write 4), avg_pool2d of 1 plane (read 4, write 4), then |a| + lam * m
+    # (read 8, write 4 twice); abs_times_mean adds the tensor's mean |a| (read 4) and the
+    # division (read 4, write 4)
+    "score_abs_plus_mean": {"n": 40, "ops": 5, "fresh": 16},
+    "score_abs_times_mean": {"n": 52, "ops": 7, "fresh": 20},
     "score_compiled": {"n": 8, "flops": 64, "ops": 10, "fresh": 4},
     # layer importance: score.mean(dtype=float64)
     "importance": {"n": 4, "ops": 1},

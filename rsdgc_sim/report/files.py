@@ -55,9 +55,11 @@ def check_writable_file(path: str | Path, what: str = "output file",
     check_writable_dir(p.parent if str(p.parent) else ".", f"folder of the {what}")
     return p
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+def write_bytes_atomic(path: str | Path, data: bytes, durable: bool = True) -> Path:
     """Write to a temporary file in the same folder, then rename it over ``path``; a failure
-    is one OutputError naming the file (nothing half-written is left)."""
+    is one OutputError naming the file (nothing half-written is left). ``durable=False``
+    skips the fsync: the file survives the process (Ctrl-C, a crash) but maybe not a power
+    cut, for files that are checked when read and remade when bad (the point store)."""
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +71,8 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, p)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
@@ -80,8 +83,8 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     return p
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    return write_bytes_atomic(path, text.encode("utf-8"))
+def write_text_atomic(path: str | Path, text: str, durable: bool = True) -> Path:
+    return write_bytes_atomic(path, text.encode("utf-8"), durable)
 
 
 def _umask() -> int:
@@ -90,8 +93,9 @@ def _umask() -> int:
     return mask
 
 
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
+def write_json_atomic(path: str | Path, data: Any, durable: bool = True) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n",
+                             durable)
 
 
 def write_csv_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> Path:

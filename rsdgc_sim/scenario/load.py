@@ -40,12 +40,20 @@ def scenario_from_dict(data: Any, source: str = "scenario", base_dir: str | Path
         check_names(scenario)
     except RsdgcError as e:
         raise e.with_context(source) from None
+    if scenario.sweep:  # every point of the sweep, validated now, before anything is measured
+        scenario._base_dir = str(Path(base_dir or ".").resolve())
+        scenario.variants(source)
     return scenario
 
 
+#: `train.dataset` names that are not folders (:data:`rsdgc_sim.train.data.DATASETS`; kept
+#: here so that loading a scenario does not import torch)
+BUILTIN_DATASETS = ("synthetic", "synthetic_rs", "fashion_mnist")
+
+
 def _resolve_paths(scenario: Scenario, base: Path) -> Scenario:
-    """Relative file paths (calibration, topology and profile files) made absolute against
-    ``base`` (the scenario's folder)."""
+    """Relative file paths (calibration, topology and profile files, a data folder) made
+    absolute against ``base`` (the scenario's folder)."""
     cl = scenario.cluster
     update: dict[str, Any] = {}
     if cl.calibration:
@@ -59,6 +67,13 @@ def _resolve_paths(scenario: Scenario, base: Path) -> Scenario:
         path = str((base / Path(scenario.profile.file).expanduser()).resolve())
         scenario = scenario.model_copy(
             update={"profile": scenario.profile.model_copy(update={"file": path})})
+    tr, train_update = scenario.train, {}
+    if tr.dataset not in BUILTIN_DATASETS:  # a folder of images
+        train_update["dataset"] = str((base / Path(tr.dataset).expanduser()).resolve())
+    if tr.data_dir is not None:
+        train_update["data_dir"] = str((base / Path(tr.data_dir).expanduser()).resolve())
+    if train_update:
+        scenario = scenario.model_copy(update={"train": tr.model_copy(update=train_update)})
     return scenario
 
 

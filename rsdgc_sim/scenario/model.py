@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -126,9 +127,22 @@ class DDPSpec(Strict):
 class TrainSpec(Strict):
     """Virtual-worker training (`rsdgc-sim train`): the accuracy cost of compression."""
 
-    dataset: str = Field(default="synthetic", description="synthetic, or a folder with one sub-folder of images per class")
+    dataset: str = Field(
+        default="synthetic", min_length=1,
+        description="synthetic (class templates + noise), synthetic_rs (remote-sensing-like "
+                    "scenes, up to 8 classes), fashion_mnist (10 classes, Debian's "
+                    "dataset-fashion-mnist files), or a folder with one sub-folder of images "
+                    "per class")
     samples: int = Field(default=4096, ge=1, le=10_000_000,
-                         description="size of the synthetic data set")
+                         description="size of the synthetic and synthetic_rs data sets")
+    difficulty: float | None = Field(
+        default=None, ge=0, le=1,
+        description="synthetic_rs only: colour jitter, pixel noise and class overlap, 0 (easy) "
+                    "to 1 (hard); default 0.35")
+    data_dir: str | None = Field(
+        default=None, min_length=1,
+        description="fashion_mnist only: the folder of its four .gz idx files (default "
+                    "/usr/share/datasets/fashion-mnist)")
     workers: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], Field(min_length=1)] = [4]
     steps: int = Field(default=200, ge=1, le=10_000_000)
     lr: float = Field(default=0.05, gt=0)
@@ -144,6 +158,14 @@ class TrainSpec(Strict):
     @classmethod
     def _scalar_or_list(cls, v: Any) -> Any:
         return _as_list(v)
+
+    @model_validator(mode="after")
+    def _dataset_options(self) -> TrainSpec:
+        if self.difficulty is not None and self.dataset != "synthetic_rs":
+            raise ValueError(f"difficulty applies to dataset synthetic_rs only, not {self.dataset!r}")
+        if self.data_dir is not None and self.dataset != "fashion_mnist":
+            raise ValueError(f"data_dir applies to dataset fashion_mnist only, not {self.dataset!r}")
+        return self
 
 
 class GridPoint(Strict):
@@ -169,6 +191,13 @@ class Scenario(Strict):
     cluster: ClusterSpec
     ddp: DDPSpec = Field(default_factory=DDPSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
+    sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
+        default_factory=dict,
+        description="dotted scenario paths (list indices as integers) -> values; the grid "
+        "is their product with cluster.workers x bandwidth x latency, e.g. "
+        "{cluster.topology.name: [switch, fat_tree], compressors.1.density: [0.1, 0.01]}")
+    #: the scenario file's folder: relative file paths among the sweep's values start there
+    _base_dir: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _unique_labels(self) -> Scenario:
@@ -208,6 +237,15 @@ class Scenario(Strict):
     def compressor_specs(self) -> dict[str, dict[str, Any]]:
         """label -> ``{"name": ..., **params}``, in scenario order."""
         return {c.key: {"name": c.name, **c.params} for c in self.compressors}
+
+    def variants(self, source: str = "scenario", base_dir: Any = None) -> list[Any]:
+        """One validated scenario per combination of the ``sweep`` values
+        (:func:`rsdgc_sim.study.sweep.expand_sweep`); without a sweep, this one. Relative
+        file paths among the values start at ``base_dir`` (default: the scenario file's
+        folder, else the working directory)."""
+        from ..study.sweep import expand_sweep
+
+        return expand_sweep(self, source, base_dir if base_dir is not None else self._base_dir)
 
     def grid(self) -> list[GridPoint]:
         """Every combination of workers, bandwidth and latency, in that nesting order."""

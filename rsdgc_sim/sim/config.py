@@ -59,3 +59,6 @@ class SimPoint(Strict):
     fidelity: str = "auto"
     ddp: DDPConfig = Field(default_factory=DDPConfig)
     stragglers: StragglerConfig = Field(default_factory=StragglerConfig)
+    #: compute-communication interference ``k``: backward runs ``1 + k`` times slower while
+    #: a collective is in flight (``rsdgc_sim.calibration``; 0: no interference)
+    interference_factor: float = Field(default=0.0, ge=0, le=100)

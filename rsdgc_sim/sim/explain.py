@@ -54,4 +54,49 @@ def explain_auto(runs: list[tuple[str, CollectiveRun]], best: str, best_text: st
     return "\n".join(lines)
 
 
-__all__ = ["explain", "explain_auto"]
+def bucket_formulas(result, point) -> list[dict]:
+    """Per bucket of a simulated iteration (:class:`~rsdgc_sim.sim.result.SimResult` of
+    ``simulate(profile, point)``): its collective, payload, simulated duration and, where a
+    closed form exists (one algorithm on a uniform or structured topology), the closed form's
+    value and its formula with the numbers put in; ``None`` where there is none (a bucket
+    that mixes dense and sparse tensors, one worker, or a topology without one)."""
+    from .collectives import Message, make_collective
+    from .topology import build_topology
+
+    p = point.workers
+    out = []
+    topos: dict[int, Topology] = {}
+    for b in result.buckets:
+        name = b.algorithm.removeprefix("auto:")
+        entry = {"bucket": b.index, "algorithm": b.algorithm, "bytes": b.wire_bytes,
+                 "simulated_s": b.duration, "closed_form_s": None, "formula": None}
+        out.append(entry)
+        if p <= 1 or "+" in name or name == "none":
+            continue
+        params = point.collective_params if name == point.collective else None
+        coll = make_collective(name, params or None)
+        extra = coll.extra_hosts(p)
+        if extra not in topos:
+            topos[extra] = build_topology(point.topology.name, p, point.bandwidth_bytes_per_s,
+                                          point.latency_s, point.topology.params,
+                                          extra_hosts=extra)
+        cf = closed_form(coll, p, Message(p, float(b.wire_bytes)), topos[extra])
+        if cf is not None:
+            entry.update(closed_form_s=cf.value, formula=f"{cf.symbolic}; {cf.numeric}")
+    return out
+
+
+def explain_iteration(result, point) -> str:
+    """:func:`bucket_formulas` as text: one line per bucket, the closed form beside the
+    simulated time."""
+    lines = [f"{result.compressor}, {point.workers} workers: iteration "
+             f"{result.iteration_s:.6g} s simulated; per bucket:"]
+    for e in bucket_formulas(result, point):
+        head = (f"  bucket {e['bucket']}: {e['algorithm']}, {e['bytes']:.6g} B, simulated "
+                f"{e['simulated_s']:.6g} s")
+        lines.append(head + (f"; closed form {e['closed_form_s']:.6g} s: {e['formula']}"
+                             if e["formula"] else "; no closed form"))
+    return "\n".join(lines)
+
+
+__all__ = ["bucket_formulas", "explain", "explain_auto", "explain_iteration"]

@@ -13,8 +13,9 @@
    decompression causally: a collective starts when every worker has compressed its
    bucket and the previous collective has ended; a bucket is decompressed only after its
    collective; with ``ddp.compression_blocks_backward`` (a DDP hook) the hook's work pauses
-   backward while backward runs; the optimizer waits for every bucket. The iteration time is
-   the slowest worker's.
+   backward while backward runs; the optimizer waits for every bucket; with
+   ``interference_factor`` ``k`` (a calibration's) backward runs ``1 + k`` times slower
+   while a collective is in flight. The iteration time is the slowest worker's.
 
 Collectives of one iteration never overlap (one stream), and their duration does not depend
 on when they start, so each is simulated on its own and the timeline is composed from their
@@ -117,7 +118,8 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
                for w in crit]
     durations = [c.duration for c in costs]
     ddp = point.ddp
-    mode = dict(blocking=ddp.compression_blocks_backward, overlap=ddp.overlap)
+    mode = dict(blocking=ddp.compression_blocks_backward, overlap=ddp.overlap,
+                interference=point.interference_factor)
     tl = run_timeline(workers, durations, **mode)
     free = run_timeline(workers, [0.0] * len(costs), **mode)
     if not math.isfinite(tl.end):

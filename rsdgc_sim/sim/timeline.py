@@ -23,10 +23,20 @@ Per worker (all durations already scaled by the worker's compute factor):
 The network: bucket ``b``'s collective starts when every worker has compressed ``b`` and
 the collective of ``b - 1`` has ended (one communication stream) and lasts
 ``durations[b]``.
+
+Interference (``interference`` ``k >= 0``, from a calibration): while a collective is in
+flight, backward work advances at ``1 / (1 + k)`` of its rate (the collective's threads,
+packet processing or kernels take part of the device), so ``w`` seconds of backward that
+overlap a collective take ``w (1 + k)``; a collective of duration ``d`` that lies wholly
+inside backward delays backward's end by ``d k / (1 + k)``. Forward, the optimizer step and
+the hook's compression and decompression are not stretched (a hook's compression and
+decompression are measured in the profile as they are). ``k = 0`` is the timeline without
+interference, event for event.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -83,12 +93,30 @@ def _ready_work(w: WorkerCosts, overlap: bool) -> list[float]:
     return out
 
 
+class _Network:
+    """Whether a collective is in flight, and an event that fires when that changes."""
+
+    def __init__(self, env: simpy.Environment):
+        self.env = env
+        self.busy = False
+        self.changed = env.event()
+
+    def set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        ev, self.changed = self.changed, self.env.event()
+        ev.succeed()
+
+
 class _Worker:
     """The processes of one worker on the shared environment."""
 
     def __init__(self, env: simpy.Environment, costs: WorkerCosts, coll_done: list,
-                 blocking: bool, overlap: bool):
+                 blocking: bool, overlap: bool, net: _Network | None = None,
+                 interference: float = 0.0):
         self.env, self.c = env, costs
+        #: the network's state, watched only when there is interference (k > 0)
+        self.net = net if interference > 0 else None
+        self.k = interference
         self.nb = len(costs.ready)
         self.coll_done = coll_done
         self.compressed = [env.event() for _ in range(self.nb)]
@@ -136,13 +164,17 @@ class _Worker:
                 wake[0] = env.event()
             if work < c.backward:
                 target = self.ready[nxt] if nxt < nb else c.backward
+                slow = self._slowdown()
                 t0 = env.now
-                step = env.timeout(target - work)
-                yield step | wake[0]
+                step = env.timeout((target - work) * slow)
+                if self.net is None:
+                    yield step | wake[0]
+                else:
+                    yield step | wake[0] | self.net.changed
                 if step.processed:
                     work = target
                 else:
-                    work = min(target, work + (env.now - t0))
+                    work = min(target, work + (env.now - t0) / slow)
                 if work >= c.backward:
                     self.out.backward_end = env.now
             else:
@@ -152,22 +184,49 @@ class _Worker:
         yield env.timeout(c.optimizer)
         self.out.end = env.now
 
+    def _slowdown(self) -> float:
+        """How many seconds one second of backward work takes now."""
+        return 1.0 + self.k if self.net is not None and self.net.busy else 1.0
+
     # -- compression and decompression on streams of their own --------------------------
     def _side_streams(self):
         env, c = self.env, self.c
-        bwd_end = c.forward + c.backward
-        self.out.backward_end = bwd_end
+        self.ready_at = [env.event() for _ in range(self.nb)]
+        if self.net is None:
+            bwd = env.timeout(c.forward + c.backward)
+            self.out.backward_end = c.forward + c.backward
+        else:
+            bwd = env.process(self._backward())
         comp = env.process(self._compress_stream())
         dec = env.process(self._decompress_stream())
-        yield comp & dec & env.timeout(bwd_end)
+        yield comp & dec & bwd
         yield env.timeout(c.optimizer)
         self.out.end = env.now
+
+    def _backward(self):
+        """Forward, then backward work advancing at ``1 / slowdown``; each bucket's
+        ``ready_at`` event fires when its work is done (side-stream mode, k > 0)."""
+        env, c = self.env, self.c
+        yield env.timeout(c.forward)
+        work = 0.0
+        for b, target in enumerate([*self.ready, c.backward]):
+            while work < target:
+                slow = self._slowdown()
+                t0 = env.now
+                step = env.timeout((target - work) * slow)
+                yield step | self.net.changed
+                work = target if step.processed else min(target, work + (env.now - t0) / slow)
+            if b < self.nb:
+                self.ready_at[b].succeed()
+        self.out.backward_end = env.now
 
     def _compress_stream(self):
         env, c = self.env, self.c
         for b in range(self.nb):
+            if self.net is not None:
+                yield self.ready_at[b]
             start = c.forward + self.ready[b]
-            if env.now < start:
+            if self.net is None and env.now < start:
                 yield env.timeout(start - env.now)
             t0 = env.now
             yield env.timeout(c.compress[b])
@@ -186,10 +245,13 @@ class _Worker:
 def run_timeline(workers: Sequence[WorkerCosts], durations: Sequence[float], *,
                  blocking: bool, overlap: bool,
                  env: simpy.Environment | None = None,
-                 collective_ends: Sequence[float] | None = None) -> Timeline:
+                 collective_ends: Sequence[float] | None = None,
+                 interference: float = 0.0) -> Timeline:
     """Simulate one iteration of ``workers`` (see the module docstring); ``durations[b]`` is
     bucket ``b``'s collective time. Workers that are not given are assumed to finish
     nothing later than the ones given (pass the slowest worker of each kind).
+    ``interference``: the factor ``k`` by which backward slows while a collective is in
+    flight (module docstring).
 
     ``collective_ends``: replay workers against collectives that end at these times (as
     simulated with the slowest workers); each still ends no earlier than its start here
@@ -197,9 +259,12 @@ def run_timeline(workers: Sequence[WorkerCosts], durations: Sequence[float], *,
     env = env if env is not None else simpy.Environment()
     if env.now != 0:
         raise ValueError("run_timeline needs an environment at time 0")
+    if not (interference >= 0 and math.isfinite(interference)):
+        raise ValueError(f"interference must be a finite number >= 0, got {interference}")
     nb = len(durations)
     coll_done = [env.event() for _ in range(nb)]
-    ws = [_Worker(env, w, coll_done, blocking, overlap) for w in workers]
+    net = _Network(env)
+    ws = [_Worker(env, w, coll_done, blocking, overlap, net, interference) for w in workers]
     ready = [0.0] * nb
     starts = [0.0] * nb
     ends = [0.0] * nb
@@ -212,7 +277,11 @@ def run_timeline(workers: Sequence[WorkerCosts], durations: Sequence[float], *,
             end = env.now + durations[b]
             if collective_ends is not None:
                 end = max(end, collective_ends[b])
+            if interference > 0 and end > env.now:
+                net.set_busy(True)
             yield env.timeout(end - env.now)
+            if net.busy:
+                net.set_busy(False)
             ends[b] = env.now
             coll_done[b].succeed()
 

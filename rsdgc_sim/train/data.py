@@ -1,20 +1,35 @@
-"""Data for virtual-worker training: a learnable synthetic task made from a seed, or a real
-remote-sensing data set read from the user's folder (one sub-folder per class, as
-NWPU-RESISC45, UC Merced or AID unpack). Nothing is downloaded.
+"""Data for virtual-worker training, chosen by name in :func:`load_dataset`:
 
-Both give ``(x, y)`` batches by index, so shards and splits are index lists.
+* ``synthetic``: a learnable task made from a seed (class templates plus noise);
+* ``synthetic_rs``: remote-sensing-like scenes made from a seed, of settable difficulty
+  (:mod:`rsdgc_sim.train.synthetic_rs`);
+* ``fashion_mnist``: Fashion-MNIST from Debian's package files
+  (:mod:`rsdgc_sim.train.fashion_mnist`);
+* a folder path: one sub-folder of images per class, as NWPU-RESISC45, UC Merced or AID
+  unpack (:mod:`rsdgc_sim.train.image_folder`).
+
+Nothing is downloaded. Every data set has ``len(data)``, ``data.batch(indices)`` -> ``(x
+float32 [n, 3, s, s], y int64 [n])``, ``data.classes`` and ``data.test_indices`` (its own
+test split, or None: the trainer then holds out ``train.test_fraction``), so shards and
+splits are index lists.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ..errors import ConfigError
+from ..scenario.load import BUILTIN_DATASETS
+from .image_folder import IMAGE_SUFFIXES, ImageFolderData
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+__all__ = ["DATASETS", "IMAGE_SUFFIXES", "ImageFolderData", "SyntheticData", "load_dataset"]
+
+#: the data sets known by name; any other ``train.dataset`` is a folder path
+DATASETS = BUILTIN_DATASETS  # one list, torch-free (loading a scenario resolves folders)
 
 
 @dataclass
@@ -28,6 +43,7 @@ class SyntheticData:
     seed: int = 0
     signal: float = 0.5
     classes: list[str] = field(init=False)
+    test_indices: torch.Tensor | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         g = torch.Generator().manual_seed(self.seed)
@@ -48,57 +64,34 @@ class SyntheticData:
         return self._templates[y] * self.signal + noise, y
 
 
-class ImageFolderData:
-    """``root/<class name>/<image>`` files, decoded with Pillow, resized to
-    ``input_size x input_size``, scaled to [0, 1] and normalised per channel with the
-    ImageNet mean and std. Images are read when a batch asks for them."""
-
-    MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-    STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-
-    def __init__(self, root: str | Path, input_size: int):
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise ConfigError(f"train.dataset: {str(self.root)!r} is not a folder")
-        self.input_size = input_size
-        self.classes = sorted(d.name for d in self.root.iterdir() if d.is_dir())
-        self.files: list[Path] = []
-        labels: list[int] = []
-        for c, name in enumerate(self.classes):
-            files = sorted(f for f in (self.root / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-            self.files += files
-            labels += [c] * len(files)
-        if len(self.classes) < 2 or not self.files:
-            raise ConfigError(
-                f"train.dataset: {str(self.root)!r} needs one sub-folder per class (at least 2) "
-                f"holding images ({', '.join(IMAGE_SUFFIXES)}); found {len(self.classes)} "
-                f"folder(s) and {len(self.files)} image(s)")
-        self._y = torch.tensor(labels)
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def _load(self, path: Path) -> torch.Tensor:
-        from PIL import Image
-
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB").resize((self.input_size, self.input_size), Image.BILINEAR)
-                data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-        except OSError as e:
-            raise ConfigError(f"train.dataset: cannot read image {str(path)!r}: {e}") from None
-        x = data.view(self.input_size, self.input_size, 3).permute(2, 0, 1).float() / 255.0
-        return (x - self.MEAN) / self.STD
-
-    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.stack([self._load(self.files[int(i)]) for i in indices]), self._y[indices]
-
-
-def load_dataset(spec: str, num_classes: int, input_size: int, samples: int, seed: int):
-    """``synthetic`` or a folder path."""
+def load_dataset(spec: str, num_classes: int, input_size: int, samples: int, seed: int, *,
+                 difficulty: float | None = None, data_dir: str | Path | None = None,
+                 progress: Callable[[str], None] | None = None):
+    """The data set ``spec`` names (one of :data:`DATASETS`, else a folder path) for a model
+    of ``num_classes`` classes at ``input_size``. ``samples`` and ``seed`` make the synthetic
+    ones; ``difficulty`` (synthetic_rs only) defaults to
+    :data:`~rsdgc_sim.train.synthetic_rs.DEFAULT_DIFFICULTY`; ``data_dir`` (fashion_mnist
+    only) is the folder of its files; ``progress`` hears about long checks (a folder's
+    images)."""
+    if difficulty is not None and spec != "synthetic_rs":
+        raise ConfigError(f"train.difficulty applies to dataset synthetic_rs only, not {spec!r}")
+    if data_dir is not None and spec != "fashion_mnist":
+        raise ConfigError(f"train.data_dir applies to dataset fashion_mnist only, not {spec!r}")
     if spec == "synthetic":
         return SyntheticData(num_classes, input_size, samples, seed=seed)
-    data = ImageFolderData(spec, input_size)
+    if spec == "synthetic_rs":
+        from .synthetic_rs import DEFAULT_DIFFICULTY, SyntheticRSData
+
+        return SyntheticRSData(num_classes, input_size, samples, seed=seed,
+                               difficulty=DEFAULT_DIFFICULTY if difficulty is None else difficulty)
+    if spec == "fashion_mnist":
+        from .fashion_mnist import CLASSES, FashionMNISTData
+
+        if num_classes != len(CLASSES):
+            raise ConfigError(f"train.dataset fashion_mnist has {len(CLASSES)} classes, "
+                              f"model.num_classes is {num_classes}")
+        return FashionMNISTData(input_size, data_dir)
+    data = ImageFolderData(spec, input_size, progress=progress)
     if len(data.classes) != num_classes:
         raise ConfigError(
             f"train.dataset: {spec!r} has {len(data.classes)} classes, model.num_classes is {num_classes}")

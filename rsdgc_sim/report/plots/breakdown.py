@@ -1,0 +1,97 @@
+"""Stacked bars of the iteration: compute, compression, exposed communication, and the
+communication hidden behind backward (overlapped: drawn hatched, past the iteration's end
+mark, since it costs no time)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .axes import axis_of, row_value
+from .figure import grid, panels, save, short_value
+
+#: the segments: (label, colour, hatched)
+SEGMENTS = (
+    ("compute", "#4c72b0", False),
+    ("compression", "#dd8452", False),
+    ("exposed communication", "#c44e52", False),
+    ("hidden communication (overlapped)", "#c44e52", True),
+)
+#: x values shown at most per panel (evenly picked from the sweep; the title says so)
+MAX_GROUPS = 8
+
+
+def segments(row: Mapping[str, Any]) -> list[float]:
+    """compute, compression, exposed and hidden communication of a row (seconds); hidden =
+    communication - exposed communication."""
+    comm, exposed = row["communication_s"], row["exposed_communication_s"]
+    return [row["compute_s"], row["compression_s"], exposed, max(0.0, comm - exposed)]
+
+
+def breakdown_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: str, fmt: str,
+                   title: str) -> bytes:
+    runs = data["runs"]
+    xvals = axes.get(x) or sorted({row_value(r, x) for r in runs}, key=repr)
+    xa = axis_of(x, xvals)
+    shown = xvals
+    if len(xvals) > MAX_GROUPS:
+        step = (len(xvals) - 1) / (MAX_GROUPS - 1)
+        shown = [xvals[round(i * step)] for i in range(MAX_GROUPS)]
+        title = f"{title} ({MAX_GROUPS} of {len(xvals)} values of {xa.label})".strip()
+    labels = list(dict.fromkeys(r["compressor"] for r in runs))
+    groups = panels(runs, axes, [x])
+    n_bars = len(shown) * len(labels)
+    fig, axs = grid(len(groups), height=0.32 * n_bars + 0.25 * len(shown) + 1.4, width=6.4)
+    for ax, (ptitle, rows) in zip(axs, groups, strict=True):
+        ticks, names, pos = [], [], 0.0
+        for v in shown:
+            for label in labels:
+                row = next((r for r in rows if r["compressor"] == label
+                            and row_value(r, x) == v), None)
+                if row is None:
+                    continue
+                left = 0.0
+                for (name, colour, hatched), sec in zip(SEGMENTS, segments(row), strict=True):
+                    ax.barh(pos, sec * 1e3, left=left, height=0.72, color="white" if hatched else colour,
+                            edgecolor=colour, hatch="////" if hatched else None,
+                            lw=0.8 if hatched else 0, label=name)
+                    left += sec * 1e3
+                ax.plot([row["iteration_s"] * 1e3] * 2, [pos - 0.45, pos + 0.45], color="black",
+                        lw=1.6, label="iteration time")
+                ticks.append(pos)
+                names.append(f"{short_value(xa, v)} · {label}" if x in axes else label)
+                pos += 1
+            pos += 0.5
+        ax.set_yticks(ticks, names, fontsize="small")
+        ax.set_ylim(pos - 0.2, -0.8)  # first bar on top (set, not inverted: y is shared)
+        ax.set_xlabel("time per iteration (ms)")
+        ax.set_xlim(left=0)
+        ax.grid(True, axis="x", alpha=0.3)
+        if ptitle:
+            ax.set_title(ptitle, fontsize="medium")
+    handles, names = axs[0].get_legend_handles_labels()
+    uniq = dict(zip(names, handles, strict=True))
+    fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=3, fontsize="small",
+               frameon=False)
+    fig.subplots_adjust(bottom=0.2)
+    out = save_with_legend_room(fig, fmt, title)
+    return out
+
+
+def save_with_legend_room(fig, fmt: str, title: str) -> bytes:
+    """Lay out the panels above the shared legend (two rows of it) and save."""
+    import io
+
+    from .figure import pyplot
+
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    h = fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, min(0.45, 0.55 / h), 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110)
+    pyplot().close(fig)
+    return buf.getvalue()
+
+
+__all__ = ["breakdown_plot", "segments", "save"]

@@ -1,0 +1,116 @@
+"""Shared drawing helpers: the figure, the panels of the axes that are not drawn on x, a
+compressor's colour, and saving as PNG or SVG (matplotlib, Agg backend: no screen needed)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ...errors import ConfigError
+from .axes import Axis, axis_of, row_value
+
+#: panels drawn at most (one per combination of the axes not on x)
+MAX_PANELS = 12
+#: inches of one panel
+PANEL_W, PANEL_H = 4.6, 3.4
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def colours(labels: Sequence[str]) -> dict[str, Any]:
+    """One colour per compressor, the dense reference always black."""
+    plt = pyplot()
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    out, it = {}, itertools.cycle(cycle)
+    for label in labels:
+        out[label] = "black" if label in ("none", "dense") else next(it)
+    return out
+
+
+def panels(runs: Sequence[Mapping[str, Any]], axes: Mapping[str, list[Any]],
+           drawn: Sequence[str]) -> list[tuple[str, list[Mapping[str, Any]]]]:
+    """The runs split by every swept axis not in ``drawn``: (title, rows) per panel."""
+    rest = [p for p in axes if p not in drawn]
+    if not rest:
+        return [("", list(runs))]
+    groups: dict[tuple, list] = {}
+    for r in runs:
+        groups.setdefault(tuple(repr(row_value(r, p)) for p in rest), []).append(r)
+    if len(groups) > MAX_PANELS:
+        raise ConfigError(
+            f"{len(groups)} panels (one per combination of {', '.join(rest)}); at most "
+            f"{MAX_PANELS}: choose --x among the swept axes, or --kind heatmap")
+    ax_of = {p: axis_of(p, axes[p]) for p in rest}
+    out = []
+    order = {p: [repr(v) for v in axes[p]] for p in rest}
+    for key in sorted(groups, key=lambda k: tuple(order[p].index(v) if v in order[p] else 0
+                                                  for p, v in zip(rest, k, strict=True))):
+        rows = groups[key]
+        title = ", ".join(short_value(ax_of[p], row_value(rows[0], p)) for p in rest)
+        out.append((title, rows))
+    return out
+
+
+def short_value(ax: Axis, v: Any) -> str:
+    """A value of an axis in a few words (``8 workers``, ``10Gbit/s``, ``density 0.01``)."""
+    if ax.path == "cluster.workers":
+        return f"{v} workers"
+    if ax.path in ("cluster.bandwidth", "cluster.latency", "cluster.topology.name",
+                   "cluster.collective"):
+        return ax.tick(v)
+    return f"{ax.path.rsplit('.', 1)[-1]} {ax.tick(v)}"
+
+
+def grid(n: int, height: float = PANEL_H, width: float = PANEL_W, sharey: bool = True):
+    """A figure with ``n`` panels, up to 3 per row; returns (fig, flat list of axes)."""
+    plt = pyplot()
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axs = plt.subplots(rows, cols, figsize=(width * cols, height * rows + 0.6),
+                            squeeze=False, sharey=sharey)
+    flat = [a for row in axs for a in row]
+    for a in flat[n:]:
+        a.set_visible(False)
+    return fig, flat[:n]
+
+
+def set_x(ax, axis: Axis, values: Sequence[Any]) -> None:
+    """Scale, ticks at the swept values (with their units) and label of the x axis."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    if axis.log:
+        ax.set_xscale("log", base=2 if axis.path == "cluster.workers" else 10)
+    shown = [axis.show(v) for v in values]
+    if len(shown) <= 10:
+        ax.set_xticks(shown, [_tick_text(axis, v) for v in values])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(axis.label)
+
+
+def _tick_text(axis: Axis, v: Any) -> str:
+    s = axis.show(v)
+    return f"{s:g}" if axis.numeric else str(v)
+
+
+def save(fig, fmt: str, title: str = "", tight: bool = True) -> bytes:
+    """The figure as ``fmt`` (png or svg) bytes; ``tight=False`` keeps a colour bar's
+    layout."""
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    if tight:
+        fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110)
+    pyplot().close(fig)
+    return buf.getvalue()

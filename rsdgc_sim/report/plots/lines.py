@@ -1,0 +1,135 @@
+"""Line plots against the swept axis: speedup over dense (break-even marked), iteration
+time, scaling efficiency; one line per compressor, one panel per value of the other axes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .axes import Axis, axis_of, is_finite, padded_range, row_value
+from .figure import colours, grid, panels, save, set_x
+
+#: what each line kind draws: row field, y label, factor to the drawn unit
+LINE_KINDS = {
+    "speedup": ("speedup_vs_dense", "speedup over dense (x)", 1.0),
+    "iteration": ("iteration_s", "iteration time (ms)", 1e3),
+    "efficiency": ("scaling_efficiency", "scaling efficiency (dense at 1 worker = 1)", 1.0),
+}
+
+
+def crossings(xs: Sequence[float], ys: Sequence[float], log: bool, level: float = 1.0
+              ) -> list[float]:
+    """Where the piecewise-linear curve (linear in log x when ``log``) goes from one side of
+    ``level`` to the other; points on the level (one worker: speedup exactly 1) are passed
+    through, not counted as crossings unless the curve changes side there."""
+    pts = [(x, y - level) for x, y in zip(xs, ys, strict=True)]
+    out = []
+    prev = None  # the last point off the level
+    for i, (x1, b) in enumerate(pts):
+        if b == 0:
+            continue
+        if prev is not None and prev[1] * b < 0:
+            x0, a = prev
+            if pts[i - 1][1] == 0:  # it changed side on the level itself
+                out.append(pts[i - 1][0])
+            else:
+                t = a / (a - b)
+                out.append(math.exp(math.log(x0) + t * (math.log(x1) - math.log(x0))) if log
+                           else x0 + t * (x1 - x0))
+        prev = (x1, b)
+    return out
+
+
+def line_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: str, kind: str,
+              dense: str, fmt: str, title: str) -> bytes:
+    field, ylabel, yscale = LINE_KINDS[kind]
+    runs = [r for r in data["runs"] if is_finite(r.get(field))]
+    xvals = axes.get(x) or sorted({row_value(r, x) for r in runs})
+    xa = axis_of(x, xvals)
+    labels = list(dict.fromkeys(r["compressor"] for r in runs))
+    if kind == "speedup":
+        labels = [lb for lb in labels if lb != dense] or labels
+    col = colours(labels)
+    groups = panels(runs, axes, [x])
+    fig, axs = grid(len(groups))
+    ys_all: list[float] = []
+    marked = 0
+    for ax, (ptitle, rows) in zip(axs, groups, strict=True):
+        for n, label in enumerate(labels):
+            pts = [(row_value(r, x), r[field] * yscale) for r in rows if r["compressor"] == label]
+            if not pts:
+                continue
+            pts = _ordered(pts, xa, xvals)
+            px = [xa.show(p[0]) if xa.numeric else xvals.index(p[0]) for p in pts]
+            py = [p[1] for p in pts]
+            ys_all += py
+            ax.plot(px, py, marker="o", ms=4, color=col[label], label=label)
+            if kind == "speedup" and xa.numeric and len(px) > 1:
+                marked += _mark_breakeven(ax, xa, px, py, col[label], n)
+        if ptitle:
+            ax.set_title(ptitle, fontsize="medium")
+        if xa.numeric:
+            set_x(ax, xa, xvals)
+        else:
+            ax.set_xticks(range(len(xvals)), [str(v) for v in xvals])
+            ax.set_xlabel(xa.label)
+        ax.grid(True, alpha=0.3)
+    if ys_all:
+        _y_range(axs, kind, ys_all)
+    axs[0].set_ylabel(ylabel)
+    if kind == "speedup":
+        for ax in axs:
+            ax.axhline(1.0, color="black", lw=0.9, ls="--")
+            lo, _ = ax.get_ylim()
+            if lo < 1:
+                ax.axhspan(lo, 1.0, color="tab:red", alpha=0.06, lw=0)
+        axs[0].plot([], [], color="black", ls="--", lw=0.9, label=f"{dense} (= 1)")
+        if marked:
+            axs[0].plot([], [], "kx", ms=7, mew=2, label="break-even (speedup = 1)")
+    axs[0].legend(fontsize="small")
+    return save(fig, fmt, title)
+
+
+def _ordered(pts, xa: Axis, xvals: list) -> list:
+    if xa.numeric:
+        return sorted(pts, key=lambda p: p[0])
+    return sorted(pts, key=lambda p: xvals.index(p[0]) if p[0] in xvals else 0)
+
+
+def _mark_breakeven(ax, xa: Axis, px: list[float], py: list[float], colour, n: int) -> int:
+    """An x on the dashed line where the speedup crosses 1, with the value (and unit);
+    the labels of successive compressors alternate above and below the line. Returns how
+    many it marked."""
+    found = crossings(px, py, xa.log)
+    for xc in found:
+        ax.plot([xc], [1.0], "x", color="black", ms=8, mew=2, zorder=5)
+        ax.plot([xc], [1.0], "x", color=colour, ms=6, mew=1.2, zorder=6)
+        text = xa.value_text(xc / xa.scale, digits=3)
+        ax.annotate(text, (xc, 1.0), textcoords="offset points",
+                    xytext=(4, 6) if n % 2 == 0 else (4, -13),
+                    fontsize="x-small", color=colour)
+    return len(found)
+
+
+def _y_range(axs, kind: str, ys: list[float]) -> None:
+    """Speedup: a log axis when it spans more than 10x (1 in the middle of what matters),
+    else linear and at least 10 % high; efficiency: 0 to at least 1; times: from 0."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    lo, hi = min(ys), max(ys)
+    if kind == "speedup" and lo > 0 and max(hi, 1.0) / min(lo, 1.0) > 10:
+        for ax in axs:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        axs[0].set_ylim(min(lo, 1.0) / 1.25, max(hi, 1.0) * 1.25)
+        return
+    if kind == "speedup":
+        a, b = padded_range(lo, hi, include=(1.0,), floor=0.0)
+    elif kind == "efficiency":
+        a, b = 0.0, max(1.05, hi * 1.08)
+    else:
+        a, b = padded_range(0.0 if lo >= 0 else lo, hi, floor=0.0 if lo >= 0 else None)
+    axs[0].set_ylim(a, b)

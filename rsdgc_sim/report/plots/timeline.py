@@ -1,0 +1,146 @@
+"""The timeline of one iteration from ``trace.json``: the network (each bucket's
+collective) and the traced workers (forward, backward, compression, waiting, optimizer),
+for the dense reference and one compressor at the same point, on one time axis.
+
+A bucket whose collective starts after its gradient was compressed waited for the network
+(the previous bucket's collective): a dotted line joins the two, labelled with the wait.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ...errors import ConfigError
+from .figure import pyplot, save
+
+#: span category -> colour
+CATEGORY_COLOURS = {"compute": "#4c72b0", "compression": "#dd8452", "communication": "#c44e52"}
+#: worker rows drawn per run besides the network (worker 0 and the critical one)
+MAX_WORKER_ROWS = 2
+
+
+def runs_of_trace(trace: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+    """pid -> {"name": process label, "spans": [events]} of a combined ``trace.json``."""
+    events = trace.get("traceEvents") if isinstance(trace, Mapping) else None
+    if not isinstance(events, list) or not events:
+        raise ConfigError("not a trace.json of `rsdgc-sim run` (no traceEvents)")
+    out: dict[int, dict[str, Any]] = {}
+    for ev in events:
+        if not isinstance(ev, Mapping) or "pid" not in ev:
+            continue
+        run = out.setdefault(ev["pid"], {"name": str(ev["pid"]), "spans": [], "threads": {}})
+        if ev.get("ph") == "M" and ev.get("name") == "process_name":
+            run["name"] = str(ev.get("args", {}).get("name", run["name"]))
+        elif ev.get("ph") == "M" and ev.get("name") == "thread_name":
+            run["threads"][ev["tid"]] = str(ev.get("args", {}).get("name", ev["tid"]))
+        elif ev.get("ph") == "X":
+            run["spans"].append(ev)
+    return out
+
+
+def pick_runs(runs: Sequence[Mapping[str, Any]], dense: str, compressor: str | None) -> list[int]:
+    """Indices (trace pids) of the dense run and the compressor's run at the point where
+    the dense run's communication is closest to its compute (where overlap and compression
+    both show), among points with more than one worker."""
+    if compressor is not None and compressor not in {r["compressor"] for r in runs}:
+        have = ", ".join(dict.fromkeys(r["compressor"] for r in runs))
+        raise ConfigError(f"--compressor {compressor}: not in these results ({have})")
+    others = [r["compressor"] for r in runs if r["compressor"] != dense]
+    comp = compressor or (others[0] if others else dense)
+    dense_rows = [i for i, r in enumerate(runs) if r["compressor"] == dense]
+    if not dense_rows:
+        return [i for i, r in enumerate(runs) if r["compressor"] == comp][:1]
+    multi = [i for i in dense_rows if runs[i].get("workers", 1) > 1] or dense_rows
+
+    def balance(i: int) -> float:
+        comm, comp = runs[i].get("communication_s", 0.0), runs[i].get("compute_s", 0.0)
+        return abs(math.log(comm / comp)) if comm > 0 and comp > 0 else math.inf
+
+    worst = min(multi, key=lambda i: (balance(i), -runs[i].get("workers", 0)))
+    same = [i for i, r in enumerate(runs) if r["compressor"] == comp
+            and all(r.get(k) == runs[worst].get(k) for k in ("workers", "bandwidth_bytes_per_s",
+                                                              "latency_s", "topology"))
+            and r.get("point") == runs[worst].get("point")]
+    return [worst] + [i for i in same if i != worst][:1]
+
+
+def timeline_plot(trace: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], dense: str,
+                  compressor: str | None, fmt: str, title: str) -> bytes:
+    by_pid = runs_of_trace(trace)
+    pids = [p for p in pick_runs(runs, dense, compressor) if p in by_pid]
+    if not pids:
+        raise ConfigError("trace.json has no run matching results.json (was it written by "
+                          "the same `rsdgc-sim run`?)")
+    end = max(ev["ts"] + ev["dur"] for p in pids for ev in by_pid[p]["spans"]) / 1e3
+    plt = pyplot()
+    fig, axs = plt.subplots(len(pids), 1, figsize=(11.0, 2.3 * len(pids) + 1.1), sharex=True,
+                            squeeze=False)
+    axs = [a[0] for a in axs]
+    for ax, pid in zip(axs, pids, strict=True):
+        _draw_run(ax, by_pid[pid], runs[pid] if pid < len(runs) else None)
+        ax.set_xlim(0, end * 1.02)
+    axs[-1].set_xlabel("time since the iteration started (ms)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in CATEGORY_COLOURS.values()]
+    names = list(CATEGORY_COLOURS)
+    handles.append(plt.Line2D([], [], color="grey", ls=":", lw=1.2))
+    names.append("bucket ready, waiting for the network")
+    fig.legend(handles, names, loc="lower center", ncol=4, fontsize="small", frameon=False)
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    fig.tight_layout(rect=(0, 0.35 / fig.get_size_inches()[1], 1, 1))
+    return save(fig, fmt, "", tight=False)
+
+
+def _draw_run(ax, run: Mapping[str, Any], row: Mapping[str, Any] | None) -> None:
+    spans = run["spans"]
+    workers = sorted({ev["tid"] for ev in spans if ev["tid"] >= 0})
+    shown = workers[:1] + [w for w in workers[-1:] if w not in workers[:1]]
+    shown = shown[:MAX_WORKER_ROWS]
+    rows = [-1] + shown
+    names = ["network" if t < 0 else f"worker {t}" for t in rows]
+    for y, tid in enumerate(rows):
+        for ev in spans:
+            if ev["tid"] != tid:
+                continue
+            if tid >= 0 and ev.get("cat") == "communication":
+                continue  # the network row shows it; workers show what they compute
+            s, d = ev["ts"] / 1e3, ev["dur"] / 1e3
+            ax.barh(y, d, left=s, height=0.6, color=CATEGORY_COLOURS.get(ev.get("cat"), "grey"),
+                    edgecolor="white", lw=0.4)
+            if tid < 0 and d > 0:
+                label = ev["name"].split(":")[0].replace("bucket ", "b")
+                ax.text(s + d / 2, y, label, ha="center", va="center", fontsize=6, color="white",
+                        clip_on=True)
+    _draw_waits(ax, spans, shown[-1] if shown else None, rows)
+    ax.set_yticks(range(len(rows)), names, fontsize="small")
+    ax.invert_yaxis()
+    ax.grid(True, axis="x", alpha=0.3)
+    head = run["name"]
+    if row is not None:
+        from ...units import format_duration
+
+        head = (f"{head}: iteration {format_duration(row['iteration_s'])}, communication "
+                f"{format_duration(row['communication_s'])} of which exposed "
+                f"{format_duration(row['exposed_communication_s'])}")
+    ax.set_title(head, fontsize="small", loc="left")
+
+
+def _draw_waits(ax, spans, worker: int | None, rows: list[int]) -> None:
+    """Dotted lines from when a bucket was compressed (on ``worker``) to when its
+    collective started, where it had to wait for the network."""
+    if worker is None:
+        return
+    ready = {}
+    for ev in spans:
+        if ev["tid"] == worker and ev["name"].startswith("compress bucket "):
+            ready[ev["name"].removeprefix("compress bucket ")] = (ev["ts"] + ev["dur"]) / 1e3
+    y_w = rows.index(worker)
+    for ev in spans:
+        if ev["tid"] != -1:
+            continue
+        b = ev["name"].split(":")[0].removeprefix("bucket ")
+        start = ev["ts"] / 1e3
+        if b in ready and start - ready[b] > 1e-9:
+            ax.plot([ready[b], start], [y_w - 0.35, 0.35], color="grey", ls=":", lw=1.0)

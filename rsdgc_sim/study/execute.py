@@ -1,0 +1,162 @@
+"""Running a study's points: here (serial), in local processes (``jobs``), or on an
+existing Dask distributed cluster (``dask``: the scheduler's address).
+
+The simulator is torch-free: a worker needs the package and the profile, which is sent as
+data (once per profile and chunk of points; scattered once to every Dask worker). Points
+go out in chunks of the same profile; every finished point is handed to ``on_done`` in
+this process as soon as its chunk returns (that is where it is stored), so an interrupted
+study keeps everything finished so far.
+
+>>> run_points(tasks, profiles, jobs=2, on_done=store_it)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+
+#: seconds a Dask scheduler has to answer before `--dask` gives up (nothing is lost)
+DASK_TIMEOUT_S = 5.0
+
+
+@dataclass
+class PointTask:
+    """One point to compute: its place in the study, key, axis values, the one-point
+    scenario and the identity of its profile."""
+
+    index: int
+    key: str
+    point: dict[str, Any]
+    scenario: Any = field(repr=False)  # Scenario with one grid point
+    profile_id: str = ""
+
+
+OnDone = Callable[[PointTask, list[dict[str, Any]], list[Any]], None]
+
+
+def compute_points(scenarios: list[Any], profile: Any, trace: bool = False) -> list[tuple]:
+    """(rows, sims) of each one-point scenario: what a worker runs (torch-free)."""
+    from ..run import simulate_scenario
+
+    return [simulate_scenario(sc, profile, trace=trace) for sc in scenarios]
+
+
+def _rows_only(scenarios: list[Any], profile: Any) -> list[list[dict[str, Any]]]:
+    """compute_points without the simulator's results (what comes back from a worker)."""
+    return [rows for rows, _sims in compute_points(scenarios, profile)]
+
+
+def chunks(tasks: list[PointTask], workers: int, most: int = 32) -> list[list[PointTask]]:
+    """Tasks cut into chunks of one profile each, about four per worker (at most ``most``
+    points, so that finished points come back and are stored often)."""
+    size = max(1, min(most, math.ceil(len(tasks) / (4 * max(1, workers)))))
+    by_profile: dict[str, list[PointTask]] = {}
+    for t in tasks:
+        by_profile.setdefault(t.profile_id, []).append(t)
+    return [group[i:i + size] for group in by_profile.values()
+            for i in range(0, len(group), size)]
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops handing out points."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_points(
+    tasks: list[PointTask],
+    profiles: dict[str, Any],
+    on_done: OnDone,
+    jobs: int = 1,
+    dask: str | None = None,
+    trace: bool = False,
+    dask_timeout_s: float = DASK_TIMEOUT_S,
+) -> None:
+    """Compute every task and call ``on_done(task, rows, sims)`` for each as it finishes
+    (``sims`` only serially with ``trace``; empty otherwise). ``profiles``: profile identity
+    -> Profile."""
+    if jobs < 1:
+        raise ConfigError(f"jobs: must be at least 1 (got {jobs})")
+    if not tasks:  # nothing to send: no scheduler needed
+        return
+    if dask is not None:
+        _run_dask(tasks, profiles, on_done, dask, dask_timeout_s)
+    elif jobs > 1 and len(tasks) > 1:
+        _run_pool(tasks, profiles, on_done, jobs)
+    else:
+        for t in tasks:
+            ((rows, sims),) = compute_points([t.scenario], profiles[t.profile_id], trace=trace)
+            on_done(t, rows, sims if trace else [])
+
+
+def _run_pool(tasks, profiles, on_done: OnDone, jobs: int) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    # spawn: the parent may hold torch's threads (it measured a profile); forking them is unsafe
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_ignore_sigint)
+    try:
+        pending = {pool.submit(_rows_only, [t.scenario for t in c], profiles[c[0].profile_id]): c
+                   for c in chunks(tasks, jobs)}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                chunk = pending.pop(fut)
+                for t, rows in zip(chunk, fut.result(), strict=True):
+                    on_done(t, rows, [])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def connect_dask(address: str, timeout_s: float = DASK_TIMEOUT_S):
+    """A ``distributed.Client`` of the scheduler at ``address``, or a ConfigError within
+    about ``timeout_s`` when nothing answers there."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError("--dask needs Dask distributed: pip install -e '.[dask]'") from None
+    try:
+        return Client(address, timeout=f"{timeout_s}s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as e:
+        why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise ConfigError(f"--dask {address}: no Dask scheduler answered within {timeout_s:g} s "
+                          f"({why})") from None
+
+
+def _run_dask(tasks, profiles, on_done: OnDone, address: str, timeout_s: float) -> None:
+    from distributed import as_completed
+
+    client = connect_dask(address, timeout_s)
+    futures = []
+    try:
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        needed = {t.profile_id for t in tasks}
+        scattered = {pid: client.scatter(profiles[pid], broadcast=True) for pid in needed}
+        owner = {}
+        for c in chunks(tasks, workers):
+            fut = client.submit(_rows_only, [t.scenario for t in c], scattered[c[0].profile_id],
+                                pure=False)
+            owner[fut.key] = c
+            futures.append(fut)
+        for fut in as_completed(futures, loop=client.loop):
+            chunk = owner[fut.key]
+            try:
+                result = fut.result()
+            except Exception as e:  # a worker without the package, or of another version
+                from .. import __version__
+
+                raise ConfigError(
+                    f"--dask {address}: a worker failed ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:160] if str(e) else ''}); workers need "
+                    f"rsdgc-sim {__version__} installed") from e
+            for t, rows in zip(chunk, result, strict=True):
+                on_done(t, rows, [])
+    finally:
+        if futures:
+            client.cancel(futures)
+        client.close()

@@ -1,0 +1,75 @@
+"""The store of finished points: one small JSON file per point, written atomically as the
+point completes, keyed by what its numbers depend on.
+
+A *point* is one variant of the sweep at one grid point (workers, bandwidth, latency): the
+rows of every compressor there. Its key hashes the point's resolved scenario (without its
+``name`` and ``train`` sections, which the simulation does not read), the profile's content
+and the package version, so an unchanged rerun finds every point, a changed field or a
+re-measured profile finds none of the points it touches, and a new release recomputes.
+
+>>> store = PointStore("out/points")                  # doctest: +SKIP
+>>> store.get(key) or store.put(key, point, rows)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+
+#: the layout of one point file (a file of another layout is not reused)
+POINT_FORMAT = 1
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def profile_identity(profile) -> str:
+    """A hash of the profile's whole content (its cache key names what it was measured
+    from, not what was measured: a re-measured profile must not reuse old points)."""
+    return hashlib.sha256(profile.model_dump_json().encode("utf-8")).hexdigest()[:32]
+
+
+def point_key(scenario, profile_id: str) -> str:
+    """The key of a one-point scenario simulated with the profile ``profile_id``."""
+    resolved = scenario.model_dump(mode="json", exclude={"name", "train", "sweep"})
+    return _digest({"scenario": resolved, "profile": profile_id, "version": __version__,
+                    "format": POINT_FORMAT})[:32]
+
+
+class PointStore:
+    """Finished points under ``root`` (``OUT/points``), one ``<key>.json`` each."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def get(self, key: str) -> list[dict[str, Any]] | None:
+        """The stored rows of the point, or None when it is missing, unreadable, or from
+        another version (then it is computed again and overwritten)."""
+        try:
+            data = json.loads(self.path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if (not isinstance(data, dict) or data.get("format") != POINT_FORMAT
+                or data.get("version") != __version__ or data.get("key") != key
+                or not isinstance(data.get("rows"), list)):
+            return None
+        return data["rows"]
+
+    def put(self, key: str, point: dict[str, Any], rows: list[dict[str, Any]]) -> Path:
+        """Store a finished point (atomically: an interrupted write leaves no file). No
+        fsync (a quarter of a 1,000-point study's time on this VM): a file a power cut
+        spoils is not valid JSON, so :meth:`get` skips it and the point is simulated again."""
+        from ..report.files import write_json_atomic
+
+        return write_json_atomic(self.path(key), {
+            "format": POINT_FORMAT, "version": __version__, "key": key, "point": point,
+            "rows": rows}, durable=False)

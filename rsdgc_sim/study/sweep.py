@@ -1,0 +1,200 @@
+"""Sweeps over any scenario field: ``sweep: {dotted.path: [values...]}`` expanded into one
+validated scenario per combination (a *variant*), each with its own cluster grid.
+
+>>> variants = expand_sweep(scenario)                 # doctest: +SKIP
+>>> variants[0].values                                # doctest: +SKIP
+{'cluster.topology.name': 'switch', 'compressors.1.density': 0.1}
+
+Paths are dotted, list indices are integers (``compressors.1.density``). A path names a
+field of the scenario (or a new parameter of a compressor, a topology or a collective);
+anything else is an error naming the nearest valid path. Every variant is built through
+the strict scenario model and its registries (``scenario_from_dict``), so a wrong value
+type fails here, at load, before anything is measured.
+
+The list-valued ``cluster.workers``, ``cluster.bandwidth`` and ``cluster.latency`` are the
+grid inside every variant; they cannot be swept (list their values in ``cluster``).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..errors import ConfigError, RsdgcError
+from ..strict import excerpt
+
+#: the grid axes inside every variant, in nesting order (dotted path -> GridPoint field)
+GRID_AXES = {"cluster.workers": "workers", "cluster.bandwidth": "bandwidth_bytes_per_s",
+             "cluster.latency": "latency_s"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One combination of the swept values (path -> value as written) and its scenario."""
+
+    values: dict[str, Any]
+    scenario: Any  # Scenario (no sweep)
+
+
+def split_path(path: str) -> list[str | int]:
+    """``compressors.1.density`` -> ``["compressors", 1, "density"]``."""
+    return [int(p) if p.isdigit() else p for p in path.split(".")]
+
+
+def _paths(node: Any, prefix: str = "") -> list[str]:
+    """Every dotted path in plain data (inner nodes and leaves)."""
+    out: list[str] = []
+    items = (node.items() if isinstance(node, dict)
+             else enumerate(node) if isinstance(node, list) else ())
+    for k, v in items:
+        p = f"{prefix}.{k}" if prefix else str(k)
+        out.append(p)
+        out += _paths(v, p)
+    return out
+
+
+def _unwrap(ann: Any) -> Any:
+    """``Annotated[X, ...]`` -> X; ``X | None`` -> X (the first non-None member)."""
+    while typing.get_origin(ann) is typing.Annotated:
+        ann = typing.get_args(ann)[0]
+    return ann
+
+
+def _is_open(model: type[BaseModel], parts: list[str | int]) -> bool:
+    """Whether the container at ``parts`` takes keys of the user's choosing (a compressor's
+    or a topology's parameters, ``collective_params``): a model with ``extra="allow"`` or a
+    dict."""
+    ann: Any = model
+    for p in parts:
+        ann = _unwrap(ann)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            field = ann.model_fields.get(str(p))
+            if field is None:
+                return False
+            ann = field.annotation
+        elif typing.get_origin(ann) is list and isinstance(p, int):
+            ann = typing.get_args(ann)[0]
+        else:
+            return False
+    ann = _unwrap(ann)
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann.model_config.get("extra") == "allow"
+    return typing.get_origin(ann) is dict
+
+
+def _bad_path(path: str, data: dict, why: str) -> ConfigError:
+    near = difflib.get_close_matches(path, _paths(data), n=1, cutoff=0.6)
+    hint = f"; nearest valid path: {near[0]}" if near else ""
+    return ConfigError(f"sweep: {path!r} {why}{hint}")
+
+
+def check_path(path: str, data: dict, model: type[BaseModel]) -> list[str | int]:
+    """The parts of ``path`` if it can be set in ``data`` (the scenario as plain data), else
+    a ConfigError naming the nearest valid path."""
+    if not path or any(not p for p in path.split(".")):
+        raise _bad_path(path, data, "is not a dotted path (fields joined by dots)")
+    parts = split_path(path)
+    for axis in GRID_AXES:
+        if path == axis or path.startswith(axis + "."):
+            raise ConfigError(f"sweep: {path!r} is already a grid axis: list its values in "
+                              f"{axis} instead")
+    if parts[0] in ("sweep", "schema_version"):
+        raise ConfigError(f"sweep: {path!r} cannot be swept")
+    node: Any = data
+    for i, p in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not isinstance(p, int):
+                raise _bad_path(path, data, f"needs a list index (0 to {len(node) - 1}) after "
+                                f"{'.'.join(map(str, parts[:i]))}")
+            if p >= len(node):
+                raise _bad_path(path, data, f"indexes past the end of "
+                                f"{'.'.join(map(str, parts[:i]))} ({len(node)} entries)")
+        elif isinstance(node, dict):
+            if str(p) not in node:
+                if last and _is_open(model, parts[:i]):
+                    return parts  # a new parameter of a compressor, topology or collective
+                raise _bad_path(path, data, "is not a field of this scenario")
+            p = str(p)
+        else:
+            raise _bad_path(path, data, f"goes inside {'.'.join(map(str, parts[:i]))}, "
+                            f"which is a value ({excerpt(node)})")
+        node = node[p]
+    return parts
+
+
+def _set(data: Any, parts: list[str | int], value: Any) -> None:
+    node = data
+    for p in parts[:-1]:
+        node = node[p if isinstance(node, list) else str(p)]
+    last = parts[-1]
+    node[last if isinstance(node, list) else str(last)] = value
+
+
+def format_value(value: Any) -> str:
+    """A swept value in a title: ``fat_tree(k=8)`` for a section with a name, ``[1, 2]``
+    for a list, the value itself otherwise."""
+    if isinstance(value, dict):
+        rest = ", ".join(f"{k}={format_value(v)}" for k, v in value.items() if k != "name")
+        return f"{value['name']}({rest})" if "name" in value and rest else str(
+            value.get("name", "{" + rest + "}"))
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def describe(values: dict[str, Any]) -> str:
+    """``cluster.topology=fat_tree(k=8), ddp.overlap=False``."""
+    return ", ".join(f"{k}={format_value(v)}" for k, v in values.items())
+
+
+def _describe(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={excerpt(v, 30)}" for k, v in values.items())
+
+
+def sweep_size(scenario) -> int:
+    """The number of variants (the product of the sweep's list lengths; 1 without one)."""
+    n = 1
+    for values in scenario.sweep.values():
+        n *= len(values)
+    return n
+
+
+def expand_sweep(scenario, source: str = "scenario",
+                 base_dir: str | Path | None = None) -> list[Variant]:
+    """One validated scenario per combination of the swept values, in product order (the
+    first path varies slowest); a scenario without ``sweep`` is its own only variant.
+
+    Relative file paths among the values are taken from ``base_dir``; every error is one
+    ConfigError starting with ``source`` and naming the path or the combination."""
+    from ..scenario.load import scenario_from_dict
+    from ..scenario.model import Scenario
+
+    if not scenario.sweep:
+        return [Variant(values={}, scenario=scenario)]
+    data = scenario.model_dump(mode="json", exclude={"sweep"})
+    try:
+        parts = {path: check_path(path, data, Scenario) for path in scenario.sweep}
+    except ConfigError as e:
+        raise e.with_context(source) from None
+    out: list[Variant] = []
+    paths = list(scenario.sweep)
+    for combo in itertools.product(*(scenario.sweep[p] for p in paths)):
+        values = dict(zip(paths, combo, strict=True))
+        point = copy.deepcopy(data)
+        for path, value in values.items():
+            _set(point, parts[path], value)
+        try:
+            variant = scenario_from_dict(point, source=f"sweep point {_describe(values)}",
+                                         base_dir=base_dir)
+        except RsdgcError as e:
+            raise e.with_context(source) from None
+        out.append(Variant(values=values, scenario=variant))
+    return out

@@ -1,0 +1,76 @@
+"""`rsdgc-sim tta`: time to a target accuracy, per compressor and grid point."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from .cli_params import SafePath
+
+
+@click.command()
+@click.argument("scenario", type=SafePath(dir_okay=False))
+@click.option("--out", "out_dir", default="out", show_default=True, type=SafePath(file_okay=False),
+              help="folder for tta.json, tta.csv, tta.png and the training checkpoints")
+@click.option("--target", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="override train.target: the test accuracy to reach, in (0, 1]")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="override train.steps")
+@click.option("--cache", "cache_dir", type=SafePath(file_okay=False), default=None,
+              help="profile cache folder (default: $RSDGC_SIM_CACHE or ~/.cache/rsdgc-sim)")
+@click.option("--profile", "profile_file", type=SafePath(dir_okay=False), default=None,
+              help="simulate with this profile instead of measuring")
+@click.option("--no-plot", is_flag=True, help="do not write tta.png")
+def tta(scenario, out_dir, target, steps, cache_dir, profile_file, no_plot):
+    """Time to accuracy: train every compressor with as many virtual workers as the cluster
+    has until train.steps, find the first step at which the test accuracy reaches
+    train.target, and multiply by the simulated iteration time at every grid point.
+
+    A killed run resumes from its checkpoints in OUT/checkpoints (same scenario, same result)."""
+    from pathlib import Path
+
+    from .cli import _console, _load, _progress, _stdout, _store
+    from .report.files import check_writable_dir
+    from .tta import check_tta, tta_scenario, write_tta
+
+    t0 = time.perf_counter()
+    sc = _load(scenario)
+    update = {k: v for k, v in (("target", target), ("steps", steps)) if v is not None}
+    if update:
+        sc = sc.model_copy(update={"train": sc.train.model_copy(update=update)})
+    check_tta(sc)
+    check_writable_dir(out_dir)
+    ckpt = check_writable_dir(Path(out_dir) / "checkpoints", "checkpoint folder")
+    store = _store(cache_dir)
+    err = _console()
+    with _progress(err, "training") as progress:
+        res = tta_scenario(sc, store=store, progress=progress, profile_file=profile_file,
+                           checkpoint_dir=ckpt)
+    _stdout().print(tta_table(res))
+    paths = write_tta(res, out_dir, plot=not no_plot)
+    err.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.1f} s")
+
+
+def tta_table(res):
+    """The rows as a rich table (fits 100 columns)."""
+    from rich.table import Table
+
+    from .units import format_bandwidth, format_duration
+
+    sc = res.scenario
+    t = Table(title=f"{sc.name}: steps and simulated time to {sc.train.target:g} test "
+                    f"accuracy ({sc.model.name}, {sc.train.steps} steps at most)")
+    for col in ("compressor", "workers", "link", "latency", "steps", "iteration", "time",
+                "final acc"):
+        t.add_column(col, justify="left" if col == "compressor" else "right")
+    for r in res.rows:
+        reached = r["steps_to_target"] is not None
+        t.add_row(
+            r["compressor"], str(r["workers"]), format_bandwidth(r["bandwidth_bytes_per_s"]),
+            format_duration(r["latency_s"]),
+            str(r["steps_to_target"]) if reached else f"not in {r['steps']}",
+            format_duration(r["iteration_s"]),
+            format_duration(r["time_to_target_s"]) if reached else "-",
+            f"{r['final_accuracy']:.3f}",
+        )
+    return t

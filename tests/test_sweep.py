@@ -1,0 +1,142 @@
+"""Sweeps over any scenario field: expansion into validated variants, and every bad input
+named at load (nearest valid path, wrong value type, empty list)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from rsdgc_sim.cli import cli
+from rsdgc_sim.errors import ConfigError
+from rsdgc_sim.scenario import load_scenario, scenario_from_dict
+from rsdgc_sim.study.sweep import split_path
+from tests.helpers import one_line_error
+
+
+def _with_sweep(tiny: dict, sweep: dict) -> dict:
+    tiny["sweep"] = sweep
+    return tiny
+
+
+def test_split_path_turns_indices_into_integers():
+    """``compressors.1.density`` -> field, list index, field."""
+    assert split_path("compressors.1.density") == ["compressors", 1, "density"]
+    assert split_path("cluster.topology.name") == ["cluster", "topology", "name"]
+
+
+def test_no_sweep_is_its_own_only_variant(tiny):
+    """A scenario without `sweep` expands to itself, with no swept values."""
+    sc = scenario_from_dict(tiny)
+    (v,) = sc.variants()
+    assert v.values == {} and v.scenario is sc
+
+
+def test_product_of_the_swept_values_first_path_slowest(tiny):
+    """Two paths of 2 and 3 values give 6 variants in product order, each with its values
+    set in its scenario (a topology name, a compressor parameter by list index)."""
+    sc = scenario_from_dict(_with_sweep(tiny, {
+        "cluster.topology.name": ["switch", "ring"],
+        "compressors.1.density": [0.1, 0.01, 0.001]}))
+    vs = sc.variants()
+    assert [tuple(v.values.values()) for v in vs] == [
+        ("switch", 0.1), ("switch", 0.01), ("switch", 0.001),
+        ("ring", 0.1), ("ring", 0.01), ("ring", 0.001)]
+    for v in vs:
+        assert v.scenario.cluster.topology.name == v.values["cluster.topology.name"]
+        assert v.scenario.compressors[1].params == {"density": v.values["compressors.1.density"]}
+        assert v.scenario.compressors[0].name == "none"  # the other entries untouched
+        assert v.scenario.sweep == {}
+        assert v.scenario.cluster.workers == [1, 4]  # the grid stays inside every variant
+
+
+def test_list_values_whole_sections_and_new_parameters(tiny):
+    """A value may be a list (straggler speed factors), a whole section (a topology with its
+    parameters), or a compressor parameter the scenario did not set yet."""
+    sc = scenario_from_dict(_with_sweep(tiny, {
+        "cluster.stragglers.speed_factors": [[1], [1, 2]],
+        "cluster.topology": [{"name": "switch"}, {"name": "fat_tree", "k": 4}],
+        "compressors.1.error_feedback": [False],
+        "batch_size": [8]}))
+    vs = sc.variants()
+    assert len(vs) == 4
+    assert [v.scenario.cluster.stragglers.speed_factors for v in vs] == [[1.0]] * 2 + [[1.0, 2.0]] * 2
+    assert vs[1].scenario.cluster.topology.spec().params == {"k": 4}
+    assert all(v.scenario.compressors[1].params == {"density": 0.1, "error_feedback": False}
+               for v in vs)
+    assert all(v.scenario.batch_size == 8 for v in vs)
+    assert sc.batch_size == 4  # the base scenario is not changed
+
+
+@pytest.mark.parametrize(("sweep", "message"), [
+    ({"cluster.topolgy.name": ["ring"]},
+     r"sweep: 'cluster.topolgy.name' is not a field of this scenario; nearest valid path: "
+     r"cluster.topology.name$"),
+    ({"model.nmae": ["resnet18"]}, r"nearest valid path: model.name$"),
+    ({"compressors.5.density": [0.1]},
+     r"'compressors.5.density' indexes past the end of compressors \(2 entries\); nearest "
+     r"valid path: compressors.1.density$"),
+    ({"compressors.first.density": [0.1]}, r"needs a list index \(0 to 1\) after compressors"),
+    ({"batch_size.value": [4]}, r"goes inside batch_size, which is a value \(4\)"),
+    ({"ddp.overlap.x": [True]}, r"goes inside ddp.overlap"),
+    ({"cluster.workers": [[1, 2]]}, r"'cluster.workers' is already a grid axis: list its values "
+                                    r"in cluster.workers instead"),
+    ({"cluster.bandwidth.0": ["1Gbit/s"]}, r"already a grid axis"),
+    ({"batch_size": ["eight"]},
+     r"sweep point batch_size='eight': batch_size: Input should be a valid integer"),
+    ({"batch_size": [4, 0]}, r"sweep point batch_size=0: batch_size: Input should be greater "
+                             r"than or equal to 1"),
+    ({"compressors.1.density": [0.1, "dense"]},
+     r"sweep point compressors.1.density='dense': compressors\[1\]: compressor 'topk': density"),
+    ({"cluster.topology.name": ["switch", "hypercube"]},
+     r"sweep point cluster.topology.name='hypercube': cluster.topology.name: unknown topology "
+     r"'hypercube'"),
+    ({"batch_size": []}, r"sweep.batch_size: List should have at least 1 item"),
+    ({"batch_size": 8}, r"sweep.batch_size: Input should be a valid list"),
+    ({"": [1]}, r"is not a dotted path"),
+    ({"compressors.1.densty": [0.1]},  # a compressor's parameters are its own to name
+     r"sweep point compressors.1.densty=0.1: compressors\[1\]: compressor 'topk': unknown "
+     r"parameter 'densty'; parameters: density"),
+])
+def test_bad_sweeps_are_named_at_load(tiny, sweep, message):
+    """A bad path names the nearest valid one; a wrong value names the point and the field;
+    an empty list or a scalar is refused: all at load, as one ConfigError."""
+    with pytest.raises(ConfigError, match=message):
+        scenario_from_dict(_with_sweep(tiny, sweep), source="s.yaml")
+
+
+def test_every_point_is_validated_not_only_the_first(tiny):
+    """A point that only fails with some grid values (64 workers do not fit a k=4 fat tree)
+    is found at load, although the first point is fine."""
+    tiny["cluster"]["workers"] = [1, 64]
+    with pytest.raises(ConfigError, match=r"sweep point cluster.topology=.*fat_tree.*64 workers"):
+        scenario_from_dict(_with_sweep(tiny, {
+            "cluster.topology": [{"name": "switch"}, {"name": "fat_tree", "k": 4}]}))
+
+
+def test_relative_files_in_values_start_at_the_scenario_folder(tiny, write_scenario, tmp_path,
+                                                               monkeypatch):
+    """A topology file named relative to the scenario is found from its folder, at load and
+    again when the study expands the sweep from another working directory."""
+    (tmp_path / "lab.yaml").write_text(
+        "name: lab\nhosts: [a, b, c, d]\nswitches: [s]\nlinks:\n"
+        + "".join(f"  - {{between: [{h}, s], bandwidth: 10Gbit/s, latency: 2us}}\n"
+                  for h in "abcd"))
+    path = write_scenario(_with_sweep(tiny, {"cluster.topology.name": ["switch", "lab.yaml"]}))
+    sc = load_scenario(path)
+    monkeypatch.chdir(tmp_path.parent)
+    names = [v.scenario.cluster.topology.name for v in sc.variants()]
+    assert names == ["switch", str((tmp_path / "lab.yaml").resolve())]
+
+
+def test_cli_bad_sweep_path_is_one_line_before_anything_is_measured(tiny, write_scenario,
+                                                                    tmp_path):
+    """`run` with a misspelt sweep path: exit 2, one line naming the nearest valid path,
+    no table, no profile measured, no output folder contents."""
+    path = write_scenario(_with_sweep(tiny, {"cluster.colective": ["ring", "tree"]}))
+    t0 = time.perf_counter()
+    r = CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "out")])
+    one_line_error(r, r"sweep: 'cluster.colective' is not a field of this scenario; "
+                      r"nearest valid path: cluster.collective$", t0, stdout_empty=True)
+    assert not (tmp_path / "out").exists()
