@@ -15,7 +15,7 @@ def test_bundled_quickstart_loads_with_units_converted():
     assert sc.cluster.bandwidth == [1.25e8, 1.25e9]
     assert sc.cluster.latency == [5e-6]
     assert sc.ddp.bucket_cap == 26214400 and sc.ddp.first_bucket == 1048576
-    assert [c.key for c in sc.compressors] == ["none", "topk(density=0.01)", "nsi(density=0.01, kernel=3)"]
+    assert [c.key for c in sc.compressors] == ["none", "topk(density=0.01)", "nsi(density=0.01)"]
     assert len(sc.grid()) == 3 * 2
 
 
