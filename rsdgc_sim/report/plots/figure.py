@@ -64,7 +64,7 @@ def panels(runs: Sequence[Mapping[str, Any]], axes: Mapping[str, list[Any]],
 def short_value(ax: Axis, v: Any) -> str:
     """A value of an axis in a few words (``8 workers``, ``10Gbit/s``, ``density 0.01``)."""
     if ax.path == "cluster.workers":
-        return f"{v} workers"
+        return f"{v} worker{'' if v == 1 else 's'}"
     if ax.path in ("cluster.bandwidth", "cluster.latency", "cluster.topology.name",
                    "cluster.collective"):
         return ax.tick(v)
