@@ -59,3 +59,27 @@ def launch_ranks(test_file: str, world: int, out: Path) -> tuple[list, list]:
     results = launch([sys.executable, "-c", code], world, env={"RSDGC_TEST_OUT": str(out)},
                      timeout_s=180, workdir=out / "logs")
     return [torch.load(out / f"rank{r}.pt") for r in range(world)], results
+
+
+def three_tensor_profile(costs: dict | None = None, wire_bytes: int = 40, sparse: bool = False):
+    """A hand-made profile: tensors "a", "b", "c" of 10 floats, ready after 0.3, 0.2 and 0.1
+    s of a 0.3 s backward (forward 0.1 s, optimizer 0.01 s), compressor "lbl" with
+    ``costs[name] = (compress_s, decompress_s)`` (accumulate half the decompression; no cost
+    when None), ``wire_bytes`` per tensor."""
+    from rsdgc_sim.profile.schema import DeviceProfile, Profile, TensorCost, TensorInfo
+
+    names = ["a", "b", "c"]
+    costs = costs or {n: (0.0, 0.0) for n in names}
+    return Profile(
+        model="m", num_classes=2, input_size=8, batch_size=1, params=30,
+        tensors=[TensorInfo(name=n, shape=[10], numel=10) for n in names],
+        devices=[DeviceProfile(
+            device="cpu", forward_s=0.1, backward_s=0.3, optimizer_s=0.01,
+            grad_ready_s={"a": 0.3, "b": 0.2, "c": 0.1},
+            compression={"lbl": {
+                n: TensorCost(compress_s=c, decompress_s=d, accumulate_s=d / 2,
+                              wire_bytes=wire_bytes, sparse=sparse)
+                for n, (c, d) in costs.items()
+            }},
+        )],
+    )  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import three_tensor_profile
 
 from rsdgc_sim.calibration import (
     Calibration,
@@ -112,22 +113,7 @@ def test_calibration_interference_per_bandwidth():
 def _profile():
     """Three 10-float tensors, ready after 0.1, 0.2 and 0.3 s of a 0.3 s backward; dense
     compressor "lbl" with no compression cost."""
-    from rsdgc_sim.profile.schema import DeviceProfile, Profile, TensorCost, TensorInfo
-
-    names = ["a", "b", "c"]
-    return Profile(
-        model="m", num_classes=2, input_size=8, batch_size=1, params=30,
-        tensors=[TensorInfo(name=n, shape=[10], numel=10) for n in names],
-        devices=[DeviceProfile(
-            device="cpu", forward_s=0.1, backward_s=0.3, optimizer_s=0.01,
-            grad_ready_s={"a": 0.3, "b": 0.2, "c": 0.1},
-            compression={"lbl": {
-                n: TensorCost(compress_s=0.0, decompress_s=0.0, accumulate_s=0.0,
-                              wire_bytes=40, sparse=False)
-                for n in names
-            }},
-        )],
-    )  # fmt: skip
+    return three_tensor_profile()
 
 
 def test_simulate_stretches_backward_by_the_calibrated_factor():
