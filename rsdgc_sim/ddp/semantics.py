@@ -279,16 +279,3 @@ def exchange_in_process(
         write_allgather(torch.cat(packed), world, layout, per_rank[0], out)
         sent += packed[0].numel()
     return sent
-
-
-def bucket_tensors(flat: torch.Tensor, shapes: Sequence[torch.Size]) -> list[torch.Tensor]:
-    """Views of the flat bucket ``flat`` with the tensors' shapes (``bucket.gradients()``)."""
-    views, off = [], 0
-    for shape in shapes:
-        n = 1
-        for d in shape:
-            n *= int(d)
-        views.append(flat[off : off + n].view(shape))
-        off += n
-    return views
-
