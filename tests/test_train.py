@@ -232,3 +232,17 @@ def test_engine_state_round_trip_keeps_per_worker_random_streams():
         b_engine.iterate(batch, cross_entropy)
         for p, q in zip(net.parameters(), net_b.parameters(), strict=True):
             assert torch.equal(p.grad, q.grad)
+
+
+def test_checkpoint_of_other_data_is_not_used(tmp_path):
+    """A checkpoint saved on other data of the same size (synthetic_rs at another difficulty)
+    is replaced, not resumed: the key covers the data, not only its length."""
+    easy = load_dataset("synthetic_rs", 4, 12, 200, 0, difficulty=0.1)
+    hard = load_dataset("synthetic_rs", 4, 12, 200, 0, difficulty=0.9)
+    kw = dict(workers=2, batch_size=8, steps=3, checkpoint=tmp_path / "c.pt")
+    train_virtual("cnn_small", 4, 12, {"name": "topk", "density": 0.1}, data=easy, **kw)
+    said = []
+    again = train_virtual("cnn_small", 4, 12, {"name": "topk", "density": 0.1}, data=hard,
+                          progress=said.append, **kw)
+    assert again.resumed_from == 0
+    assert any("from other settings; starting over" in str(m) for m in said)

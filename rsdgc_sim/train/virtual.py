@@ -159,8 +159,8 @@ def train_virtual(
     shards, test = split(len(data), workers, test_fraction, seed, getattr(data, "test_indices", None))
     run = _RunState()
     key = _checkpoint_key(model, num_classes, input_size, dict(compressor), workers, batch_size,
-                          steps, len(data), lr, momentum, test_fraction, eval_every, seed,
-                          dense_iters, first_bucket_bytes, bucket_cap_bytes)
+                          steps, data_fingerprint(data), lr, momentum, test_fraction,
+                          eval_every, seed, dense_iters, first_bucket_bytes, bucket_cap_bytes)
     if checkpoint is not None:
         _resume(Path(checkpoint), key, net, opt, engine, run, say, label, workers)
     resumed_from = run.step
@@ -219,6 +219,20 @@ class _RunState:
 
 #: bump when the checkpoint's content changes
 CHECKPOINT_VERSION = 1
+
+
+def data_fingerprint(data) -> str:
+    """A hash of what the data set is: its size, classes, test split and four samples spread
+    over it (so another difficulty, seed or folder of the same size differs)."""
+    n = len(data)
+    h = hashlib.sha256(json.dumps([n, list(data.classes)]).encode())
+    test = getattr(data, "test_indices", None)
+    if test is not None:
+        h.update(test.numpy().tobytes())
+    x, y = data.batch(torch.tensor(sorted({0, n // 3, 2 * n // 3, n - 1})))
+    h.update(x.contiguous().numpy().tobytes())
+    h.update(y.numpy().tobytes())
+    return h.hexdigest()
 
 
 def _checkpoint_key(*args: Any) -> str:
