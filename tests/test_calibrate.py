@@ -6,9 +6,9 @@ import re
 import pytest
 from click.testing import CliRunner
 
+from rsdgc_sim.calibration import load_calibration
 from rsdgc_sim.cli import cli
 from rsdgc_sim.emulate import calibrate as cal_mod
-from rsdgc_sim.emulate.calibration import load_calibration
 from rsdgc_sim.emulate.netns import Capabilities
 
 ALPHA, BETA = 1e-4, 1e-8  # 100 us per message, 100 MB/s

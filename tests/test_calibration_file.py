@@ -1,4 +1,4 @@
-"""Calibration files (rsdgc_sim.emulate.calibration): every problem reading one is a single
+"""Calibration files (rsdgc_sim.calibration): every problem reading one is a single
 line, ScenarioFileError naming the file and the field, raised when it is read (not later, as
 a simulator error about an infinite latency that names no file)."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import within
 
-from rsdgc_sim.emulate.calibration import Calibration, load_calibration, save_calibration
+from rsdgc_sim.calibration import Calibration, load_calibration, save_calibration
 from rsdgc_sim.errors import OutputError, ScenarioFileError
 
 GOOD = {

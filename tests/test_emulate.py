@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import three_tensor_profile
 
-from rsdgc_sim.emulate.calibration import (
+from rsdgc_sim.calibration import (
     Calibration,
     LinkFit,
     fit_link,
@@ -162,7 +162,7 @@ def test_load_calibration_errors(tmp_path):
 
 def test_calibration_module_does_not_import_torch():
     """The simulator side reads calibrations without torch."""
-    code = "import sys, rsdgc_sim.emulate.calibration; print('torch' in sys.modules)"
+    code = "import sys, rsdgc_sim.calibration; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -530,7 +530,7 @@ def test_measured_compression_and_compute_scaling():
 def test_calibrated_point_replaces_only_the_link():
     """calibrated_point swaps bandwidth and latency for the calibrated ones and sets the
     calibrated interference factor (0: none measured), nothing else."""
-    from rsdgc_sim.emulate.calibration import calibrated_point
+    from rsdgc_sim.calibration import calibrated_point
     from rsdgc_sim.sim.config import SimPoint
 
     p = SimPoint(compressor="nsi", workers=8, bandwidth_bytes_per_s=1e6, latency_s=5e-6)

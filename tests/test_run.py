@@ -110,7 +110,7 @@ def test_calibration_file_replaces_the_links(tiny, write_scenario, tmp_path):
     """`cluster.calibration` (a path relative to the scenario file) makes the simulator use the
     calibrated links: a cluster calibration of 1 Gbit/s and 50 us gives the same times as a
     nominal 1 Gbit/s, 50 us scenario without it; a missing file is an error at load."""
-    from rsdgc_sim.emulate.calibration import Calibration, LinkFit, save_calibration
+    from rsdgc_sim.calibration import Calibration, LinkFit, save_calibration
     from rsdgc_sim.errors import ScenarioFileError
     from rsdgc_sim.scenario import load_scenario
 

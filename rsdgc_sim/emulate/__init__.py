@@ -5,9 +5,7 @@ N ranks for a grid point), :mod:`.predict` (prediction and composition),
 :mod:`.calibrated` (the use of a calibration), :mod:`.profile_alone` (the profile measured
 before), :mod:`.cores` (threads and pinning), :mod:`.report` (``emulate.json``),
 :mod:`.netns`, :mod:`.launcher`, :mod:`.worker`, :mod:`.calibrate` and :mod:`.cli`. The
-calibration model itself is :mod:`rsdgc_sim.calibration` (re-exported by
-:mod:`.calibration`).
+calibration model itself is :mod:`rsdgc_sim.calibration`.
 
-Importing this package (and :mod:`.calibration`, :mod:`.netns`, :mod:`.launcher`) does not
-import torch.
+Importing this package (and :mod:`.netns`, :mod:`.launcher`) does not import torch.
 """

@@ -13,7 +13,7 @@ place ``ip`` shows (the namespace name, the bridge's alias), so that
 
 Latency: ``tc netem`` is a kernel module that some kernels lack; :func:`capabilities`
 detects it once. Without it the links carry only the latency of the veth path itself, which
-calibration measures (``rsdgc_sim.emulate.calibration``) and the prediction uses.
+calibration measures (``rsdgc_sim.calibration``) and the prediction uses.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ def check_names(scenario: Scenario) -> None:
         except ConfigError as e:
             raise e.with_context("cluster.collective_params") from None
     if cl.calibration:
-        from ..emulate.calibration import load_calibration  # torch-free
+        from ..calibration import load_calibration  # torch-free
 
         try:
             load_calibration(cl.calibration)
