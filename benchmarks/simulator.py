@@ -37,6 +37,7 @@ from rich.table import Table
 
 from rsdgc_sim.sim import SimPoint, TopologySpec, collective_time, simulate
 from rsdgc_sim.sim.synthetic import synthetic_profile, vgg19_tensors
+from rsdgc_sim.sim.topology import fat_tree_k_for
 
 GOALS = {("step", 1024): 1.0, ("link", 256): 60.0, ("analytic", 65536): 0.05}
 WORKERS = [8, 64, 256, 1024, 4096, 65536]
@@ -48,12 +49,7 @@ SCALE_GOAL_S = 2.0
 
 def _scale_case(topology: str, p: int, algorithm: str) -> dict:
     """One collective_time call at fidelity auto, timed, in this process."""
-    params = {}
-    if topology == "fat_tree":
-        k = 2
-        while k**3 // 4 < p:
-            k += 2
-        params = {"k": k}
+    params = {"k": fat_tree_k_for(p)} if topology == "fat_tree" else {}
     nbytes = 1e5 if algorithm.startswith("allgather") else 1e8
     t = time.perf_counter()
     r = collective_time(algorithm, p, nbytes, 1.25e9, 5e-6,

@@ -12,6 +12,7 @@ from rsdgc_sim.sim.collectives import Message, make_collective
 from rsdgc_sim.sim.fidelity import AUTO_LINK_MAX_SECONDS, choose_fidelity, link_seconds_estimate
 from rsdgc_sim.sim.network import FlowNetwork, run_phases
 from rsdgc_sim.sim.runner import CountingEnvironment, LinkBudget, run_collective
+from rsdgc_sim.sim.topology import fat_tree_k_for
 
 BW, A = 1.25e9, 5e-6
 
@@ -21,13 +22,7 @@ def rel(x, y):
 
 
 def _spec(name: str, p: int) -> TopologySpec:
-    params = {}
-    if name == "fat_tree":
-        k = 2
-        while k**3 // 4 < p:
-            k += 2
-        params = {"k": k}
-    return TopologySpec(name=name, params=params)
+    return TopologySpec(name=name, params={"k": fat_tree_k_for(p)} if name == "fat_tree" else {})
 
 
 @pytest.mark.parametrize("p", [64, 8192])

@@ -194,3 +194,11 @@ def test_repeated_names_in_a_file_are_named(tmp_path: Path):
     f.write_text("hosts: [a, b]\nswitches: [a]\nlinks:\n  - {between: [a, b]}\n")
     with pytest.raises(ConfigError, match=r"switches\[0\]: 'a' is also in hosts"):
         build_topology(str(f), 2, BW, LAT)
+
+
+def test_fat_tree_k_for_is_the_smallest_even_k_that_holds_the_hosts():
+    """k^3/4 host ports: k=4 holds 16, k=6 holds 54, k=64 holds 65,536."""
+    from rsdgc_sim.sim.topology import fat_tree_k_for
+
+    assert [fat_tree_k_for(p) for p in (1, 2, 3, 16, 17, 54, 55, 65536, 65537)] == [
+        2, 2, 4, 4, 6, 6, 8, 64, 66]

@@ -564,18 +564,23 @@ class FatTreeParams(TopologyParams):
         return f" with k={self.k}"
 
     def smaller(self, hosts: int) -> str:
-        m = 1  # the smallest even k = 2m with k^3/4 = 2m^3 >= hosts: double, then bisect
-        while 2 * m**3 < hosts:
-            m *= 2
-        lo = m // 2
-        while m - lo > 1:
-            mid = (lo + m) // 2
-            lo, m = (mid, m) if 2 * mid**3 < hosts else (lo, mid)
-        k = 2 * m
+        k = fat_tree_k_for(hosts)
         fit = FatTreeParams.model_construct(k=k).size(hosts).elements <= MAX_TOPOLOGY_ELEMENTS
         if k >= self.k or not fit:
             return "use fewer workers"
         return f"use a smaller k (k={k} holds {k**3 // 4:,} hosts)"
+
+
+def fat_tree_k_for(hosts: int) -> int:
+    """The smallest (even) k whose fat tree holds ``hosts`` host ports (k^3/4 >= hosts)."""
+    m = 1  # k = 2m, k^3/4 = 2m^3: double, then bisect
+    while 2 * m**3 < hosts:
+        m *= 2
+    lo = m // 2
+    while m - lo > 1:
+        mid = (lo + m) // 2
+        lo, m = (mid, m) if 2 * mid**3 < hosts else (lo, mid)
+    return 2 * m
 
 
 class TwoLevelParams(TopologyParams):
