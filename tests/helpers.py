@@ -83,3 +83,19 @@ def three_tensor_profile(costs: dict | None = None, wire_bytes: int = 40, sparse
             }},
         )],
     )  # fmt: skip
+
+
+#: :func:`set_at`'s value that deletes the key
+DELETE = object()
+
+
+def set_at(data, path: str, value) -> None:
+    """Set (or, with :data:`DELETE`, remove) the value at ``path`` (``a/0/b``: keys and list
+    indices) inside nested JSON-like ``data``, in place."""
+    *parents, last = path.split("/")
+    for part in parents:
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    if value is DELETE:
+        del data[last]
+    else:
+        data[last] = value

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import within
+from helpers import DELETE, set_at, within
 
 from rsdgc_sim.calibration import Calibration, load_calibration, save_calibration
 from rsdgc_sim.errors import OutputError, ScenarioFileError
@@ -22,7 +22,6 @@ GOOD = {
                "beta_s_per_byte": 8.4e-08, "r2": 0.999,
                "samples": [{"bytes": 4, "seconds": 0.0002}, {"bytes": 1048576, "seconds": 0.09}]}],
 }
-_DELETE = object()
 
 
 def _edit(path: str, value):
@@ -30,14 +29,7 @@ def _edit(path: str, value):
 
     def make(_p: Path) -> str:
         data = copy.deepcopy(GOOD)
-        *parents, last = path.split("/")
-        node = data
-        for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        if value is _DELETE:
-            del node[last]
-        else:
-            node[last] = value
+        set_at(data, path, value)
         return json.dumps(data)  # writes inf and nan as Infinity and NaN, as json can
 
     return make
@@ -62,7 +54,7 @@ BAD = {
                             r": links\[0\]\.alpha_s: Input should be a valid number"),
     "boolean for a number": (_edit("links/0/beta_s_per_byte", True),
                              r": links\[0\]\.beta_s_per_byte: Input should be a valid number"),
-    "missing field": (_edit("links/0/beta_s_per_byte", _DELETE),
+    "missing field": (_edit("links/0/beta_s_per_byte", DELETE),
                       r": links\[0\]\.beta_s_per_byte: required field is missing"),
     "unknown key": (_edit("links/0/alpha", 1e-4), r": links\[0\]\.alpha: unknown key"),
     "no links": (_edit("links", []), r": links: List should have at least 1 item"),

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import within
+from helpers import DELETE, set_at, within
 
 from rsdgc_sim.errors import OutputError, ProfileError
 from rsdgc_sim.profile.schema import PROFILE_VERSION, Profile
@@ -55,18 +55,9 @@ def _edit(change):
 
 def _set(path: str, value):
     def change(data):
-        *parents, last = path.split("/")
-        for p in parents:
-            data = data[int(p)] if isinstance(data, list) else data[p]
-        if value is _DELETE:
-            del data[last]
-        else:
-            data[last] = value
+        set_at(data, path, value)
 
     return change
-
-
-_DELETE = object()
 
 
 def _mkdir(path: Path) -> None:
@@ -87,13 +78,13 @@ BAD = {
     "no devices": (_edit(_set("devices", [])), r"devices: a profile needs at least one device"),
     "empty compression table": (_edit(_set("devices/0/compression", {})),
                                 r"devices\[0\]\.compression: no compressor costs"),
-    "no compression table": (_edit(_set("devices/0/compression", _DELETE)),
+    "no compression table": (_edit(_set("devices/0/compression", DELETE)),
                              r"devices\[0\]\.compression: required field is missing"),
-    "a tensor without cost": (_edit(_set("devices/0/compression/none/b", _DELETE)),
+    "a tensor without cost": (_edit(_set("devices/0/compression/none/b", DELETE)),
                               r"devices\[0\]\.compression\.none: no cost for tensor 'b'"),
-    "a tensor without ready time": (_edit(_set("devices/0/grad_ready_s/b", _DELETE)),
+    "a tensor without ready time": (_edit(_set("devices/0/grad_ready_s/b", DELETE)),
                                     r"devices\[0\]\.grad_ready_s: no time for tensor 'b'"),
-    "missing field": (_edit(_set("model", _DELETE)), r"model: required field is missing"),
+    "missing field": (_edit(_set("model", DELETE)), r"model: required field is missing"),
     "string for a number": (_edit(_set("devices/0/forward_s", "0.1")),
                             r"devices\[0\]\.forward_s: Input should be a valid number"),
     "boolean for an integer": (_edit(_set("batch_size", True)),
