@@ -250,7 +250,8 @@ def test_worker_pins_itself_to_its_rank_cores():
 def test_iqr_and_relative_error():
     """IQR with inclusive quartiles (1..5: Q1 = 2, Q3 = 4), 0 for one value; the relative
     error is (simulated - measured) / measured."""
-    from rsdgc_sim.emulate.report import iqr, relative_error
+    from rsdgc_sim.emulate.report import relative_error
+    from rsdgc_sim.stats import iqr
 
     assert iqr([5.0, 1.0, 3.0, 2.0, 4.0]) == 2.0
     assert iqr([1.0]) == 0.0

@@ -5,7 +5,6 @@ same configuration (a case's ``key``)."""
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -70,14 +69,6 @@ class EmulateReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def iqr(xs: list[float]) -> float:
-    """Interquartile range (inclusive quartiles; 0 for fewer than two values)."""
-    if len(xs) < 2:
-        return 0.0
-    q = statistics.quantiles(xs, n=4, method="inclusive")
-    return float(q[2] - q[0])
 
 
 def relative_error(predicted: float | None, measured: float) -> float | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..calibration import Calibration
 from ..errors import ConfigError, EmulationError
+from ..stats import iqr
 from .calibrated import calibration_notes, choose_calibration, link_values
 from .cores import available_cores, core_plan
 from .netns import capabilities, remove_stale
@@ -42,7 +43,6 @@ from .predict import (
 from .report import (
     EmulateCase,
     EmulateReport,
-    iqr,
     load_cases,
     relative_error,
     write_report,

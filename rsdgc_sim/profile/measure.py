@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..progress import Eta, Transient
 from ..report.profile_table import load_warning, spread_ok, spread_warning
+from ..stats import iqr
 from .devices import device_name, resolve_devices, synchronize
 from .schema import DeviceProfile, Profile, TensorCost, TensorInfo
 
@@ -63,22 +64,6 @@ Clock = Callable[[], float]
 
 class UnstableProfileWarning(RuntimeWarning):
     """A profile's times are doubtful: a busy machine, or a spread above its target."""
-
-
-def iqr(xs: Sequence[float]) -> float:
-    """Interquartile range (linear interpolation between order statistics, as numpy's
-    default percentile); 0 for fewer than two values."""
-    s = sorted(xs)
-    if len(s) < 2:
-        return 0.0
-
-    def q(p: float) -> float:
-        pos = p * (len(s) - 1)
-        lo = int(pos)
-        hi = min(lo + 1, len(s) - 1)
-        return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-    return float(q(0.75) - q(0.25))
 
 
 def _median(xs: Sequence[float]) -> float:
