@@ -28,7 +28,6 @@ import argparse
 import functools
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -42,6 +41,7 @@ from rich import box  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from rsdgc_sim.profile.devices import cpu_model  # noqa: E402
 from rsdgc_sim.progress import Eta  # noqa: E402
 
 DENSITY = 0.01
@@ -127,17 +127,6 @@ def table(summary: dict, datasets: list[str], labels: list[str], title: str) -> 
     return t
 
 
-def machine() -> str:
-    """The CPU's model name (Linux), else the platform's machine type."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default="fashion_mnist,synthetic_rs",
@@ -201,7 +190,7 @@ def main(argv=None) -> int:
              "one worker sends per compressed step")
     Console(width=100).print(table(summarize(rows), datasets, labels, title))
     print(f"wall time {wall / 60:.1f} min ({len(tasks)} runs, {args.jobs} at a time) on "
-          f"{machine()}, {os.cpu_count()} CPUs")
+          f"{cpu_model()}, {os.cpu_count()} CPUs")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

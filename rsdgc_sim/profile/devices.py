@@ -38,20 +38,23 @@ def resolve_devices(spec: str | list[str]) -> list[str]:
     return out
 
 
-def device_name(device: str) -> str:
-    """A human name of the hardware behind a device string (part of the profile's cache key)."""
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    name = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what the platform says."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{name} ({torch.get_num_threads()} threads)"
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_name(device: str) -> str:
+    """A human name of the hardware behind a device string (part of the profile's cache key)."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{cpu_model()} ({torch.get_num_threads()} threads)"
 
 
 def synchronize(device: str) -> None:

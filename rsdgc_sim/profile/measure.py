@@ -55,7 +55,7 @@ from ..errors import ConfigError
 from ..progress import Eta, Transient
 from ..report.profile_table import load_warning, spread_ok, spread_warning
 from ..stats import iqr
-from .devices import device_name, resolve_devices, synchronize
+from .devices import cpu_model, device_name, resolve_devices, synchronize
 from .schema import DeviceProfile, Profile, TensorCost, TensorInfo
 
 Progress = Callable[[str], None]
@@ -385,21 +385,10 @@ def _compressor_costs(comp, grads, device, job: _Job, state_cls, name: str
     return costs, totals, reason
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
 def machine_description(devices: Sequence[str]) -> str:
     """``AMD EPYC 7B13, 2 cores, Linux 6.1.0 (x86_64)`` and, for CUDA devices, ``; GPU:
     NVIDIA H200`` (each different name once)."""
-    text = (f"{_cpu_model()}, {os.cpu_count() or 1} cores, "
+    text = (f"{cpu_model()}, {os.cpu_count() or 1} cores, "
             f"{platform.system()} {platform.release()} ({platform.machine()})")
     gpus = list(dict.fromkeys(torch.cuda.get_device_name(torch.device(d))
                               for d in devices if d.startswith("cuda")))
