@@ -73,25 +73,16 @@ def breakdown_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: st
     uniq = dict(zip(names, handles, strict=True))
     fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=3, fontsize="small",
                frameon=False)
-    fig.subplots_adjust(bottom=0.2)
-    out = save_with_legend_room(fig, fmt, title)
-    return out
+    return save_with_legend_room(fig, fmt, title)
 
 
 def save_with_legend_room(fig, fmt: str, title: str) -> bytes:
     """Lay out the panels above the shared legend (two rows of it) and save."""
-    import io
-
-    from .figure import pyplot
-
     if title:
         fig.suptitle(title, fontsize="medium")
     h = fig.get_size_inches()[1]
     fig.tight_layout(rect=(0, min(0.45, 0.55 / h), 1, 1))
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=110)
-    pyplot().close(fig)
-    return buf.getvalue()
+    return save(fig, fmt, tight=False)
 
 
 __all__ = ["breakdown_plot", "segments", "save"]
