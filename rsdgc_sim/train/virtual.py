@@ -158,10 +158,12 @@ def train_virtual(
                         device=device)
     shards, test = split(len(data), workers, test_fraction, seed, getattr(data, "test_indices", None))
     run = _RunState()
-    key = _checkpoint_key(model, num_classes, input_size, dict(compressor), workers, batch_size,
-                          steps, data_fingerprint(data), lr, momentum, test_fraction,
-                          eval_every, seed, dense_iters, first_bucket_bytes, bucket_cap_bytes)
+    key = ""
     if checkpoint is not None:
+        key = _checkpoint_key(model, num_classes, input_size, dict(compressor), workers,
+                              batch_size, steps, data_fingerprint(data), lr, momentum,
+                              test_fraction, eval_every, seed, dense_iters, first_bucket_bytes,
+                              bucket_cap_bytes)
         _resume(Path(checkpoint), key, net, opt, engine, run, say, label, workers)
     resumed_from = run.step
     eta = Eta(steps - run.step, every_s=progress_every_s)
