@@ -50,22 +50,15 @@ import torch.distributed as dist
 
 from ..compress.payload import Payload
 from ..errors import ConfigError
+from .bucket_work import BucketSend, dense_send, finish_receive, prepare_send
 from .semantics import (
     MIN_DENSE_ITERS,
-    Part,
-    allgather_input,
-    allgather_layout,
-    allreduce_input,
     capacity_bound,
     check_capacity,
     check_dense_iters,
-    compress_bucket,
     rank_state,
-    split_exchanges,
     tensor_names,
     uses_compressor,
-    write_allgather,
-    write_allreduce,
 )
 from .state import CompressionHookState, HookStats
 
@@ -90,24 +83,23 @@ def compression_hook(
         return _average_uncompressed(state, bucket)
     t0 = time.perf_counter()
     buf = bucket.buffer()
-    parts = _compress_bucket(state, bucket)
-    exchanges = _start_exchanges(state, bucket, parts)
+    send = _prepare_send(state, bucket)
+    futures = _start_collectives(state, send)
     _sync_timing(state, buf)
     state.stats.compress_s += time.perf_counter() - t0
     state.end_bucket(bucket)
+    world = state.world_size
 
     def finish(_: torch.futures.Future) -> torch.Tensor:
         # the averaged gradient goes into the bucket buffer itself (the gradients in it were
         # consumed by the compressor, which keeps its own copies)
         t1 = time.perf_counter()
-        for exchange in exchanges:
-            exchange.write(buf)
+        finish_receive(send, state.compressor, world, buf)
         _sync_timing(state, buf)
         state.stats.decompress_s += time.perf_counter() - t1
         return buf
 
-    futures = [exchange.future for exchange in exchanges] or [_done(None)]
-    return torch.futures.collect_all(futures).then(finish)
+    return torch.futures.collect_all(futures or [_done(None)]).then(finish)
 
 
 # DDP checks the hook's annotations as objects; ``from __future__ import annotations`` made
@@ -143,7 +135,7 @@ def _average_uncompressed(
     state.stats.sent_bytes += nbytes
     state.stats.payload_bytes += nbytes
     state.stats.dense_bytes += nbytes
-    buf.div_(state.world_size)
+    dense_send(buf, state.world_size)
     fut = dist.all_reduce(buf, group=state.process_group, async_op=True).get_future()
     state.end_bucket(bucket)
     return fut.then(lambda f: f.value()[0])
@@ -157,66 +149,30 @@ def _tensor_names(state: CompressionHookState, bucket: dist.GradBucket) -> list[
     ]
 
 
-def _compress_bucket(state: CompressionHookState, bucket: dist.GradBucket) -> list[Part]:
-    """Every gradient of the bucket through ``compress_many``, with its start in the bucket."""
+def _prepare_send(state: CompressionHookState, bucket: dist.GradBucket) -> BucketSend:
+    """The bucket's send side (:func:`~rsdgc_sim.ddp.bucket_work.prepare_send`, the code the
+    profiler times), counted in the stats."""
     buf = bucket.buffer()
     grads = bucket.gradients()
     if sum(g.numel() for g in grads) != buf.numel():
         raise ConfigError("bucket gradients do not tile the bucket buffer")
-    parts = compress_bucket(state.compressor, state.compressor_state, _tensor_names(state, bucket), grads)
-    state.stats.payload_bytes += sum(p.wire_bytes for _, p in parts)
+    send = prepare_send(state.compressor, state.compressor_state, _tensor_names(state, bucket),
+                        grads, state.world_size, lambda ps: _capacity(state, bucket, ps))
+    state.stats.payload_bytes += send.payload_bytes
     state.stats.dense_bytes += buf.numel() * buf.element_size()
-    return parts
+    state.stats.sent_bytes += send.sent_bytes
+    return send
 
 
-def _start_exchanges(
-    state: CompressionHookState, bucket: dist.GradBucket, parts: list[Part]
-) -> list[_Allreduce | _Allgather]:
-    """Issue the bucket's collectives: one allreduce per values dtype for what every rank
-    sends at the same positions, one all-gather for per-rank (index, value) pairs."""
-    same_positions, per_rank = split_exchanges(parts)
-    exchanges: list[_Allreduce | _Allgather] = [_Allreduce(state, ps) for ps in same_positions]
-    if per_rank:
-        exchanges.append(_Allgather(state, bucket, per_rank))
-    return exchanges
-
-
-class _Allreduce:
-    """Values every rank sends at the same positions (dense payloads, shared indices), of one
-    dtype: divided by the world size, then summed by one allreduce."""
-
-    def __init__(self, state: CompressionHookState, parts: list[Part]):
-        self.parts = parts
-        self.compressor = state.compressor
-        self.flat = allreduce_input(parts, state.world_size)
-        state.stats.sent_bytes += self.flat.numel() * self.flat.element_size()
-        group = state.process_group
-        self.future = dist.all_reduce(self.flat, group=group, async_op=True).get_future()
-
-    def write(self, out: torch.Tensor) -> None:
-        """The averaged tensors into the flat bucket ``out``."""
-        write_allreduce(self.flat, self.parts, self.compressor, out)
-
-
-class _Allgather:
-    """Per-rank (index, value) pairs: packed into one buffer per rank, of a size every rank
-    agrees on, and gathered by one all-gather."""
-
-    def __init__(self, state: CompressionHookState, bucket: dist.GradBucket, parts: list[Part]):
-        device = bucket.buffer().device
-        payloads = [p for _, p in parts]
-        self.parts = parts
-        self.world = state.world_size
-        self.layout = allgather_layout(payloads, _capacity(state, bucket, payloads))
-        packed = allgather_input(parts, self.layout, device)
-        state.stats.sent_bytes += packed.numel()
-        self.gathered = torch.empty(self.world * packed.numel(), dtype=torch.uint8, device=device)
-        group = state.process_group
-        self.future = _all_gather(self.gathered, packed, group=group, async_op=True).get_future()
-
-    def write(self, out: torch.Tensor) -> None:
-        """The mean of every rank's pairs into the flat bucket ``out``."""
-        write_allgather(self.gathered, self.world, self.layout, self.parts, out)
+def _start_collectives(state: CompressionHookState, send: BucketSend) -> list[torch.futures.Future]:
+    """Issue the bucket's collectives: one allreduce per values dtype of what every rank
+    sends at the same positions, one fixed-size all-gather of the per-rank pairs."""
+    group = state.process_group
+    futures = [dist.all_reduce(flat, group=group, async_op=True).get_future()
+               for _, flat in send.allreduce]
+    if (g := send.allgather) is not None:
+        futures.append(_all_gather(g.gathered, g.packed, group=group, async_op=True).get_future())
+    return futures
 
 
 def _capacity(state: CompressionHookState, bucket: dist.GradBucket, payloads: list[Payload]) -> int:

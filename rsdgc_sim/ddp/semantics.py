@@ -47,6 +47,10 @@ from .wire import Layout, pack, unpack_sum, value_dtype
 #: DDP rebuilds its buckets after iteration 0; compression starts at this iteration or later
 MIN_DENSE_ITERS = 2
 
+#: DDP's default bucket caps in bytes: the first bucket's and every later one's
+DDP_FIRST_BUCKET_BYTES = 2**20
+DDP_BUCKET_CAP_BYTES = 25 * 2**20
+
 #: one tensor of a bucket: where it starts in the flat bucket, and its payload
 Part = tuple[int, Payload]
 
