@@ -1,8 +1,9 @@
 """Fidelity of the simulator against real DDP runs on emulated links: prediction and
 composition, case by case.
 
-For each model (``cnn_small`` at 32x32, ``resnet18`` at 64x64), ranks (2, 4), link rate
-(50, 100, 400 Mbit/s) and compressor (``none``, ``topk`` and ``nsi`` at density 0.01): real
+For each model case (``cnn_small`` at 32x32, ``resnet18`` at 64x64 and at 32x32), ranks
+(2, 4), link rate (50, 100, 400 Mbit/s) and compressor (``none``, ``topk``, ``nsi`` and
+``dgc`` at density 0.01): real
 DDP training through the compression hook over network namespaces shaped with tc tbf
 (``rsdgc_sim.emulate``), beside two simulator numbers:
 
@@ -10,6 +11,9 @@ DDP training through the compression hook over network namespaces shaped with tc
   own process with the threads and cores of one rank, and a calibration file measured
   before (links and compute-communication interference, with the model's backward);
 * ``composition``: the same simulator fed with the run's own compute and compression.
+
+A second table puts the profile's compression and decompression per iteration beside what
+the hook paid in the run (its own timers, mean over ranks), for the sparse compressors.
 
 Each case: the median and IQR of the measured iteration time over ``--iterations`` timed
 iterations (ranks pinned to cores, warmed up); ``~`` marks a case whose spread (IQR /
@@ -47,7 +51,9 @@ from rsdgc_sim.emulate.cores import available_cores
 from rsdgc_sim.emulate.run import emulate_scenario
 from rsdgc_sim.scenario import scenario_from_dict
 
-MODELS = {"cnn_small": (32, 32), "resnet18": (64, 16)}  # name -> (input size, batch per rank)
+#: model case -> (model, input size, batch per rank)
+MODELS = {"cnn_small": ("cnn_small", 32, 32), "resnet18": ("resnet18", 64, 16),
+          "resnet18@32": ("resnet18", 32, 16)}
 NUM_CLASSES = 45
 WORKERS = [2, 4]
 RATES_MBIT = [50.0, 100.0, 400.0]
@@ -55,18 +61,19 @@ COMPRESSORS = [
     {"name": "none"},
     {"name": "topk", "density": 0.01},
     {"name": "nsi", "density": 0.01},
+    {"name": "dgc", "density": 0.01},
 ]
 #: a rough iteration time per model on one core (s), for the duration estimate only
-ROUGH_ITERATION_S = {"cnn_small": 0.15, "resnet18": 1.2}
+ROUGH_ITERATION_S = {"cnn_small": 0.15, "resnet18": 1.2, "resnet18@32": 0.35}
 GOAL = {"prediction": (0.10, 0.20), "composition": (0.05, 0.10)}  # median, worst
 
 
-def scenario(model: str, workers: list[int], rates_mbit: list[float]):
-    size, batch = MODELS[model]
+def scenario(case: str, workers: list[int], rates_mbit: list[float]):
+    model, size, batch = MODELS[case]
     return scenario_from_dict(
         {
             "schema_version": 1,
-            "name": f"fidelity-{model}",
+            "name": f"fidelity-{case.replace('@', '-')}",
             "model": {"name": model, "num_classes": NUM_CLASSES, "input_size": size},
             "batch_size": batch,
             "device": "cpu",
@@ -101,11 +108,11 @@ def selection(args) -> dict[str, tuple[list[int], list[float]]]:
     return out
 
 
-def _params(model: str) -> int:
+def _params(case: str) -> int:
     from rsdgc_sim.models import count_parameters, create
 
-    return count_parameters(create(model, num_classes=NUM_CLASSES,
-                                   input_size=MODELS[model][0], device="meta"))
+    model, size, _ = MODELS[case]
+    return count_parameters(create(model, num_classes=NUM_CLASSES, input_size=size, device="meta"))
 
 
 def estimate_s(sel, iterations: int) -> float:
@@ -177,6 +184,57 @@ def table(rows: list[dict], mode: str) -> Table:
     return t
 
 
+def _ratio(profiled, paid) -> str:
+    return "-" if profiled is None or not paid else f"{profiled / paid - 1:+.0%}"
+
+
+def cost_table(rows: list[dict]) -> Table:
+    """Per sparse case, in ms per iteration: the profile's compression and decompression (at
+    the case's ranks) beside what the hook paid in the run (host time, and its thread's CPU
+    time: the host time stretches when backward or gloo's threads share the core), with the
+    profile's error against each."""
+    from rich import box
+
+    t = Table(title="compression per iteration: profile vs hook in the run (ms; err: profile "
+                    "vs hook host time / CPU time)", box=box.SIMPLE_HEAD, padding=(0, 1))
+    for col in ("model", "compressor", "ranks", "Mbit/s", "compress", "hook", "cpu", "err",
+                "decompress", "hook", "cpu", "err"):
+        t.add_column(col, justify="left" if col in ("model", "compressor") else "right",
+                     no_wrap=True)
+    for r in rows:
+        if r["compressor"] == "none" or r.get("profiled_compress_s") is None:
+            continue
+        cells = []
+        for what in ("compress", "decompress"):
+            prof, host, cpu = r[f"profiled_{what}_s"], r[f"{what}_s"], r.get(f"{what}_cpu_s")
+            cells += [f"{prof * 1e3:.1f}", f"{host * 1e3:.1f}",
+                      "-" if cpu is None else f"{cpu * 1e3:.1f}",
+                      f"{_ratio(prof, host)}/{_ratio(prof, cpu)}"]
+        t.add_row(r["model"], short(r["compressor"]), str(r["workers"]),
+                  f"{r['bandwidth_bytes_per_s'] * 8 / 1e6:g}", *cells)
+    return t
+
+
+def cost_summary(rows: list[dict]) -> list[str]:
+    """Median and worst |profile / hook - 1| of compression and decompression over the
+    headline sparse cases, against the hook's host time and its CPU time (goal: 15 %)."""
+    rs = [r for r in rows if in_headline(r) and r["compressor"] != "none"
+          and r.get("profiled_compress_s") is not None]
+    if not rs:
+        return ["profile vs hook: no headline sparse case"]
+    out = []
+    for paid, suffix in (("host time", "_s"), ("CPU time", "_cpu_s")):
+        parts = []
+        for what in ("compress", "decompress"):
+            es = [abs(r[f"profiled_{what}_s"] / r[f"{what}{suffix}"] - 1) for r in rs
+                  if r.get(f"{what}{suffix}")]
+            if es:
+                parts.append(f"{what} median {statistics.median(es):.1%}, worst {max(es):.1%}")
+        out.append(f"profile vs hook {paid}, {len(rs)} headline sparse cases: "
+                   + ("; ".join(parts) or "not recorded") + " (goal 15 %)")
+    return out
+
+
 def summary(rows: list[dict]) -> list[str]:
     """The interference factor per model and rate, then the median and worst |error| of
     both errors over the headline cases, the others and all."""
@@ -209,7 +267,7 @@ def run(args, console: Console) -> tuple[list[dict], list[str], str]:
     args.out.mkdir(parents=True, exist_ok=True)
     rows, notes, mode = [], [], "netns"
     for model, (ranks, rates) in sel.items():
-        size, batch = MODELS[model]
+        name, size, batch = MODELS[model]
         cal_path = args.out / f"calibration-{model}.json"
         needed = {r * 1e6 / 8 for r in rates}
         cal: Calibration | None = load_calibration(cal_path) if cal_path.exists() else None
@@ -217,7 +275,7 @@ def run(args, console: Console) -> tuple[list[dict], list[str], str]:
         if cal is None or not needed <= have:
             rates_all = sorted(needed | {h for h in have if h})
             cal = calibrate_links(rates_all, repeats=5, progress=say, interference=InterferenceSpec(
-                model=model, num_classes=NUM_CLASSES, input_size=size, batch_size=batch,
+                model=name, num_classes=NUM_CLASSES, input_size=size, batch_size=batch,
             ))  # fmt: skip
             save_calibration(cal, cal_path)
         rep = emulate_scenario(
@@ -262,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         rows, notes, mode = run(args, console)
     console.print(table(rows, mode))
     for line in summary(rows):
+        console.print(line)
+    console.print(cost_table(rows))
+    for line in cost_summary(rows):
         console.print(line)
     console.print(f"{time.time() - t0:.0f} s; python benchmarks/fidelity.py "
                   + " ".join(argv if argv is not None else sys.argv[1:]))

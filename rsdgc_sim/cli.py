@@ -109,6 +109,11 @@ def _store(cache_dir: str | None):
     return store
 
 
+#: --pin-profile's help, on every command that takes a cached profile and --refresh
+_PIN_HELP = ("reuse the cached profile even when it is unstable (a spread above its target), "
+             "with a warning; by default it is measured again. Same as `profile: {pin: true}` "
+             "in the scenario")
+
 #: `run` prints its table up to this many rows (the rest is in results.csv)
 _TABLE_ROWS = 300
 
@@ -119,6 +124,7 @@ _TABLE_ROWS = 300
 @click.option("--out", "out_dir", default="out", show_default=True, type=SafePath(file_okay=False),
               help="folder for results.json, results.csv, trace.json and the plots (speedup.png, ...)")
 @click.option("--refresh-profile", is_flag=True, help="measure again even if a cached profile exists")
+@click.option("--pin-profile", is_flag=True, help=_PIN_HELP)
 @click.option("--cache", "cache_dir", type=SafePath(file_okay=False), default=None,
               help="profile cache folder (default: $RSDGC_SIM_CACHE or ~/.cache/rsdgc-sim)")
 @click.option("--profile", "profile_file", type=SafePath(dir_okay=False), default=None,
@@ -137,14 +143,18 @@ _TABLE_ROWS = 300
               help="simulate every point again (default: reuse the finished points in OUT/points)")
 @click.option("--table", "full_table", is_flag=True,
               help=f"print the table even with more than {_TABLE_ROWS} rows")
-def run(scenario, out_dir, refresh_profile, cache_dir, profile_file, no_trace, no_plot, wide,
-        quiet, jobs, dask_address, fresh, full_table):
+def run(scenario, out_dir, refresh_profile, pin_profile, cache_dir, profile_file, no_trace,
+        no_plot, wide, quiet, jobs, dask_address, fresh, full_table):
     """Profile (or reuse the cached profile), simulate every grid point, print the table and
     write results.json, results.csv, trace.json and the plots. Without SCENARIO, runs the
     bundled quickstart.
 
     A `sweep:` section in the scenario sweeps any field. Every finished point is kept in
-    OUT/points: an interrupted or repeated run simulates only what is missing."""
+    OUT/points: an interrupted or repeated run simulates only what is missing.
+
+    A cached profile is reused (said with who measured it and how stable it is) unless it
+    is unstable (a spread above its target): then it is measured again, unless pinned
+    (--pin-profile, or `profile: {pin: true}` in the scenario)."""
     from pathlib import Path
 
     from .report.files import check_writable_dir
@@ -164,7 +174,7 @@ def run(scenario, out_dir, refresh_profile, cache_dir, profile_file, no_trace, n
         with _progress(err, "starting") as progress:
             res = run_scenario(sc, store=store, refresh=refresh_profile, profile_file=profile_file,
                                trace=not no_trace, progress=progress, points_dir=points_dir,
-                               jobs=jobs, dask=dask_address, fresh=fresh)
+                               jobs=jobs, dask=dask_address, fresh=fresh, pin=pin_profile)
     except StudyInterrupted as e:
         click.echo(str(e), err=True)
         click.get_current_context().exit(130)
@@ -209,15 +219,20 @@ def _print_study(res, sc, wide: bool, full_table: bool) -> None:
 @click.option("--out", "out_path", type=SafePath(dir_okay=False), default=None,
               help="also save the profile to this JSON file")
 @click.option("--refresh", is_flag=True, help="measure again even if a cached profile exists")
+@click.option("--pin-profile", is_flag=True, help=_PIN_HELP)
 @click.option("--cache", "cache_dir", type=SafePath(file_okay=False), default=None,
               help="profile cache folder")
-def profile(scenario, out_path, refresh, cache_dir):
+def profile(scenario, out_path, refresh, pin_profile, cache_dir):
     """Measure (or show the cached) profile of SCENARIO: forward/backward, gradient-ready
-    times and per-tensor compression costs on the scenario's devices."""
+    times and per-tensor compression costs on the scenario's devices, then its quality
+    (stable, or unstable: which times) and the samples discarded while measuring.
+
+    An unstable cached profile is measured again unless pinned (--pin-profile, or
+    `profile: {pin: true}` in the scenario)."""
 
     from .profile.store import save_profile
     from .report.files import check_writable_file
-    from .report.profile_table import profile_tables
+    from .report.profile_table import profile_quality_lines, profile_tables
     from .run import profile_scenario
 
     sc = _load(scenario)
@@ -226,10 +241,13 @@ def profile(scenario, out_path, refresh, cache_dir):
     store = _store(cache_dir)
     err = _console()
     with _progress(err, "profiling") as progress:
-        prof, cached = profile_scenario(sc, store=store, refresh=refresh, progress=progress)
+        prof, cached = profile_scenario(sc, store=store, refresh=refresh, progress=progress,
+                                        pin=pin_profile)
     out = _stdout()
     for table in profile_tables(prof):
         out.print(table)
+    for line in profile_quality_lines(prof):
+        out.print(line, markup=False, highlight=False)
     err.print(f"{'cached' if cached else 'saved'}: {store.path(prof.key)}")
     if out_path:
         save_profile(prof, out_path)

@@ -11,6 +11,7 @@ Nothing here writes files except the profile cache (``ProfileStore``); writing r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +49,14 @@ def profile_inputs(scenario: Scenario, devices: list[str]) -> dict[str, Any]:
         "torch": torch.__version__,
         # torch.compile'd or eager NSI scores (after a failed compile: eager, and the reason)
         "nsi_compile": compile_mode(),
+        # compression is measured per DDP bucket
+        "buckets": profile_buckets(scenario),
     }
+
+
+def profile_buckets(scenario: Scenario) -> tuple[int, int]:
+    """DDP's first and later bucket caps in bytes, the buckets a profile is measured in."""
+    return int(scenario.ddp.first_bucket), int(scenario.ddp.bucket_cap)
 
 
 def estimated_profile(scenario: Scenario, store: ProfileStore | None = None,
@@ -83,18 +91,58 @@ def estimated_profile(scenario: Scenario, store: ProfileStore | None = None,
     return prof, False
 
 
-def _warn_spread(prof: Profile, progress: Progress | None, why: str) -> None:
-    """Say again what was unsteady when a reused profile was measured."""
-    from .report.profile_table import profile_warnings
+#: how a user keeps an unstable profile (said wherever one is measured again)
+PIN_HINT = "--pin-profile or `profile: {pin: true}` reuses it as it is"
 
-    if progress:
-        for w in profile_warnings(prof):
-            progress(f"warning: {w} ({why})")
+#: (key, created) of the profiles this process measured: reused here even when unstable
+#: (measured again seconds later on the same machine, it would be no steadier)
+_MEASURED_HERE: set[tuple[str, str]] = set()
+
+
+def _measured_here(prof: Profile) -> bool:
+    return (prof.key, prof.created) in _MEASURED_HERE and prof.settings.get("pid") == os.getpid()
+
+
+def _unstable_text(prof: Profile) -> str:
+    from .profile.quality import unstable_quantities
+
+    return "; ".join(map(str, unstable_quantities(prof)))
+
+
+def _say_reused(prof: Profile, say: Progress, where: str, why: str) -> None:
+    """Say where the reused ``prof`` comes from, who measured it (host, pid, when, load,
+    torch threads, discarded samples) and how stable it is, then warn about a busy machine
+    and an unstable profile (``why``: why it is reused all the same)."""
+    from .profile.quality import busy_warning, provenance_text, quality_text
+
+    say(f"profile {prof.key or '(no key)'} {where}")
+    say(f"  {provenance_text(prof)}; {quality_text(prof)}")
+    if busy := busy_warning(prof):
+        say(f"warning: {busy}")
+    if unstable := _unstable_text(prof):
+        say(f"warning: profile {prof.key or '(no key)'} is unstable ({unstable}) and {why}: "
+            f"reused as it is, its times are uncertain")
+
+
+def _reuse_cached(prof: Profile, say: Progress, where: str, pinned: bool) -> bool:
+    """Whether the cached ``prof`` is reused, said either way: a stable one is (with who
+    measured it); an unstable one only when pinned or measured by this process, else one
+    line says it is measured again, what is unstable and how to pin."""
+    unstable = _unstable_text(prof)
+    if unstable and not pinned and not _measured_here(prof):
+        say(f"note: cached profile {prof.key} is unstable ({unstable}): measuring it again "
+            f"({PIN_HINT})")
+        return False
+    why = ("pinned (--pin-profile or profile.pin)" if pinned
+           else "was measured by this process moments ago")
+    _say_reused(prof, say, where, why)
+    return True
 
 
 def profile_from_file(scenario: Scenario, path: str, progress: Progress | None = None) -> Profile:
     """A profile measured elsewhere, checked against the scenario (model, input, batch,
-    compressors and their parameters); torch-free."""
+    compressors and their parameters), said with who measured it and how stable it is (an
+    unstable one is warned about: it cannot be measured again); torch-free."""
     from .profile.match import check_matches
     from .profile.store import load_profile
 
@@ -102,8 +150,9 @@ def profile_from_file(scenario: Scenario, path: str, progress: Progress | None =
     check_matches(scenario, prof, _profile_compressors(scenario), str(path))
     if progress:
         where = ", ".join(sorted({d.device_name or d.device for d in prof.devices}))
-        progress(f"profile from {path}: {where}" + (f" on {prof.host}" if prof.host else "")
-                 + (f", torch {prof.torch_version}" if prof.torch_version else ""))
+        _say_reused(prof, progress, f"from {path}: {where}"
+                    + (f", torch {prof.torch_version}" if prof.torch_version else ""),
+                    "came from a file, so it cannot be measured again here")
     return prof
 
 
@@ -113,39 +162,52 @@ def profile_scenario(
     refresh: bool = False,
     progress: Progress | None = None,
     profile_file: str | None = None,
+    pin: bool = False,
 ) -> tuple[Profile, bool]:
     """The scenario's profile and whether it was reused (from the cache or a file).
 
     ``profile_file`` (or the scenario's ``profile.file``): simulate that profile, measured
     elsewhere, after checking it matches. ``store=None`` uses the default cache folder;
     ``refresh`` measures again even if cached.
+
+    A cached profile is reused, said with who measured it and its quality
+    (:mod:`rsdgc_sim.profile.quality`), unless it is *unstable* (a spread above its
+    target): then it is measured again, and one line says why, unless ``pin`` (or the
+    scenario's ``profile.pin``) keeps it, with a warning. One this process measured is
+    reused as it is; so is one another process measured while this one waited for it.
+    A profile file is never measured again (only warned about); estimates have no spread.
+    Pinning is not part of the cache key. The measuring process's pid is recorded in
+    ``settings["pid"]``.
     """
     if (path := profile_file or scenario.profile.file) is not None:
-        prof = profile_from_file(scenario, str(path), progress)
-        _warn_spread(prof, progress, "from the file")
-        return prof, True
+        return profile_from_file(scenario, str(path), progress), True
     if scenario.device_model() is not None:
         return estimated_profile(scenario, store, refresh, progress)
     from .models.footprint import check_fits
     from .profile.devices import resolve_devices
     from .profile.measure import measure_profile
+    from .profile.quality import unstable_quantities
 
     say = progress or (lambda _m: None)
+    pinned = pin or scenario.profile.pin
     store = store if store is not None else ProfileStore()
     devices = resolve_devices(scenario.device)
     key = profile_key(profile_inputs(scenario, devices))
-    if not refresh and (cached := store.get(key, on_invalid=say)) is not None:
-        say(f"profile {key} from the cache ({store.path(key)})")
-        _warn_spread(cached, say, "cached; --refresh-profile measures again")
-        return cached, True
+    seen = None if refresh else store.get(key, on_invalid=say)
+    if seen is not None and _reuse_cached(seen, say, f"from the cache ({store.path(key)})",
+                                          pinned):
+        return seen, True
     # one run measures a key at a time: another that misses it meanwhile waits here, then
     # finds this one's profile (the lock dies with its process, crash included)
     with store.lock(key, on_wait=say):
-        # measured by another run while this one waited? (an invalid entry was reported above)
+        # measured by another run while this one waited? (an invalid entry was reported
+        # above); reused even if unstable: measured just now, again it would be no steadier
         if not refresh and (cached := store.get(key, on_invalid=lambda _m: None)) is not None:
-            say(f"profile {key} from the cache ({store.path(key)}), measured by another run")
-            _warn_spread(cached, say, "measured by another run")
-            return cached, True
+            if cached != seen:
+                _say_reused(cached, say, f"from the cache ({store.path(key)}), measured by "
+                            f"another run while this one waited",
+                            "was measured by another run just now")
+                return cached, True
         specs = _profile_compressors(scenario)
         m = scenario.model
         check_fits(m.name, m.num_classes, m.input_size, scenario.batch_size, states=2 * len(specs))
@@ -159,18 +221,27 @@ def profile_scenario(
         )
         # a compile that failed while measuring made this an eager profile: file it as one
         key = profile_key(profile_inputs(scenario, devices))
-        prof = prof.model_copy(update={"key": key, "compressor_specs": specs})
+        prof = prof.model_copy(update={"key": key, "compressor_specs": specs,
+                                       "settings": {**prof.settings, "pid": os.getpid()}})
         store.put(prof)
+        _MEASURED_HERE.add((prof.key, prof.created))
+    if unstable := unstable_quantities(prof):
+        said = "; ".join(map(str, unstable))
+        say(f"note: profile {key} is unstable ({said}): "
+            + ("pinned, so the next run reuses it" if pinned else
+               f"the next run measures it again ({PIN_HINT})"))
     return prof, False
 
 
 #: the fields of one run in results.json / results.csv, in order
 RUN_FIELDS = [
     "compressor", "workers", "topology", "collective", "fidelity", "exact", "bandwidth_bytes_per_s",
-    "latency_s", "iteration_s", "compute_s", "compression_s", "communication_s",
+    "latency_s", "iteration_s", "iteration_s_low", "iteration_s_high", "compute_s",
+    "compression_s", "communication_s",
     "exposed_communication_s", "bytes_sent_per_worker", "bytes_transmitted_per_worker",
     "compression_ratio",
-    "speedup_vs_dense", "scaling_efficiency", "samples_per_s",
+    "speedup_vs_dense", "speedup_vs_dense_low", "speedup_vs_dense_high", "scaling_efficiency",
+    "samples_per_s",
 ]
 
 
@@ -251,6 +322,15 @@ def simulate_scenario(
     """Simulate every compressor at every grid point; rows carry the derived metrics.
 
     * ``speedup_vs_dense``: the dense (``none``) iteration time at the same point / this one;
+    * ``iteration_s_low`` / ``_high``: the least and greatest iteration time simulated with
+      the profile at its median and at its lower and upper quartile
+      (:mod:`rsdgc_sim.profile.quartiles`; a hook's scheduling can reorder work, so the
+      time is not monotone in every duration); equal to ``iteration_s`` for a profile
+      without spread (an estimate);
+    * ``speedup_vs_dense_low`` / ``_high``: the least and greatest speedup over the same
+      three profiles, dense and this one simulated with the same profile (they share its
+      forward, backward and optimizer: a slow backward slows both); ``_high`` is None when
+      this iteration takes no time under a quartile. Dense's own row: 1, under any profile;
     * ``bytes_sent_per_worker``: the payload a worker contributes per iteration;
       ``bytes_transmitted_per_worker``: what leaves its NIC (a ring all-gather forwards the
       other p - 1 payloads too);
@@ -264,6 +344,7 @@ def simulate_scenario(
     nominal bandwidth and latency of the grid point), and backward that overlaps a
     collective is stretched by the calibrated interference factor.
     """
+    from .profile.quartiles import has_spread, quartile_profiles
     from .sim import simulate
     from .sim.explain import bucket_formulas
     from .units import format_bandwidth, format_duration
@@ -284,14 +365,26 @@ def simulate_scenario(
 
     rows: list[dict[str, Any]] = []
     sims: list[Any] = []
-    dense_cache: dict[tuple[int, float, float], float] = {}
+    # the profile at its median and, when it has a spread, at its quartiles
+    variants = {"median": profile}
+    if has_spread(profile):
+        variants["low"], variants["high"] = quartile_profiles(profile)
+    dense_cache: dict[tuple[str, int, float, float], float] = {}
 
-    def dense_time(workers: int, point) -> float:
-        k = (workers, point.bandwidth_bytes_per_s, point.latency_s)
+    def dense_time(workers: int, point, variant: str = "median") -> float:
+        k = (variant, workers, point.bandwidth_bytes_per_s, point.latency_s)
         if k not in dense_cache:
             pt = sim_point(dense, point.model_copy(update={"workers": workers}))
-            dense_cache[k] = simulate(profile, pt).iteration_s
+            dense_cache[k] = simulate(variants[variant], pt).iteration_s
         return dense_cache[k]
+
+    def times(label: str, point, value: float) -> dict[str, float]:
+        """The iteration time under each profile variant (``value``: the median's)."""
+        out = {"median": value}
+        for v in variants.keys() - {"median"}:
+            out[v] = (dense_time(point.workers, point, v) if label == dense
+                      else simulate(variants[v], sim_point(label, point)).iteration_s)
+        return out
 
     grid = scenario.grid()
     for i, point in enumerate(grid):
@@ -302,7 +395,17 @@ def simulate_scenario(
             pt = sim_point(label, point)
             res = simulate(profile, pt, trace=trace)
             if label == dense:
-                dense_cache[(point.workers, point.bandwidth_bytes_per_s, point.latency_s)] = res.iteration_s
+                dense_cache[("median", point.workers, point.bandwidth_bytes_per_s,
+                             point.latency_s)] = res.iteration_s
+            ts = times(label, point, res.iteration_s)
+            it_low, it_high = min(ts.values()), max(ts.values())
+            speedup = dense_time(point.workers, point) / res.iteration_s
+            # dense and this one under the same profile variant: they share its compute
+            sps = [dense_time(point.workers, point, v) / t if t > 0 else None
+                   for v, t in ts.items()]
+            # None: unbounded (this run takes no time at all under a quartile)
+            sp_low = min([speedup, *(x for x in sps if x is not None)])
+            sp_high = None if None in sps else max([speedup, *sps])
             sims.append(res)
             sent = res.bytes_sent_per_worker
             rows.append({
@@ -315,6 +418,8 @@ def simulate_scenario(
                 "bandwidth_bytes_per_s": point.bandwidth_bytes_per_s,
                 "latency_s": point.latency_s,
                 "iteration_s": res.iteration_s,
+                "iteration_s_low": it_low,
+                "iteration_s_high": it_high,
                 "compute_s": res.compute_s,
                 "compression_s": res.compression_s,
                 "communication_s": res.communication_s,
@@ -322,7 +427,9 @@ def simulate_scenario(
                 "bytes_sent_per_worker": sent,
                 "bytes_transmitted_per_worker": res.bytes_transmitted_per_worker,
                 "compression_ratio": profile.dense_bytes / sent if sent else None,
-                "speedup_vs_dense": dense_time(point.workers, point) / res.iteration_s,
+                "speedup_vs_dense": speedup,
+                "speedup_vs_dense_low": sp_low,
+                "speedup_vs_dense_high": sp_high,
                 "scaling_efficiency": dense_time(1, point) / res.iteration_s,
                 "samples_per_s": point.workers * scenario.batch_size / res.iteration_s,
                 # each bucket's collective: simulated, and the closed form where one exists
@@ -342,6 +449,7 @@ def run_scenario(
     jobs: int = 1,
     dask: str | None = None,
     fresh: bool = False,
+    pin: bool = False,
 ) -> StudyResult:
     """Profile every variant of the sweep (profiles shared through the cache), then
     simulate every compressor x point: serially, in ``jobs`` local processes, or on the
@@ -354,6 +462,7 @@ def run_scenario(
     unchanged one computes nothing); ``fresh`` simulates every point again and overwrites
     them. Without it, every point is computed. Rows come in
     sweep order (the first path slowest), then workers, bandwidth, latency, then compressor.
+    ``refresh``, ``pin``, ``profile_file``: as for :func:`profile_scenario`.
     """
     from .study.execute import PointTask, run_points
     from .study.points import PointStore, point_key, profile_identity
@@ -371,7 +480,8 @@ def run_scenario(
             include={"model", "batch_size", "device", "seed", "profile", "compressors"})
         if inputs not in by_inputs:
             prof, cached = profile_scenario(v.scenario, store=store, refresh=refresh,
-                                            progress=progress, profile_file=profile_file)
+                                            progress=progress, profile_file=profile_file,
+                                            pin=pin)
             pid = profile_identity(prof)
             profiles.setdefault(pid, prof)
             by_inputs[inputs] = pid

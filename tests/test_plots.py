@@ -216,3 +216,47 @@ def test_breakdown_segments_are_the_row_parts(grid_study):
         assert (c, z, e) == (r["compute_s"], r["compression_s"], r["exposed_communication_s"])
         assert h == pytest.approx(r["communication_s"] - r["exposed_communication_s"], abs=1e-15)
         assert h >= 0
+
+
+def _with_ranges(data: dict, low: float = 0.9, high: float = 1.15) -> dict:
+    runs = [{**r, **{f"{k}_{end}": r[k] * f for k in ("iteration_s", "speedup_vs_dense")
+                     for end, f in (("low", low), ("high", high))}} for r in data["runs"]]
+    return {**data, "runs": runs}
+
+
+def test_ranges_are_drawn_for_every_line(bandwidth_study, monkeypatch):
+    """Rows with ranges: each compressor's line gets a band (numeric x) with its low and
+    high, and the legend says what it is; an estimated profile (no spread) draws none."""
+    from rsdgc_sim.report.plots import lines
+
+    drawn: list[tuple] = []
+    real = lines._draw_band
+
+    def record(ax, px, py, lo, hi, colour, numeric):
+        drawn.append((tuple(py), tuple(lo), tuple(hi)))
+        return real(ax, px, py, lo, hi, colour, numeric)
+
+    monkeypatch.setattr(lines, "_draw_band", record)
+    what = "<!-- range: profile's interquartile spread -->"
+    assert what not in draw(bandwidth_study, "speedup", fmt="svg").decode() and not drawn
+    ranged = _with_ranges(bandwidth_study)
+    for kind, lines_drawn in (("speedup", 2), ("iteration", 3)):
+        drawn.clear()
+        assert what in draw(ranged, kind, fmt="svg").decode()
+        assert len(drawn) == lines_drawn
+        for py, lo, hi in drawn:
+            assert lo == pytest.approx([0.9 * y for y in py], rel=1e-12)
+            assert hi == pytest.approx([1.15 * y for y in py], rel=1e-12)
+    assert draw(ranged, "breakdown").startswith(PNG)
+
+
+def test_band_is_the_value_where_a_row_has_no_range():
+    """band(): the row's low and high (scaled); the value itself for a missing field, an
+    open end (None) or an end on the wrong side of the value."""
+    from rsdgc_sim.report.plots.lines import band
+
+    r = {"iteration_s": 2.0, "iteration_s_low": 1.5, "iteration_s_high": 3.0}
+    assert band(r, "iteration_s", 1e3) == (1500.0, 3000.0)
+    assert band({"iteration_s": 2.0}, "iteration_s") == (2.0, 2.0)
+    assert band({**r, "iteration_s_high": None}, "iteration_s") == (1.5, 2.0)
+    assert band({**r, "iteration_s_low": 2.5}, "iteration_s") == (2.0, 3.0)

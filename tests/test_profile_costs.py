@@ -1,163 +1,240 @@
-"""The profiler's per-tensor compression costs: each time lands in its own field (compress,
-decompress, accumulate), the per-tensor compress split sums to the measured total, and the
-all-gather flag follows the payload.
+"""The profiler's compression costs, measured per DDP bucket through the hook's own code
+(:mod:`rsdgc_sim.profile.bucket_costs`): each time lands in its own field, a bucket's
+measured time is split over its tensors so that the buckets add up to what was measured,
+the receive side's growth with the ranks becomes the all-gathered tensors' accumulate_s,
+and every timed iteration follows a fresh backward.
 
-Exact values come from a fake clock that only the fake compressor's calls advance (dyadic
-per-element costs, so every sum, difference and median is exact in float64); real timings
-are checked with ratios far wider than timing noise."""
+Exact values come from a fake clock that only the fake compressor's calls (and a fake
+receive side) advance, with dyadic per-element costs, so every sum, ratio and median is
+exact in float64; real timings are checked with ratios far wider than timing noise."""
 
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from rsdgc_sim.compress import CompressorState, create
-from rsdgc_sim.profile import measure
+from rsdgc_sim.compress import create
+from rsdgc_sim.profile import bucket_costs
+from rsdgc_sim.profile.bucket_costs import WORLD, measure_compression
+from rsdgc_sim.profile.sampling import StopRule
 
-#: per-element seconds of each call of the fake compressor (exact binary fractions)
-MANY, ONE, DEC, ACC = 2.0**-20, 2.0**-18, 3 * 2.0**-20, 5 * 2.0**-20
+#: per-element seconds: compress_many, compress alone, decompress, accumulate, and the fake
+#: receive side's base and per-extra-rank costs (exact binary fractions)
+MANY, ONE, DEC, ACC, R0, R1 = 2.0**-20, 2.0**-18, 3 * 2.0**-20, 5 * 2.0**-20, 2.0**-19, 2.0**-21
 NUMEL = {"conv": 4096, "fc": 640, "bias": 10}
+BUCKETS = [["conv"], ["fc", "bias"]]
 
 
 class _FakeClock:
     def __init__(self):
         self.t = 0.0
 
-    def perf_counter(self) -> float:
+    def __call__(self) -> float:
         return self.t
 
 
-class _FakeCompressor:
-    """Advances the clock by a fixed cost per element for each call; its payloads are plain
-    objects (indices, wire_bytes, numel and, when given, needs_allgather)."""
+class _Fake:
+    """A compressor whose calls advance the fake clock by a fixed cost per element; its
+    payloads are the real ones of ``inner`` (so the hook's code can pack and write them)."""
 
-    def __init__(self, clock, needs_allgather=None, warmup_iters=0):
-        self.clock = clock
-        self.needs_allgather = needs_allgather
+    name = "fake"
+
+    def __init__(self, clock, inner, warmup_iters=0):
+        self.clock, self.inner = clock, inner
         self.p = SimpleNamespace(warmup_iters=warmup_iters)
+        self.max_sent = None
         #: the state's iteration at each compress_many call, and at each compress call
         self.many_at: list[int] = []
         self.one_at: list[int] = []
 
-    def _payload(self, name, g):
-        extra = {} if self.needs_allgather is None else {"needs_allgather": self.needs_allgather[name]}
-        return SimpleNamespace(indices=torch.arange(2), wire_bytes=g.numel(), numel=g.numel(), **extra)
-
     def compress_many(self, grads, state):
         self.many_at.append(state.iteration)
         self.clock.t += MANY * sum(g.numel() for g in grads.values())
-        return {n: self._payload(n, g) for n, g in grads.items()}
+        return self.inner.compress_many(grads, state)
 
     def compress(self, name, g, state):
         self.one_at.append(state.iteration)
         self.clock.t += ONE * g.numel()
-        return self._payload(name, g)
+        return self.inner.compress(name, g, state)
 
     def decompress(self, payload):
         self.clock.t += DEC * payload.numel
+        return self.inner.decompress(payload)
 
     def accumulate(self, out, payload):
         self.clock.t += ACC * payload.numel
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    c = _FakeClock()
-    monkeypatch.setattr(measure, "time", SimpleNamespace(perf_counter=c.perf_counter))
-    return c
+        return self.inner.accumulate(out, payload)
 
 
 def _grads():
-    return {n: torch.zeros(k) for n, k in NUMEL.items()}
+    gen = torch.Generator().manual_seed(0)
+    return {n: torch.randn(k, generator=gen) for n, k in NUMEL.items()}
 
 
-def test_each_cost_lands_in_its_own_field_exactly(clock):
-    """With per-element costs MANY (compress_many), ONE (compress alone), DEC and ACC, each
-    tensor gets compress_s = MANY * numel (its own compress time ONE * numel scaled by the
-    measured total over the sum of the singles, MANY / ONE), decompress_s = DEC * numel and
-    accumulate_s = ACC * numel, exactly: a profiler that zeroes, swaps or unscales any of
-    them fails."""
-    costs = measure._measure_compressor(_FakeCompressor(clock), _grads(), "cpu", 2, 3, 0, CompressorState)
-    assert list(costs) == list(NUMEL)
-    for n, k in NUMEL.items():
-        assert costs[n].compress_s == MANY * k
-        assert costs[n].decompress_s == DEC * k
-        assert costs[n].accumulate_s == ACC * k
-        assert costs[n].wire_bytes == k
+def _measure(comp, clock, warmup=2, iterations=3, fresh=None):
+    grads = _grads()
+    rule = StopRule(min_iterations=iterations, max_iterations=iterations, budget_s=0.0)
+    return measure_compression(comp, fresh or (lambda: grads), BUCKETS, "cpu", rule,
+                               warmup=warmup, clock=clock)
 
 
-def test_compress_split_sums_to_the_measured_total(clock):
-    """The per-tensor compress_s add up to the measured compress_many time of one iteration
-    (MANY * total numel), not to the sum of the single-tensor times (4x as much here)."""
-    costs = measure._measure_compressor(_FakeCompressor(clock), _grads(), "cpu", 1, 3, 0, CompressorState)
-    assert sum(c.compress_s for c in costs.values()) == MANY * sum(NUMEL.values())
+@pytest.fixture
+def receive(monkeypatch):
+    """The receive side costs R0 per element of the bucket plus R1 per element and extra
+    rank, on the fake clock (the real one runs too, untimed by the fake clock)."""
+    real = bucket_costs.finish_receive
+    clocks: list[_FakeClock] = []
+
+    def fake(send, comp, world, out):
+        clocks[0].t += (R0 + (world - 1) * R1) * out.numel()
+        return real(send, comp, world, out)
+
+    monkeypatch.setattr(bucket_costs, "finish_receive", fake)
+    return clocks
 
 
-@pytest.mark.parametrize("flags", [None, {"conv": False, "fc": True, "bias": False}])
-def test_sparse_flag_follows_needs_allgather(clock, flags):
-    """`sparse` is the payload's needs_allgather when it has one (payloads with shared indices
-    are allreduced although they carry indices), else whether it has indices."""
-    costs = measure._measure_compressor(_FakeCompressor(clock, flags), _grads(), "cpu", 0, 1, 0, CompressorState)
-    expected = flags or dict.fromkeys(NUMEL, True)
-    assert {n: c.sparse for n, c in costs.items()} == expected
+def test_dense_payloads_cost_their_bucket_split_by_their_own_times(receive):
+    """Dense payloads (allreduced): compress_s = MANY x numel (the bucket's compress_many,
+    split by each tensor's own time ONE x numel), decompress_s = its share of the receive
+    side at one rank (R0 x bucket numel + the dense writes DEC x numel, split by DEC x numel),
+    accumulate_s = 0 (an allreduced tensor's receive side does not grow with the ranks)."""
+    clock = _FakeClock()
+    receive.append(clock)
+    got = _measure(_Fake(clock, create("none")), clock)
+    for names in BUCKETS:
+        nb = sum(NUMEL[n] for n in names)
+        for n in names:
+            c = got.costs[n]
+            assert c.compress_s == MANY * NUMEL[n]
+            assert c.decompress_s == (R0 * nb + DEC * nb) * NUMEL[n] / nb
+            assert (c.accumulate_s, c.sparse, c.wire_bytes) == (0.0, False, 4 * NUMEL[n])
+    assert got.compress == [MANY * sum(NUMEL.values())] * 3
 
 
-def test_every_timed_compression_runs_after_the_warm_up(clock):
-    """A compressor whose warm-up lasts 1000 iterations is timed at iterations 1000 on: the
-    2 + 3 compress_many calls at 1000..1004, the per-tensor calls (3 tensors, 3 rounds) at
-    1000, 1001, 1002."""
-    comp = _FakeCompressor(clock, warmup_iters=1000)
-    measure._measure_compressor(comp, _grads(), "cpu", 2, 3, 0, CompressorState)
-    assert comp.many_at == [1000, 1001, 1002, 1003, 1004]
+def test_all_gathered_payloads_carry_the_slope_in_the_ranks(receive):
+    """Top-k payloads (all-gathered): the receive side at p ranks is R0 x n + (p - 1) x R1 x
+    n per bucket of n elements; decompress_s is the one-rank part and accumulate_s the
+    per-extra-rank part, each split by the tensors' own decompress / accumulate times (DEC
+    and ACC per element), so decompress_s + (p - 1) accumulate_s gives the bucket back."""
+    clock = _FakeClock()
+    receive.append(clock)
+    got = _measure(_Fake(clock, create("topk", density=0.5)), clock)
+    for names in BUCKETS:
+        nb = sum(NUMEL[n] for n in names)
+        for n in names:
+            c = got.costs[n]
+            assert c.sparse
+            assert c.decompress_s == R0 * nb * NUMEL[n] / nb
+            assert c.accumulate_s == R1 * nb * NUMEL[n] / nb
+        at_world = sum(got.costs[n].decompress_s + (WORLD - 1) * got.costs[n].accumulate_s
+                       for n in names)
+        assert at_world == (R0 + (WORLD - 1) * R1) * nb
+    assert got.decompress == [R0 * sum(NUMEL.values())] * 3
+
+
+class _Mixed(_Fake):
+    """Top-k payloads, but the bias goes dense (allreduced), as NSI sends 1-D tensors."""
+
+    def __init__(self, clock):
+        super().__init__(clock, create("topk", density=0.5))
+        self.dense = create("none")
+
+    def compress_many(self, grads, state):
+        out = super().compress_many(grads, state)
+        if "bias" in out:
+            out["bias"] = self.dense.compress("bias", grads["bias"], state)
+        return out
+
+
+def test_the_slope_goes_to_the_all_gathered_tensors_only(receive):
+    """In a bucket of an all-gathered tensor (fc) and an allreduced one (bias), the receive
+    side's growth with the ranks, R1 x bucket numel per extra rank, is all fc's accumulate_s;
+    the bias's is 0 (its allreduced value is written once, whatever the ranks)."""
+    clock = _FakeClock()
+    receive.append(clock)
+    got = _measure(_Mixed(clock), clock)
+    nb = NUMEL["fc"] + NUMEL["bias"]
+    assert (got.costs["fc"].sparse, got.costs["bias"].sparse) == (True, False)
+    assert got.costs["fc"].accumulate_s == R1 * nb
+    assert got.costs["bias"].accumulate_s == 0.0
+
+
+def test_every_timed_iteration_follows_a_fresh_backward(receive):
+    """fresh_grads (a real forward and backward in the profiler) runs once before every
+    iteration, warm-up and timed (2 + 3), and once more for the payloads and shares."""
+    clock = _FakeClock()
+    receive.append(clock)
+    calls = []
+    grads = _grads()
+
+    def fresh():
+        calls.append(clock.t)
+        return grads
+
+    _measure(_Fake(clock, create("topk", density=0.5)), clock, fresh=fresh)
+    assert len(calls) == 2 + 3 + 1
+
+
+def test_every_timed_compression_runs_after_the_warm_up(receive):
+    """A compressor whose warm-up lasts 1000 iterations is timed at iterations 1000 on: two
+    buckets per iteration, 2 + 3 iterations at 1000..1004; the per-tensor shares (3
+    tensors, 3 rounds) at 1000, 1001, 1002."""
+    clock = _FakeClock()
+    receive.append(clock)
+    comp = _Fake(clock, create("topk", density=0.5), warmup_iters=1000)
+    _measure(comp, clock)
+    assert comp.many_at == [i for i in range(1000, 1005) for _ in BUCKETS]
     assert comp.one_at == [1000] * 3 + [1001] * 3 + [1002] * 3
+
+
+def test_none_is_timed_on_ddps_dense_path(receive):
+    """``none`` takes DDP's dense path in the hook (the bucket divided by the world size,
+    one allreduce): no compressor call is timed and nothing is decompressed."""
+    clock = _FakeClock()
+    receive.append(clock)
+    comp = create("none")
+    got = _measure(comp, clock)
+    assert got.compress == [0.0] * 3  # the fake clock does not see the division
+    assert all(c.decompress_s == 0.0 and c.accumulate_s == 0.0 and not c.sparse
+               for c in got.costs.values())
 
 
 # -- real timings ----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def real():
-    """Real costs of a large tensor (4 Mi elements dense, 2 Mi for top-k keeping half) and a
-    4-element one."""
+def _real(name, numel, **params):
     gen = torch.Generator().manual_seed(0)
-    tiny = torch.randn(4, generator=gen)
-    cases = {"none": ({}, 1 << 22), "topk": ({"density": 0.5}, 1 << 21)}
-    return {
-        name: measure._measure_compressor(
-            create(name, **params), {"big": torch.randn(n, generator=gen), "tiny": tiny},
-            "cpu", 1, 5, 0, CompressorState,
-        )
-        for name, (params, n) in cases.items()
-    }
+    grads = {"big": torch.randn(numel, generator=gen), "tiny": torch.randn(4, generator=gen)}
+    rule = StopRule(min_iterations=5, max_iterations=5, budget_s=0.0)
+    import time
+
+    return measure_compression(create(name, **params), lambda: grads, [["tiny", "big"]], "cpu",
+                               rule, warmup=1, clock=time.perf_counter).costs
 
 
-def test_dense_accumulate_is_timed_and_decompress_is_free(real):
-    """Dense (`none`): accumulating 4 Mi floats (an add over 16 MiB, about 1.3 ms) takes far
-    longer than the 4-element one and than decompressing (a view, no copy, about 15 us): a
-    zeroed or swapped field fails (ratios near 100 measured, 10 asserted)."""
-    big, tiny = real["none"]["big"], real["none"]["tiny"]
-    assert big.accumulate_s > 10 * tiny.accumulate_s > 0
-    assert big.accumulate_s > 10 * big.decompress_s
-
-
-def test_sparse_decompress_and_accumulate_grow_with_the_payload(real):
-    """Top-k keeping 1 Mi of 2 Mi values: decompressing (zeros + scatter, about 9 ms) and
-    accumulating (index_add, about 3 ms) that payload take far longer than for a 4-element
-    tensor's 2 values (40 and 14 us); so does compressing it."""
-    big, tiny = real["topk"]["big"], real["topk"]["tiny"]
+def test_sparse_receive_grows_with_the_payload():
+    """Top-k keeping 1 Mi of 2 Mi values in one bucket with a 4-element tensor: the big
+    tensor's compression, decompression (unpacking, index_add) and accumulate share are far
+    larger than the tiny one's (ratios near 1000 measured, 10 asserted)."""
+    costs = _real("topk", 1 << 21, density=0.5)
+    big, tiny = costs["big"], costs["tiny"]
+    assert big.compress_s > 10 * tiny.compress_s > 0
     assert big.decompress_s > 10 * tiny.decompress_s > 0
-    assert big.accumulate_s > 10 * tiny.accumulate_s > 0
-    assert big.compress_s > 10 * tiny.compress_s
+    assert big.accumulate_s > 0
 
 
 def test_shared_index_payloads_are_not_all_gathered():
     """Random-k with shared indices (every rank draws the same ones) carries indices but is
-    allreduced: its weight's cost says sparse=False and counts the values only (4 bytes each);
-    per-rank random-k is all-gathered with value + index (8 bytes each)."""
+    allreduced: its cost says sparse=False, counts the values only (4 bytes each) and its
+    receive side does not grow with the ranks; per-rank random-k is all-gathered with value
+    + index (8 bytes each)."""
     g = {"w": torch.randn(100, 50, generator=torch.Generator().manual_seed(0))}
+    rule = StopRule(min_iterations=1, max_iterations=1, budget_s=0.0)
+    import time
+
     shared, own = (
-        measure._measure_compressor(create("randomk", density=0.1, shared_indices=s), g, "cpu", 0, 1, 0,
-                                    CompressorState)["w"]
+        measure_compression(create("randomk", density=0.1, shared_indices=s), lambda: g, [["w"]],
+                            "cpu", rule, warmup=0, clock=time.perf_counter).costs["w"]
         for s in (True, False)
     )
-    assert (shared.sparse, shared.wire_bytes) == (False, 4 * 500)
+    assert (shared.sparse, shared.wire_bytes, shared.accumulate_s) == (False, 4 * 500, 0.0)
     assert (own.sparse, own.wire_bytes) == (True, 8 * 500)

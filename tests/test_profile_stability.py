@@ -23,6 +23,7 @@ from rsdgc_sim.profile.measure import (
     relative_spread,
     time_until_stable,
 )
+from rsdgc_sim.profile.sampling import MEASURE_NICE
 from rsdgc_sim.profile.schema import DeviceProfile, Profile, TensorCost, TensorInfo
 from rsdgc_sim.progress import Eta, Transient, format_left
 from rsdgc_sim.report.profile_table import profile_tables, profile_warnings
@@ -90,7 +91,7 @@ def test_iqr_and_relative_spread_are_numpys_quartiles():
 def test_steady_sequence_stops_at_min_iterations(seq):
     """A steady timing (spread 0, or 2% < 10%) stops after exactly min_iterations."""
     clock = FakeClock()
-    samples, reason = time_until_stable(_steps(seq, clock), ["t"], StopRule(min_iterations=5), clock)
+    samples, reason, _ = time_until_stable(_steps(seq, clock), ["t"], StopRule(min_iterations=5), clock)
     assert (len(samples["t"]), reason) == (5, "stable")
 
 
@@ -98,7 +99,7 @@ def test_noisy_sequence_runs_to_the_cap():
     """Alternating 5 ms / 15 ms (spread 100%) never settles: it stops at max_iterations."""
     clock = FakeClock()
     rule = StopRule(min_iterations=5, max_iterations=40, budget_s=1e9)
-    samples, reason = time_until_stable(_steps([0.005, 0.015] * 100, clock), ["t"], rule, clock)
+    samples, reason, _ = time_until_stable(_steps([0.005, 0.015] * 100, clock), ["t"], rule, clock)
     assert (len(samples["t"]), reason) == (40, "cap")
 
 
@@ -106,7 +107,7 @@ def test_noisy_sequence_runs_to_the_budget():
     """With 1 s per iteration and a 7 s budget it stops after the 7th iteration."""
     clock = FakeClock()
     rule = StopRule(min_iterations=3, max_iterations=1000, budget_s=7.0)
-    samples, reason = time_until_stable(_steps([0.005, 0.015] * 100, clock), ["t"], rule, clock)
+    samples, reason, _ = time_until_stable(_steps([0.005, 0.015] * 100, clock), ["t"], rule, clock)
     assert (len(samples["t"]), reason) == (7, "budget")
 
 
@@ -114,7 +115,7 @@ def test_min_iterations_come_before_the_budget():
     """A budget spent early still leaves min_iterations timed."""
     clock = FakeClock()
     rule = StopRule(min_iterations=6, budget_s=0.5)
-    samples, reason = time_until_stable(_steps([0.005, 0.015] * 100, clock), ["t"], rule, clock)
+    samples, reason, _ = time_until_stable(_steps([0.005, 0.015] * 100, clock), ["t"], rule, clock)
     assert (len(samples["t"]), reason) == (6, "budget")
 
 
@@ -125,7 +126,7 @@ def test_noisy_then_steady_stops_when_the_spread_first_falls_under_target():
                     if np.subtract(*np.percentile(seq[:n], [75, 25])) <= 0.1 * np.median(seq[:n]))
     clock = FakeClock()
     rule = StopRule(min_iterations=5, max_iterations=1000, budget_s=1e9)
-    samples, reason = time_until_stable(_steps(seq, clock), ["t"], rule, clock)
+    samples, reason, _ = time_until_stable(_steps(seq, clock), ["t"], rule, clock)
     assert (len(samples["t"]), reason) == (expected, "stable") and expected > 5
 
 
@@ -138,14 +139,14 @@ def test_every_watched_quantity_must_be_stable():
         return {"forward_s": 0.01, "backward_s": 0.005 if i % 2 else 0.015}
 
     rule = StopRule(min_iterations=3, max_iterations=9, budget_s=1e9)
-    samples, reason = time_until_stable(step, ["forward_s", "backward_s"], rule, FakeClock())
+    samples, reason, _ = time_until_stable(step, ["forward_s", "backward_s"], rule, FakeClock())
     assert (len(samples["backward_s"]), reason) == (9, "cap")
 
 
 def test_tiny_times_under_the_floor_count_as_stable():
     """1 us +- 50% is noise nobody can see: under spread_floor_s (100 us) it is stable."""
     rule = StopRule(min_iterations=4, spread_floor_s=1e-4)
-    samples, reason = time_until_stable(_steps([1e-6, 2e-6] * 50), ["t"], rule, FakeClock())
+    samples, reason, _ = time_until_stable(_steps([1e-6, 2e-6] * 50), ["t"], rule, FakeClock())
     assert (len(samples["t"]), reason) == (4, "stable")
     rule = StopRule(min_iterations=4, max_iterations=10, spread_floor_s=0.0)
     assert time_until_stable(_steps([1e-6, 2e-6] * 50), ["t"], rule, FakeClock())[1] == "cap"
@@ -219,7 +220,8 @@ def test_steady_device_stops_at_min_iterations_and_stores_spread(idle):
         p = measure_profile("cnn_small", 10, 16, 4, ["cpu"], COMPRESSORS, warmup=1, min_iterations=4,
                             progress=said.append, clock=FakeClock(tick=lambda: TICK))
     (dev,) = p.devices
-    keys = {"forward_s", "backward_s", "optimizer_s", "compress:none", "compress:topk"}
+    keys = {"forward_s", "backward_s", "optimizer_s", "compress:none", "compress:topk",
+            "decompress:none", "decompress:topk"}
     assert dev.samples == dict.fromkeys(keys, 4) and dev.spread == dict.fromkeys(keys, 0.0)
     assert dev.forward_s == TICK
     assert not [m for m in said if m.startswith("warning")] and profile_warnings(p) == []
@@ -237,7 +239,9 @@ def test_noisy_device_runs_to_the_cap_and_warns(idle):
                         clock=FakeClock(tick=lambda: noisy_tick(rng)))
     dev = p.devices[0]
     assert set(dev.samples.values()) == {12}
-    assert all(v > 0 for v in dev.spread.values())
+    # every time the fake clock measures is noisy; `none` decompresses nothing (0 every time)
+    assert dev.spread["decompress:none"] == 0.0
+    assert all(v > 0 for k, v in dev.spread.items() if k != "decompress:none")
     live = [m.removeprefix("warning: ") for m in said if m.startswith("warning: ")]
     assert [re.match(r"worker 0 \(cpu\): (\w+)", w)[1] for w in live] == ["forward", "backward", "none", "topk"]
     assert all("above the 10% target" in w for w in live)
@@ -317,11 +321,15 @@ def test_settings_machine_and_compressor_specs_are_filled(idle):
     p = measure_profile("cnn_small", 10, 16, 4, ["cpu"], specs, warmup=1, min_iterations=2, seed=3,
                         max_iterations=50, spread_target=0.2, spread_floor_s=1e-5, budget_s=7.0,
                         clock=FakeClock(tick=lambda: TICK))
+    nice = p.settings.get("nice")
     assert p.settings == {
         "warmup": 1, "min_iterations": 2, "max_iterations": 50, "spread_target": 0.2,
         "spread_floor_s": 1e-5, "budget_s": 7.0, "torch_threads": torch.get_num_threads(),
-        "seed": 3, "cpus": 2, "load_average": 0.5,
+        "seed": 3, "buckets": [2**20, 25 * 2**20], "cpus": 2, "load_average": 0.5,
+        "preemption": "none", "nice": nice,
     }
+    # raised to MEASURE_NICE while measuring where permitted (root, CAP_SYS_NICE), else kept
+    assert nice in (MEASURE_NICE, os.getpriority(os.PRIO_PROCESS, 0))
     specs["topk"]["density"] = 0.5
     assert p.compressor_specs == {"topk": {"name": "topk", "density": 0.1}}
     assert f"{os.cpu_count()} cores" in p.machine and platform.system() in p.machine
@@ -350,7 +358,8 @@ def test_real_clock_profile_is_saved_with_its_spread(idle, tmp_path):
     p = measure_profile("cnn_small", 10, 16, 4, ["cpu"], COMPRESSORS, warmup=1, min_iterations=3,
                         budget_s=1.0)
     dev = p.devices[0]
-    keys = {"forward_s", "backward_s", "optimizer_s", "compress:none", "compress:topk"}
+    keys = {"forward_s", "backward_s", "optimizer_s", "compress:none", "compress:topk",
+            "decompress:none", "decompress:topk"}
     assert set(dev.spread) == set(dev.samples) == keys
     assert all(3 <= n <= 100 for n in dev.samples.values()) and all(v >= 0 for v in dev.spread.values())
     assert load_profile(save_profile(p, tmp_path / "p.json")) == p

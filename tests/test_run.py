@@ -31,6 +31,16 @@ def test_dense_speedup_is_exactly_one(study):
     assert all(r["speedup_vs_dense"] == 1.0 for r in study.runs if r["compressor"] == "none")
 
 
+def test_rows_carry_the_measured_profiles_range(study):
+    """A measured profile has a spread: each row's iteration time and speedup lie in their
+    range, and every range is wider than a point (forward and backward have a spread)."""
+    assert any(study.profile.devices[0].spread.values())
+    for r in study.runs:
+        assert r["iteration_s_low"] <= r["iteration_s"] <= r["iteration_s_high"]
+        assert r["speedup_vs_dense_low"] <= r["speedup_vs_dense"] <= r["speedup_vs_dense_high"]
+    assert all(r["iteration_s_low"] < r["iteration_s_high"] for r in study.runs)
+
+
 def test_derived_metrics_follow_their_definitions(study):
     """compression_ratio, samples_per_s and scaling_efficiency are what their names say."""
     dense_bytes = study.profile.dense_bytes

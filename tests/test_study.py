@@ -80,6 +80,15 @@ def test_without_sweep_rows_are_those_of_the_whole_grid(estimated):
     assert (res.points_computed, res.points_reused) == (4, 0)
 
 
+def test_an_estimated_profile_gives_points_for_ranges(estimated):
+    """An estimated profile has no spread: every row's ranges are its values."""
+    res = run_scenario(scenario_from_dict(estimated))
+    assert not any(d.spread for d in res.profile.devices)
+    for r in res.runs:
+        assert r["iteration_s_low"] == r["iteration_s"] == r["iteration_s_high"]
+        assert r["speedup_vs_dense_low"] == r["speedup_vs_dense"] == r["speedup_vs_dense_high"]
+
+
 def test_sweep_rows_axes_and_profiles(swept):
     """16 points x 2 compressors; each row's point carries its swept values and the flat
     keys agree with them; a new density needs a new profile, a topology does not."""

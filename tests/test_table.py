@@ -63,3 +63,38 @@ def test_wide_table_has_every_column():
     for word in ("latency", "compute", "comm", "ratio", "48.0x", "scaling", "25%"):
         assert word in text
     assert "latency" not in _render()
+
+
+def _ranged(r, it=(11.0, 13.0), sp=(0.5, 0.6)):
+    return {**r, "iteration_s_low": it[0], "iteration_s_high": it[1],
+            "speedup_vs_dense_low": sp[0], "speedup_vs_dense_high": sp[1]}
+
+
+def test_ranges_show_as_percent_columns_within_100_columns():
+    """Rows with ranges get a ``±%`` column after the iteration time and after the speedup:
+    the larger distance to an end, in % of the value (an open end: inf); the table still
+    fits 100 columns with the widest cells, every cell whole."""
+    runs = [_ranged(RUNS[0]), _ranged(RUNS[1], it=(0.0, 12.3456), sp=(0.53, None)),
+            {**_ranged(RUNS[2], it=(12.3456, 12.3456), sp=(11.07, 200.0)),
+             "speedup_vs_dense": 11.07},
+            _ranged(RUNS[3], it=(12.3, 12.35)), *RUNS[4:]]
+    cells = [[c.cell(r) for c in COLUMNS if c.header == "±\n%"] for r in runs[:5]]
+    # 1.3456 / 12.3456 = 10.9 %; 0.07 / 0.53 = 13.2 %; 12.3456 / 12.3456; 188.93 / 11.07
+    assert cells == [["11", "13"], ["100", "inf"], ["0", "1k+"], ["<1", "13"], ["0", "0"]]
+    buf = io.StringIO()
+    Console(file=buf, width=100, color_system=None).print(results_table(runs, "t"))
+    text = buf.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "…" not in text and "11.07x 1k+" in text and " inf " in text
+    assert text.splitlines()[1].split() == ["iter", "±", "compress", "exposed", "payload",
+                                            "NIC", "tx", "vs", "±", "samples"]
+
+
+def test_no_ranges_no_percent_columns():
+    """Rows without a range wider than a point (an estimated profile, an older file) show
+    no ``±`` column."""
+    assert "±" not in _render()
+    flat = [_ranged(r, it=(r["iteration_s"],) * 2, sp=(r["speedup_vs_dense"],) * 2) for r in RUNS]
+    buf = io.StringIO()
+    Console(file=buf, width=100, color_system=None).print(results_table(flat, "t"))
+    assert "±" not in buf.getvalue()

@@ -81,22 +81,24 @@ def compression_hook(
     """The communication hook: see the module docstring."""
     if not state.compressing or not uses_compressor(state.compressor):
         return _average_uncompressed(state, bucket)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     buf = bucket.buffer()
     send = _prepare_send(state, bucket)
     futures = _start_collectives(state, send)
     _sync_timing(state, buf)
     state.stats.compress_s += time.perf_counter() - t0
+    state.stats.compress_cpu_s += time.thread_time() - c0
     state.end_bucket(bucket)
     world = state.world_size
 
     def finish(_: torch.futures.Future) -> torch.Tensor:
         # the averaged gradient goes into the bucket buffer itself (the gradients in it were
         # consumed by the compressor, which keeps its own copies)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         finish_receive(send, state.compressor, world, buf)
         _sync_timing(state, buf)
         state.stats.decompress_s += time.perf_counter() - t1
+        state.stats.decompress_cpu_s += time.thread_time() - c1
         return buf
 
     return torch.futures.collect_all(futures or [_done(None)]).then(finish)

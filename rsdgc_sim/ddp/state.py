@@ -25,6 +25,11 @@ class HookStats:
     compress_s: float = 0.0
     #: host time in the futures' callbacks (unpacking, adding, averaging)
     decompress_s: float = 0.0
+    #: CPU time of the thread that ran the hook bodies / the callbacks in them: what they
+    #: cost the core when other threads (backward, gloo's) share it and stretch their host
+    #: time; without the work of torch's other intra-op threads
+    compress_cpu_s: float = 0.0
+    decompress_cpu_s: float = 0.0
     #: bytes this rank put on the wire: allreduce input plus its all-gather share
     sent_bytes: int = 0
     #: bytes of the payloads themselves (sum of ``Payload.wire_bytes``)

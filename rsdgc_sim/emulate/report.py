@@ -50,6 +50,11 @@ class EmulateCase:
     spread_exceeds_error: bool
     key: dict[str, Any] = field(default_factory=dict)
     iteration_s: list[float] = field(default_factory=list)  # per timed iteration, max over ranks
+    #: the CPU time of the hook's bodies / callbacks on their thread per iteration (mean over
+    #: ranks): their cost when backward or gloo's threads share the core and stretch the
+    #: host times above; None in reports from before it was recorded
+    compress_cpu_s: float | None = None
+    decompress_cpu_s: float | None = None
 
     @property
     def spread(self) -> float:

@@ -259,6 +259,8 @@ def _cases(scenario, compressors, keys, results, prof, cal, plan, workers, bw, l
             threads=plan.threads, cpus=plan.cpus, oversubscribed=plan.oversubscribed,
             spread_exceeds_error=spread / measured > abs(p_err), key=keys[label],
             iteration_s=times,
+            compress_cpu_s=statistics.fmean(pr["compress_cpu_s"] for pr in per_rank),
+            decompress_cpu_s=statistics.fmean(pr["decompress_cpu_s"] for pr in per_rank),
         )  # fmt: skip
         out.append(case)
         say(f"  {label}: measured {measured:.3f} s (IQR {spread:.3f} s), predicted "

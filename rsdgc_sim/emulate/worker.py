@@ -157,6 +157,8 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
             "forward_s": fwd,
             "compress_s": stats.compress_s / n,
             "decompress_s": stats.decompress_s / n,
+            "compress_cpu_s": stats.compress_cpu_s / n,
+            "decompress_cpu_s": stats.decompress_cpu_s / n,
             "sent_bytes": stats.sent_bytes / n,
             "payload_bytes": stats.payload_bytes / n,
             "buckets": stats.buckets / n,

@@ -4,10 +4,13 @@ On every device of the scenario at once (one thread, one model replica per devic
 devices that share hardware contend as real workers would):
 
 * forward, backward and optimizer-step times: medians after ``warmup`` iterations, with
-  CUDA events (and synchronization) on GPUs, the host clock on the CPU, timed until they
-  are stable (:class:`StopRule`): at least ``min_iterations`` iterations, then more until the
-  interquartile range (IQR) of forward and of backward is at most ``spread_target`` of its
-  median (or under ``spread_floor_s``), until the stage's time budget ``budget_s`` is spent,
+  CUDA events (and synchronization) on GPUs, the host clock on the CPU, on the samples no
+  other process preempted (the others are discarded and counted in
+  ``DeviceProfile.discarded``; the process runs at raised priority where permitted: see
+  :mod:`rsdgc_sim.profile.sampling`), timed until they are stable (:class:`StopRule`): at
+  least ``min_iterations`` iterations, then more until the interquartile range (IQR) of
+  forward and of backward is at most ``spread_target`` of its median (or under
+  ``spread_floor_s``), until the stage's time budget ``budget_s`` is spent,
   or ``max_iterations``. The IQR of each quantity and the iterations behind it are stored
   (``DeviceProfile.spread``, ``DeviceProfile.samples``);
 * each parameter's gradient-ready time, from the start of backward, through
@@ -39,7 +42,6 @@ import contextlib
 import copy
 import os
 import platform
-import statistics
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -51,11 +53,22 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..ddp.semantics import DDP_BUCKET_CAP_BYTES, DDP_FIRST_BUCKET_BYTES
 from ..errors import ConfigError
-from ..progress import Eta, Transient
-from ..report.profile_table import load_warning, spread_ok, spread_warning
+from ..progress import Transient
+from ..report.profile_table import load_warning, spread_warning
 from ..stats import iqr
+from .bucket_costs import bucket_names, measure_compression, steady_state_iteration
 from .devices import cpu_model, device_name, resolve_devices, synchronize
+from .sampling import (  # noqa: F401 (relative_spread: tests import it from here)
+    StopRule,
+    preempted_warning,
+    preemption_method,
+    raised_priority,
+    relative_spread,
+    time_until_stable,
+)
+from .sampling import median as _median
 from .schema import DeviceProfile, Profile, TensorCost, TensorInfo
 
 Progress = Callable[[str], None]
@@ -64,80 +77,6 @@ Clock = Callable[[], float]
 
 class UnstableProfileWarning(RuntimeWarning):
     """A profile's times are doubtful: a busy machine, or a spread above its target."""
-
-
-def _median(xs: Sequence[float]) -> float:
-    return float(statistics.median(xs))
-
-
-def relative_spread(xs: Sequence[float]) -> float:
-    """IQR / median (0 when the median is 0)."""
-    m = _median(xs)
-    return iqr(xs) / m if m > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class StopRule:
-    """When to stop timing a stage (forward/backward, or one compressor's ``compress_many``).
-
-    After each timed iteration: go on while fewer than ``min_iterations`` are done; stop
-    when every watched quantity is stable (:func:`~rsdgc_sim.report.profile_table.spread_ok`:
-    IQR <= ``spread_target`` x median, or IQR <= ``spread_floor_s``), when ``max_iterations``
-    are done, or when ``budget_s`` seconds have passed since the stage's first timed
-    iteration began (it may overrun by one iteration)."""
-
-    min_iterations: int = 5
-    max_iterations: int = 100
-    spread_target: float = 0.10
-    spread_floor_s: float = 1e-4
-    budget_s: float = 20.0
-
-    @property
-    def cap(self) -> int:
-        return max(self.min_iterations, self.max_iterations)
-
-    def stable(self, xs: Sequence[float]) -> bool:
-        return bool(xs) and spread_ok(iqr(xs), _median(xs), self.spread_target, self.spread_floor_s)
-
-    def stop(self, watched: Sequence[Sequence[float]], elapsed_s: float) -> str | None:
-        """Why to stop now (``stable``, ``cap``, ``budget``), or None to go on."""
-        n = min(len(xs) for xs in watched)
-        if n < self.min_iterations:
-            return None
-        if all(self.stable(xs) for xs in watched):
-            return "stable"
-        if n >= self.cap:
-            return "cap"
-        if elapsed_s >= self.budget_s:
-            return "budget"
-        return None
-
-
-def time_until_stable(
-    step: Callable[[], Mapping[str, float]],
-    watch: Sequence[str],
-    rule: StopRule,
-    clock: Clock = time.perf_counter,
-    on_progress: Callable[[str], None] | None = None,
-    every_s: float = 1.0,
-) -> tuple[dict[str, list[float]], str]:
-    """Call ``step`` (one timed iteration: seconds per quantity) until ``rule`` says stop;
-    the samples of every quantity and why it stopped. ``on_progress`` gets
-    ``7/≤100, spread 12%, ~18 s left`` (the largest relative spread of ``watch``) at most
-    once per ``every_s`` seconds of ``clock``, which also measures the budget."""
-    eta = Eta(rule.cap, budget_s=rule.budget_s, at_least=rule.min_iterations, at_most=True,
-              every_s=every_s, clock=clock)
-    samples: dict[str, list[float]] = {}
-    while True:
-        for k, v in step().items():
-            samples.setdefault(k, []).append(float(v))
-        watched = [samples[k] for k in watch]
-        reason = rule.stop(watched, eta.elapsed_s())
-        if reason is not None:
-            return samples, reason
-        if on_progress is not None and eta.due():
-            worst = max(relative_spread(xs) for xs in watched)
-            on_progress(eta.update(len(watched[0]), f"spread {worst:.0%}"))
 
 
 class _Clock:
@@ -203,10 +142,11 @@ class _Job:
     clock: Clock
     every_s: float
     say: Progress | None
+    #: DDP's bucket caps in bytes: the first bucket's, the others'
+    buckets: tuple[int, int] = (DDP_FIRST_BUCKET_BYTES, DDP_BUCKET_CAP_BYTES)
 
 
 def _measure_device(worker: int, device: str, job: _Job) -> tuple[list[TensorInfo], DeviceProfile]:
-    from ..compress import CompressorState
     from ..compress import create as create_compressor
     from ..compress.neighborhood import compile_mode
     from ..models import create as create_model
@@ -217,6 +157,7 @@ def _measure_device(worker: int, device: str, job: _Job) -> tuple[list[TensorInf
     ctx = torch.cuda.device(torch.device(device)) if device.startswith("cuda") else contextlib.nullcontext()
     spread: dict[str, float] = {}
     samples: dict[str, int] = {}
+    discarded: dict[str, int] = {}
     with ctx:
         net = create_model(job.model, num_classes=job.num_classes, input_size=job.input_size,
                            seed=job.seed).to(device)
@@ -258,7 +199,7 @@ def _measure_device(worker: int, device: str, job: _Job) -> tuple[list[TensorInf
                 say(Transient(f"{name}: warm-up, {job.warmup} iterations"))
             for _ in range(job.warmup):
                 iteration()
-            times, reason = time_until_stable(
+            times, reason, n_dropped = time_until_stable(
                 iteration, ("forward_s", "backward_s"), rule, job.clock,
                 lambda m: say(Transient(f"{name}: forward/backward {m}")), job.every_s)
         finally:
@@ -266,28 +207,52 @@ def _measure_device(worker: int, device: str, job: _Job) -> tuple[list[TensorInf
                 h.remove()
         for key in ("forward_s", "backward_s", "optimizer_s"):
             _store_spread(spread, samples, key, times[key])
+            discarded[key] = n_dropped
         fwd, bwd = _median(times["forward_s"]), _median(times["backward_s"])
+        said_dropped = f", {n_dropped} discarded as preempted" if n_dropped else ""
         say(f"{name}: forward {fwd * 1e3:.1f} ms ±{spread['forward_s'] / 2 * 1e3:.1f}, backward "
             f"{bwd * 1e3:.1f} ms ±{spread['backward_s'] / 2 * 1e3:.1f} "
-            f"({len(times['forward_s'])} iterations, {reason})")
+            f"({len(times['forward_s'])} iterations, {reason}{said_dropped})")
+        if reason == "preempted":
+            _warn(job.say, preempted_warning(name, "forward/backward", len(times["forward_s"]),
+                                             n_dropped))
         for key in ("forward_s", "backward_s"):
             _warn_unstable(job.say, name, key, times[key], rule, reason)
 
-        grads = {n: p.grad.detach().clone() for n, p in params}
+        names = [n for n, _ in params]
+        ready = {n: _median(times[f"ready:{n}"]) for n in names}
+        buckets = bucket_names(names, [p.numel() * p.element_size() for _, p in params], ready,
+                               *job.buckets)
+
+        def fresh_grads() -> dict[str, torch.Tensor]:
+            """A real forward and backward (untimed): the gradients training would hand DDP."""
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x), y).backward()
+            synchronize(device)
+            return {n: p.grad for n, p in params}
+
         compression: dict[str, dict[str, TensorCost]] = {}
         for label, spec in job.compressors.items():
             comp = create_compressor(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
-            costs, totals, reason = _compressor_costs(comp, grads, device, job, CompressorState,
-                                                      f"{name}: {label}")
-            compression[label] = costs
+            got = measure_compression(comp, fresh_grads, buckets, device, rule, warmup=job.warmup,
+                                      seed=job.seed, clock=job.clock, say=say,
+                                      every_s=job.every_s, name=f"{name}: {label}")
+            compression[label] = {n: got.costs[n] for n in names}
+            for key, xs in ((f"compress:{label}", got.compress), (f"decompress:{label}", got.decompress)):
+                _store_spread(spread, samples, key, xs)
+                discarded[key] = got.discarded
             key = f"compress:{label}"
-            _store_spread(spread, samples, key, totals)
             start = steady_state_iteration(comp)
             after = f", after its {start}-iteration warm-up" if start else ""
-            say(f"{name}: {label}: compress {_median(totals) * 1e3:.1f} ms "
-                f"±{spread[key] / 2 * 1e3:.1f} per iteration ({len(totals)} iterations, "
-                f"{reason}{after})")
-            _warn_unstable(job.say, name, key, totals, rule, reason)
+            dropped = f", {got.discarded} discarded as preempted" if got.discarded else ""
+            say(f"{name}: {label}: compress {_median(got.compress) * 1e3:.1f} ms "
+                f"±{spread[key] / 2 * 1e3:.1f}, decompress {_median(got.decompress) * 1e3:.1f} ms "
+                f"±{spread[f'decompress:{label}'] / 2 * 1e3:.1f} per iteration, {len(buckets)} "
+                f"buckets ({len(got.compress)} iterations, {got.reason}{after}{dropped})")
+            if got.reason == "preempted":
+                _warn(job.say, preempted_warning(name, f"{label} compression", len(got.compress),
+                                                 got.discarded))
+            _warn_unstable(job.say, name, key, got.compress, rule, got.reason)
 
     tensors = [TensorInfo(name=n, shape=list(p.shape), numel=p.numel(), dtype_bytes=p.element_size()) for n, p in params]
     dev = DeviceProfile(
@@ -301,88 +266,9 @@ def _measure_device(worker: int, device: str, job: _Job) -> tuple[list[TensorInf
         nsi_compile=compile_mode(),
         spread=spread,
         samples=samples,
+        discarded=discarded,
     )
     return tensors, dev
-
-
-def steady_state_iteration(comp: Any) -> int:
-    """The first iteration at which ``comp`` compresses at its target density: the end of its
-    density warm-up (``warmup_iters`` of ``dgc`` and ``nsi``, the iteration count
-    :func:`rsdgc_sim.compress.schedule.density_at` is driven by), 0 without one."""
-    return max(0, int(getattr(comp.p, "warmup_iters", 0) or 0))
-
-
-def _needs_allgather(payload: Any) -> bool:
-    """Whether a payload is all-gathered (its own indices) rather than allreduced."""
-    return bool(getattr(payload, "needs_allgather", payload.indices is not None))
-
-
-def _measure_compressor(comp, grads, device, warmup, iterations, seed, state_cls) -> dict[str, TensorCost]:
-    """One compressor on one device's real gradients with a fixed count: ``warmup``, then
-    exactly ``iterations`` timed ``compress_many`` calls (and ``iterations`` per-tensor rounds)."""
-    rule = StopRule(min_iterations=iterations, max_iterations=iterations, budget_s=0.0)
-    job = _Job("", 0, 0, 0, {}, warmup, seed, rule, time.perf_counter, 1.0, None)
-    return _compressor_costs(comp, grads, device, job, state_cls, "")[0]
-
-
-def _compressor_costs(comp, grads, device, job: _Job, state_cls, name: str
-                      ) -> tuple[dict[str, TensorCost], list[float], str]:
-    """One compressor on one device's real gradients (see the module docstring): the
-    per-tensor costs, the timed ``compress_many`` totals and why their timing stopped."""
-    say = job.say or (lambda _m: None)
-    clock = job.clock
-    start = steady_state_iteration(comp)
-    state = state_cls(seed=job.seed)
-    state.iteration = start
-    payloads: dict[str, Any] = {}
-
-    def iteration() -> dict[str, float]:
-        nonlocal payloads
-        dt, payloads = _timed(lambda: comp.compress_many(grads, state), device, clock)
-        state.step()
-        return {"total": dt}
-
-    if job.warmup:
-        say(Transient(f"{name}: compress warm-up, {job.warmup} iterations"))
-    for _ in range(job.warmup):
-        iteration()
-    times, reason = time_until_stable(iteration, ("total",), job.rule, clock,
-                                      lambda m: say(Transient(f"{name}: compress {m}")), job.every_s)
-    totals = times["total"]
-    total = _median(totals)
-
-    single_state = state_cls(seed=job.seed)
-    single_state.iteration = start
-    per: dict[str, list[float]] = {n: [] for n in grads}
-    dec: dict[str, list[float]] = {n: [] for n in grads}
-    acc: dict[str, list[float]] = {n: [] for n in grads}
-    sums = {n: torch.zeros_like(g) for n, g in grads.items()}
-    rounds = max(1, job.rule.min_iterations)
-    eta = Eta(rounds, every_s=job.every_s, clock=clock)
-    for r in range(rounds):
-        for n, g in grads.items():
-            dt, _ = _timed(lambda n=n, g=g: comp.compress(n, g, single_state), device, clock)
-            per[n].append(dt)
-            dt, _ = _timed(lambda n=n: comp.decompress(payloads[n]), device, clock)
-            dec[n].append(dt)
-            dt, _ = _timed(lambda n=n: comp.accumulate(sums[n], payloads[n]), device, clock)
-            acc[n].append(dt)
-        single_state.step()
-        if r + 1 < rounds and eta.due():
-            say(Transient(f"{name}: per-tensor costs {eta.update(r + 1)}"))
-    singles = {n: _median(v) for n, v in per.items()}
-    scale = total / sum(singles.values()) if sum(singles.values()) > 0 else 0.0
-    costs = {
-        n: TensorCost(
-            compress_s=singles[n] * scale,
-            decompress_s=_median(dec[n]),
-            accumulate_s=_median(acc[n]),
-            wire_bytes=int(payloads[n].wire_bytes),
-            sparse=_needs_allgather(payloads[n]),
-        )
-        for n in grads
-    }
-    return costs, totals, reason
 
 
 def machine_description(devices: Sequence[str]) -> str:
@@ -422,6 +308,7 @@ def measure_profile(
     budget_s: float = 20.0,
     progress_every_s: float = 1.0,
     clock: Clock | None = None,
+    buckets: tuple[int, int] = (DDP_FIRST_BUCKET_BYTES, DDP_BUCKET_CAP_BYTES),
 ) -> Profile:
     """Measure a Profile on every device at once (one worker per entry of ``devices``).
 
@@ -429,7 +316,8 @@ def measure_profile(
     then each compressor) runs ``warmup`` untimed iterations, then timed ones until
     :class:`StopRule` (``min_iterations``, default 5; ``max_iterations``; ``spread_target``,
     ``spread_floor_s``; ``budget_s`` seconds per stage and device; ``budget_s=0`` times
-    exactly ``min_iterations``) says stop. ``iterations`` is the former name of
+    exactly ``min_iterations``) says stop. ``buckets``: DDP's first and later bucket caps in
+    bytes; compression is measured per bucket (:mod:`rsdgc_sim.profile.bucket_costs`). ``iterations`` is the former name of
     ``min_iterations``. ``clock`` (seconds, default ``time.perf_counter``) times the CPU and
     the budget; tests pass a fake one. See the module doc for ``progress`` and the warnings.
     """
@@ -451,12 +339,14 @@ def measure_profile(
         _warn(progress, load_warning(load, cpus))
     specs = {label: copy.deepcopy(dict(spec)) for label, spec in compressors.items()}
     job = _Job(model, num_classes, input_size, batch_size, specs, warmup, seed, rule,
-               clock or time.perf_counter, progress_every_s, progress)
-    if len(resolved) == 1:
-        results = [_measure_device(0, resolved[0], job)]
-    else:
-        with ThreadPoolExecutor(max_workers=len(resolved)) as pool:
-            results = list(pool.map(lambda wd: _measure_device(*wd, job), enumerate(resolved)))
+               clock or time.perf_counter, progress_every_s, progress,
+               (int(buckets[0]), int(buckets[1])))
+    with raised_priority() as nice:
+        if len(resolved) == 1:
+            results = [_measure_device(0, resolved[0], job)]
+        else:
+            with ThreadPoolExecutor(max_workers=len(resolved)) as pool:
+                results = list(pool.map(lambda wd: _measure_device(*wd, job), enumerate(resolved)))
     tensors = results[0][0]
     settings = {
         "warmup": warmup,
@@ -467,8 +357,11 @@ def measure_profile(
         "budget_s": rule.budget_s,
         "torch_threads": torch.get_num_threads(),
         "seed": seed,
+        "buckets": [int(buckets[0]), int(buckets[1])],
         "cpus": cpus,
         "load_average": load,
+        "preemption": preemption_method(job.clock),
+        "nice": nice,
     }
     return Profile(
         model=model,

@@ -77,6 +77,9 @@ class DeviceProfile(_Strict):
     spread: dict[str, float] = Field(default_factory=dict)
     #: timed iterations behind each quantity of ``spread``
     samples: dict[str, int] = Field(default_factory=dict)
+    #: timed iterations discarded as preempted (a thread of the profiler waited for a CPU,
+    #: :mod:`rsdgc_sim.profile.sampling`), keyed as ``spread``; not among ``samples``
+    discarded: dict[str, int] = Field(default_factory=dict)
 
 
 class Profile(_Strict):

@@ -8,9 +8,11 @@ Two tables that fit 100 terminal columns:
   decompression, the bytes sent and the compression ratio.
 
 Estimated workers (``DeviceProfile.estimated``) are marked ``*`` and their source is the
-caption. :func:`profile_warnings` says what makes a profile's times doubtful (a spread
-above its target, a machine that looked busy); it reads only the profile, so a cached
-profile warns as loudly as a fresh one. No torch here.
+caption. Under the tables, :func:`profile_quality_lines`: who measured the profile, its
+quality (stable, or unstable: which times) and the samples discarded while measuring. What
+makes a profile's times doubtful (a spread above its target, a machine that looked busy) is
+:mod:`rsdgc_sim.profile.quality` (``profile_warnings``, ``spread_ok``... are imported here
+for the callers that read them from this module). No torch here.
 """
 
 from __future__ import annotations
@@ -19,75 +21,18 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from ..profile.quality import (  # noqa: F401 (measure.py and tests import some from here)
+    discarded_samples,
+    load_warning,
+    profile_warnings,
+    provenance_text,
+    quality_text,
+    quantity_name,
+    spread_ok,
+    spread_warning,
+)
 from ..profile.schema import DeviceProfile, Profile
 from ..units import format_size
-
-#: the spread keys of forward and backward, which the stopping rule watches
-COMPUTE_KEYS = ("forward_s", "backward_s")
-
-
-def spread_ok(iqr_s: float, median_s: float, target: float, floor_s: float = 0.0) -> bool:
-    """The stopping rule's test of one quantity: its interquartile range is at most
-    ``target`` times its median, or at most ``floor_s`` seconds (too small to matter)."""
-    return iqr_s <= max(floor_s, target * median_s)
-
-
-def quantity_median(dev: DeviceProfile, key: str) -> float | None:
-    """The stored median behind spread key ``key`` (``compress:<label>``: the sum over
-    tensors, which is the measured ``compress_many`` median), or None if unknown."""
-    if key.startswith("compress:"):
-        costs = dev.compression.get(key.split(":", 1)[1])
-        return None if costs is None else sum(c.compress_s for c in costs.values())
-    value = getattr(dev, key, None) if key in ("forward_s", "backward_s", "optimizer_s") else None
-    return float(value) if value is not None else None
-
-
-def _what(key: str) -> str:
-    return key.split(":", 1)[1] + " compression" if key.startswith("compress:") else key.removesuffix("_s")
-
-
-def spread_warning(who: str, key: str, iqr_s: float, median_s: float, samples: int | None,
-                   target: float) -> str:
-    """``worker 0 (cpu): forward spread 27% (IQR 120.0 ms of 438.0 ms, 100 iterations),
-    above the 10% target: ...``"""
-    rel = iqr_s / median_s if median_s > 0 else float("inf")
-    n = f", {samples} iterations" if samples else ""
-    return (f"{who}: {_what(key)} spread {rel:.0%} (IQR {iqr_s * 1e3:.1f} ms of "
-            f"{median_s * 1e3:.1f} ms{n}), above the {target:.0%} target: its time is "
-            f"uncertain (a busy machine?); measure again when the machine is idle")
-
-
-def load_warning(load: float, cpus: int) -> str:
-    return (f"load average {load:.1f} on {cpus} CPUs before measuring: the machine looked "
-            f"busy, so the times measured may be too long; measure again when it is idle")
-
-
-def profile_warnings(profile: Profile) -> list[str]:
-    """What makes ``profile``'s times doubtful, one line each (no ``warning:`` prefix):
-    a load average above the CPU count before measuring, and every forward, backward and
-    compression time whose spread stayed above the target (``settings["spread_target"]``,
-    with ``settings["spread_floor_s"]``). Empty for profiles without these settings."""
-    s = profile.settings
-    out: list[str] = []
-    load, cpus = s.get("load_average"), s.get("cpus")
-    if isinstance(load, int | float) and isinstance(cpus, int) and load > cpus:
-        out.append(load_warning(float(load), cpus))
-    target = s.get("spread_target")
-    if not isinstance(target, int | float):
-        return out
-    floor = s.get("spread_floor_s", 0.0)
-    floor = float(floor) if isinstance(floor, int | float) else 0.0
-    for i, dev in enumerate(profile.devices):
-        if dev.estimated:
-            continue
-        for key, iqr in dev.spread.items():
-            if key not in COMPUTE_KEYS and not key.startswith("compress:"):
-                continue
-            median = quantity_median(dev, key)
-            if median is not None and not spread_ok(iqr, median, float(target), floor):
-                out.append(spread_warning(f"worker {i} ({dev.device})", key, iqr, median,
-                                          dev.samples.get(key), float(target)))
-    return out
 
 
 def _ms(dev: DeviceProfile, key: str, value: float, digits: int = 1) -> str:
@@ -152,3 +97,18 @@ def profile_tables(profile: Profile) -> list[Table]:
                 _samples(d, key), f"{sum(x.decompress_s for x in costs) * 1e3:.2f}",
                 format_size(sent), f"{p.dense_bytes / sent:.1f}x" if sent else "-")))
     return [t, c]
+
+
+def profile_quality_lines(profile: Profile) -> list[str]:
+    """What `rsdgc-sim profile` prints under the tables: who measured the profile
+    (``measured on HOST by pid ...``), ``quality: stable (...)`` or ``quality: unstable:
+    worker 0 (cpu) forward spread 27% > 10% target; ...``, and per worker that recorded
+    them, the samples discarded while measuring (``discarded samples, worker 0 (cpu):
+    forward 3, backward 0``)."""
+    lines = [provenance_text(profile), f"quality: {quality_text(profile)}"]
+    for i, (dev, counts) in enumerate(zip(profile.devices, discarded_samples(profile),
+                                          strict=True)):
+        if counts:
+            lines.append(f"discarded samples, worker {i} ({dev.device}): "
+                         + ", ".join(f"{quantity_name(k)} {n}" for k, n in counts.items()))
+    return lines

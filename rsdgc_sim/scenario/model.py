@@ -48,11 +48,19 @@ class ModelSpec(Strict):
 
 
 class ProfileSpec(Strict):
+    """How the profile is measured (``warmup``, ``iterations``: the least timed ones), or
+    where it comes from (``file``), and whether an unstable cached one is kept (``pin``)."""
+
     warmup: int = Field(default=2, ge=0, le=10_000)
     iterations: int = Field(default=5, ge=1, le=10_000)
     file: str | None = Field(
         default=None, description="simulate with this profile file (measured elsewhere: "
         "`rsdgc-sim profile S --out FILE`) instead of measuring; relative to the scenario")
+    pin: bool = Field(
+        default=False, description="reuse the cached profile even when it is unstable (a "
+        "spread still above its target after measuring), with a warning; by default an "
+        "unstable cached profile is measured again. Not part of the cache key; the CLI's "
+        "--pin-profile does the same")
 
 
 class CompressorSpec(BaseModel):

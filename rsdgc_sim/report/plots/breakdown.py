@@ -1,6 +1,7 @@
 """Stacked bars of the iteration: compute, compression, exposed communication, and the
 communication hidden behind backward (overlapped: drawn hatched, past the iteration's end
-mark, since it costs no time)."""
+mark, since it costs no time). Where rows carry ``iteration_s_low``/``_high`` (the profile's
+interquartile spread carried through the simulator) the end mark has an error bar."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from .axes import axis_of, row_value
 from .figure import grid, panels, save, short_value
+from .lines import band
 
 #: the segments: (label, colour, hatched)
 SEGMENTS = (
@@ -58,6 +60,12 @@ def breakdown_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: st
                     left += sec * 1e3
                 ax.plot([row["iteration_s"] * 1e3] * 2, [pos - 0.45, pos + 0.45], color="black",
                         lw=1.6, label="iteration time")
+                lo, hi = band(row, "iteration_s", 1e3)
+                if lo < hi:
+                    ax.errorbar(row["iteration_s"] * 1e3, pos, xerr=[[row["iteration_s"] * 1e3 - lo],
+                                [hi - row["iteration_s"] * 1e3]], fmt="none", ecolor="black",
+                                elinewidth=1.0, capsize=3,
+                                label="iteration time's range (profile spread)")
                 ticks.append(pos)
                 names.append(f"{short_value(xa, v)} · {label}" if x in axes else label)
                 pos += 1

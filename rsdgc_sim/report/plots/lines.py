@@ -1,5 +1,9 @@
 """Line plots against the swept axis: speedup over dense (break-even marked), iteration
-time, scaling efficiency; one line per compressor, one panel per value of the other axes."""
+time, scaling efficiency; one line per compressor, one panel per value of the other axes.
+
+Where rows carry a range (``<field>_low``/``_high``: the profile's interquartile spread
+carried through the simulator), each line has a band (a numeric x) or error bars (a
+categorical one) from low to high; an open end (``_high`` None) is drawn to the value."""
 
 from __future__ import annotations
 
@@ -55,9 +59,11 @@ def line_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: str, ki
     fig, axs = grid(len(groups))
     ys_all: list[float] = []
     marked = 0
+    banded = ""  # how the first range was drawn: "band" or "bars"
     for ax, (ptitle, rows) in zip(axs, groups, strict=True):
         for n, label in enumerate(labels):
-            pts = [(row_value(r, x), r[field] * yscale) for r in rows if r["compressor"] == label]
+            pts = [(row_value(r, x), r[field] * yscale, *band(r, field, yscale))
+                   for r in rows if r["compressor"] == label]
             if not pts:
                 continue
             pts = _ordered(pts, xa, xvals)
@@ -65,6 +71,11 @@ def line_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: str, ki
             py = [p[1] for p in pts]
             ys_all += py
             ax.plot(px, py, marker="o", ms=4, color=col[label], label=label)
+            lo, hi = [p[2] for p in pts], [p[3] for p in pts]
+            if any(a < y or b > y for y, a, b in zip(py, lo, hi, strict=True)):
+                ys_all += lo + hi
+                how = _draw_band(ax, px, py, lo, hi, col[label], xa.numeric)
+                banded = banded or how
             if kind == "speedup" and xa.numeric and len(px) > 1:
                 marked += _mark_breakeven(ax, xa, px, py, col[label], n)
         if ptitle:
@@ -87,8 +98,38 @@ def line_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: str, ki
         axs[0].plot([], [], color="black", ls="--", lw=0.9, label=f"{dense} (= 1)")
         if marked:
             axs[0].plot([], [], "kx", ms=7, mew=2, label="break-even (speedup = 1)")
+    if banded:  # the legend's sample: a band, or an error bar
+        what = "range: profile's interquartile spread"
+        if banded == "band":
+            axs[0].fill_between([], [], [], color="grey", alpha=0.25, lw=0, label=what)
+        else:
+            axs[0].plot([], [], color="grey", lw=0, marker="|", ms=10, mew=1.2, label=what)
     axs[0].legend(fontsize="small")
     return save(fig, fmt, title)
+
+
+def band(r: Mapping[str, Any], field: str, yscale: float = 1.0) -> tuple[float, float]:
+    """The row's range of ``field`` (``<field>_low``, ``<field>_high``) times ``yscale``;
+    the value itself where a row has no range (an older results file, or a ``_high`` that
+    is None: unbounded, drawn to the value)."""
+    v = r[field]
+    lo, hi = r.get(f"{field}_low"), r.get(f"{field}_high")
+    lo = lo if is_finite(lo) and lo <= v else v
+    hi = hi if is_finite(hi) and hi >= v else v
+    return lo * yscale, hi * yscale
+
+
+def _draw_band(ax, px: list, py: list[float], lo: list[float], hi: list[float], colour,
+               numeric: bool) -> str:
+    """A translucent band from ``lo`` to ``hi`` (numeric x, more than one point), else
+    error bars; returns which (``band`` or ``bars``)."""
+    if numeric and len(px) > 1:
+        ax.fill_between(px, lo, hi, color=colour, alpha=0.18, lw=0)
+        return "band"
+    ax.errorbar(px, py, yerr=[[y - a for y, a in zip(py, lo, strict=True)],
+                              [b - y for y, b in zip(py, hi, strict=True)]],
+                fmt="none", ecolor=colour, elinewidth=1.2, capsize=3)
+    return "bars"
 
 
 def _ordered(pts, xa: Axis, xvals: list) -> list:
