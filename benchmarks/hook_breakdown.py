@@ -159,18 +159,18 @@ def table(result: dict, spec: dict) -> None:
     t = Table(title=f"{spec['model']} {spec['input_size']} px, batch {spec['batch']}, 2 gloo "
                     "ranks on loopback, 1 core each; ms per iteration (medians)",
               box=box.SIMPLE_HEAD, padding=(0, 1), title_justify="left")
-    cols = ("compressor", "fwd", "bwd", "bwd alone", "body", "body cpu", "callbacks",
-            "callbacks cpu", "tail", "extra", "opt", "profile comp", "profile dec")
+    cols = ("compressor", "fwd", "bwd", "bwd alone", "body", "body cpu", "call- backs",
+            "call- backs cpu", "tail", "extra", "opt", "profile comp", "profile dec")
     for col in cols:
-        t.add_column(col.replace(" ", "\n"), justify="left" if col == "compressor" else "right",
+        t.add_column(col.replace("- ", "-\n").replace(" ", "\n"), justify="left" if col == "compressor" else "right",
                      no_wrap=True)
     for label, r in result["cases"].items():
         extra = r["bwd"] - r["bwd alone"] - r["body"] - r["callbacks"] - r["tail"]
         p = result["profile"].get(label, {})
-        t.add_row(label, *(f"{r[k]:.1f}" for k in ("fwd", "bwd", "bwd alone", "body", "body cpu",
+        t.add_row(label, *(f"{r[k]:.0f}" for k in ("fwd", "bwd", "bwd alone", "body", "body cpu",
                                                     "callbacks", "callbacks cpu", "tail")),
-                  f"{extra:+.1f}", f"{r['opt']:.1f}", f"{p.get('compress', 0) * 1e3:.1f}",
-                  f"{p.get('decompress', 0) * 1e3:.1f}")
+                  f"{extra:+.0f}", f"{r['opt']:.0f}", f"{p.get('compress', 0) * 1e3:.0f}",
+                  f"{p.get('decompress', 0) * 1e3:.0f}")
     Console(width=100).print(t)
 
 
@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input-size", type=int, default=32)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--iterations", type=int, default=10)
+    ap.add_argument("--json", type=Path, default=None, help="also write rank 0's numbers here")
     args = ap.parse_args(argv)
     from rsdgc_sim.emulate.launcher import launch
 
@@ -193,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     results = launch([sys.executable, str(Path(__file__).resolve()), "--rank", json.dumps(spec)], 2,
                      env={"OMP_NUM_THREADS": "1"}, timeout_s=1800)
+    if args.json is not None:
+        args.json.write_text(json.dumps({"spec": spec, **results[0]}, indent=1))
     table(results[0], spec)
     print(f"{time.time() - t0:.0f} s; python benchmarks/hook_breakdown.py "
           + " ".join(argv if argv is not None else sys.argv[1:]))

@@ -71,10 +71,19 @@ def _grads():
     return {n: torch.randn(k, generator=gen) for n, k in NUMEL.items()}
 
 
-def _measure(comp, clock, warmup=2, iterations=3, fresh=None):
-    grads = _grads()
+def _backward(grads):
+    """A stand-in for backward: every gradient ready in turn, in reverse order (as backward
+    makes the last layer's first)."""
+    def backward(on_ready):
+        for n in reversed(list(grads)):
+            on_ready(n, grads[n])
+        return grads
+    return backward
+
+
+def _measure(comp, clock, warmup=2, iterations=3, backward=None):
     rule = StopRule(min_iterations=iterations, max_iterations=iterations, budget_s=0.0)
-    return measure_compression(comp, fresh or (lambda: grads), BUCKETS, "cpu", rule,
+    return measure_compression(comp, backward or _backward(_grads()), BUCKETS, "cpu", rule,
                                warmup=warmup, clock=clock)
 
 
@@ -159,20 +168,53 @@ def test_the_slope_goes_to_the_all_gathered_tensors_only(receive):
     assert got.costs["bias"].accumulate_s == 0.0
 
 
-def test_every_timed_iteration_follows_a_fresh_backward(receive):
-    """fresh_grads (a real forward and backward in the profiler) runs once before every
-    iteration, warm-up and timed (2 + 3), and once more for the payloads and shares."""
+def test_each_bucket_is_compressed_inside_backward_once_it_is_complete(receive):
+    """Backward makes bias, fc, conv ready in turn: bucket [fc, bias] is complete after fc,
+    but DDP hands buckets over in order, so both are compressed after conv is ready, bucket
+    [conv] first, inside backward; every iteration (2 + 3) runs its own backward, and one
+    more gives the shares."""
     clock = _FakeClock()
     receive.append(clock)
-    calls = []
     grads = _grads()
+    events: list[str] = []
+    comp = _Fake(clock, create("topk", density=0.5))
+    many = comp.compress_many
 
-    def fresh():
-        calls.append(clock.t)
+    def compress_many(g, state):
+        events.append("compress " + "+".join(g))
+        return many(g, state)
+
+    comp.compress_many = compress_many
+
+    def backward(on_ready):
+        events.append("backward")
+        for n in ("bias", "fc", "conv"):
+            events.append(f"ready {n}")
+            on_ready(n, grads[n])
+        events.append("end")
         return grads
 
-    _measure(_Fake(clock, create("topk", density=0.5)), clock, fresh=fresh)
-    assert len(calls) == 2 + 3 + 1
+    _measure(comp, clock, backward=backward)
+    one = ["backward", "ready bias", "ready fc", "ready conv", "compress conv", "compress fc+bias",
+           "end"]
+    assert events == one * 5 + ["backward", "ready bias", "ready fc", "ready conv", "end"]
+
+
+def test_a_gradient_backward_never_gives_is_an_error(receive):
+    """A tensor of a bucket whose gradient backward never made ready (an unused parameter)
+    cannot be measured per bucket: a ProfileError names it."""
+    from rsdgc_sim.errors import ProfileError
+
+    clock = _FakeClock()
+    receive.append(clock)
+    grads = _grads()
+
+    def backward(on_ready):
+        on_ready("conv", grads["conv"])
+        return grads
+
+    with pytest.raises(ProfileError, match=r"no gradient for \['fc', 'bias'\]"):
+        _measure(_Fake(clock, create("topk", density=0.5)), clock, backward=backward)
 
 
 def test_every_timed_compression_runs_after_the_warm_up(receive):
@@ -207,8 +249,8 @@ def _real(name, numel, **params):
     rule = StopRule(min_iterations=5, max_iterations=5, budget_s=0.0)
     import time
 
-    return measure_compression(create(name, **params), lambda: grads, [["tiny", "big"]], "cpu",
-                               rule, warmup=1, clock=time.perf_counter).costs
+    return measure_compression(create(name, **params), _backward(grads), [["tiny", "big"]],
+                               "cpu", rule, warmup=1, clock=time.perf_counter).costs
 
 
 def test_sparse_receive_grows_with_the_payload():
@@ -232,8 +274,8 @@ def test_shared_index_payloads_are_not_all_gathered():
     import time
 
     shared, own = (
-        measure_compression(create("randomk", density=0.1, shared_indices=s), lambda: g, [["w"]],
-                            "cpu", rule, warmup=0, clock=time.perf_counter).costs["w"]
+        measure_compression(create("randomk", density=0.1, shared_indices=s), _backward(g),
+                            [["w"]], "cpu", rule, warmup=0, clock=time.perf_counter).costs["w"]
         for s in (True, False)
     )
     assert (shared.sparse, shared.wire_bytes, shared.accumulate_s) == (False, 4 * 500, 0.0)

@@ -1,19 +1,22 @@
 """What a compressor costs per iteration, measured the way training pays for it: per DDP
 bucket, in gradient-ready order, through the communication hook's own code
 (:func:`rsdgc_sim.ddp.bucket_work.prepare_send` and :func:`~rsdgc_sim.ddp.bucket_work.finish_receive`),
-right after a real backward pass.
+inside a real backward pass, at the moment DDP would call the hook.
 
 Each timed iteration:
 
-1. a real forward and backward (untimed: ``fresh_grads``), so that caches and the allocator
-   are in the state training leaves them; the gradients are copied into flat bucket
-   buffers, as DDP does during backward (untimed: DDP's work, part of backward);
-2. per bucket, in order: the hook body's work, timed as **compress** (``compress_many`` over
-   the bucket, the split by how payloads travel, the allreduce input, the wire packing and
-   the receive buffer's allocation); the collectives' results are stood in for (untimed:
-   the network's); then the callback's work, timed as **decompress** twice, with the
-   payloads of 1 and of :data:`WORLD` ranks (unpacking, one ``index_add_`` of every rank's
-   pairs, the dense writes), in alternating order;
+1. a real forward and backward (``backward``); as each gradient becomes ready it goes into
+   its flat bucket buffer (DDP's copy, untimed: part of backward), and as soon as a bucket
+   is complete, and every bucket ahead of it has been handed over (DDP launches buckets in
+   order), the hook body's work runs right there, on the gradients backward has just
+   left in the caches, timed as **compress**: ``compress_many`` over the bucket, the split
+   by how payloads travel, the allreduce input, the wire packing and the receive buffer's
+   allocation;
+2. after backward, per bucket in order, the callback's work, timed as **decompress** twice,
+   with the payloads of 1 and of :data:`WORLD` ranks (unpacking, one ``index_add_`` of every
+   rank's pairs, the dense writes), in alternating order; the collectives' results are
+   stood in for (untimed: the network's): the other ranks' packed buffers are this rank's
+   of the previous iterations (other indices, as other ranks' are), or this one's at first;
 3. the compressor state steps once, as after a real iteration.
 
 Per bucket, the receive side at ``p`` ranks is ``D(p) = D(1) + (p - 1) x slope``: the
@@ -38,6 +41,7 @@ import torch
 
 from ..ddp.bucket_work import BucketSend, dense_send, finish_receive, prepare_send
 from ..ddp.semantics import capacity_bound, uses_compressor
+from ..errors import ProfileError
 from ..progress import Eta, Transient
 from .devices import synchronize
 from .sampling import StopRule, median, time_until_stable
@@ -109,21 +113,29 @@ def _bucket_buffer(grads: Mapping[str, torch.Tensor], names: Sequence[str]
     return buf, views
 
 
-def _deliver(send: BucketSend, world: int) -> BucketSend:
-    """The send side as the collectives would leave it for ``world`` ranks, with every rank's
-    packed buffer equal to this one's (the values do not change the cost)."""
+def _deliver(send: BucketSend, world: int, others: Sequence[torch.Tensor]) -> BucketSend:
+    """The send side as the collectives would leave it for ``world`` ranks: this rank's
+    packed buffer first, then the others' (``others``: packed buffers of the same layout,
+    used in turn; this one's where there are none)."""
     g = send.allgather
     if g is None:
         return send
     n = g.packed.numel()
     rows = g.gathered[: world * n].view(world, n)
-    rows.copy_(g.packed.expand(world, n))
+    fill = [p for p in others if p.numel() == n] or [g.packed]
+    for r in range(world):
+        rows[r].copy_(g.packed if r == 0 else fill[(r - 1) % len(fill)])
     return dataclasses.replace(send, allgather=dataclasses.replace(g, gathered=rows.reshape(-1)))
+
+
+#: gradients by tensor name, after a real forward and backward that called ``on_ready(name,
+#: grad)`` for each as it became ready (``Backward(on_ready)``)
+Backward = Callable[[Callable[[str, torch.Tensor], None]], Mapping[str, torch.Tensor]]
 
 
 def measure_compression(
     comp: Any,
-    fresh_grads: Callable[[], Mapping[str, torch.Tensor]],
+    backward: Backward,
     buckets: Sequence[Sequence[str]],
     device: str,
     rule: StopRule,
@@ -135,10 +147,11 @@ def measure_compression(
     every_s: float = 1.0,
     name: str = "",
 ) -> CompressionCosts:
-    """Time ``comp`` per bucket through the hook's code (see the module doc). ``fresh_grads``
-    runs a real forward and backward and returns the gradients by tensor name; ``buckets``
-    are the tensor names of each bucket, in communication order; ``rule`` says when to stop
-    timing; ``clock`` (seconds) times it."""
+    """Time ``comp`` per bucket through the hook's code (see the module doc). ``backward``
+    runs a real forward and backward, calling its argument with each gradient as it becomes
+    ready, and returns the gradients by tensor name; ``buckets`` are the tensor names of
+    each bucket, in communication order; ``rule`` says when to stop timing; ``clock``
+    (seconds) times it."""
     from ..compress.memory import CompressorState
 
     start = steady_state_iteration(comp)
@@ -147,6 +160,8 @@ def measure_compression(
     compressing = uses_compressor(comp)
     capacity = _capacity(comp, state)
     last: dict[int, BucketSend] = {}
+    #: per bucket, this rank's packed buffers of the last iterations (the other ranks')
+    history: dict[int, list[torch.Tensor]] = {b: [] for b in range(len(buckets))}
     flip = [False]
 
     def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -157,23 +172,41 @@ def measure_compression(
         return clock() - t0, out
 
     def iteration() -> dict[str, float]:
-        grads = fresh_grads()
         out: dict[str, float] = {}
+        ready: dict[str, torch.Tensor] = {}
+        handed: list[tuple[torch.Tensor, BucketSend | None]] = []
+
+        def on_ready(n: str, g: torch.Tensor) -> None:
+            ready[n] = g
+            # DDP hands buckets over in order, each once it is complete
+            while len(handed) < len(buckets) and all(m in ready for m in buckets[len(handed)]):
+                b = len(handed)
+                buf, views = _bucket_buffer(ready, buckets[b])
+                if compressing:
+                    out[f"c:{b}"], send = timed(lambda b=b, views=views: prepare_send(
+                        comp, state, buckets[b], views, WORLD, capacity))
+                else:
+                    out[f"c:{b}"], send = timed(lambda buf=buf: dense_send(buf, WORLD))[0], None
+                handed.append((buf, send))
+
+        backward(on_ready)
+        if len(handed) < len(buckets):
+            missing = [n for b in buckets for n in b if n not in ready]
+            raise ProfileError(f"no gradient for {missing[:3]} in backward: cannot measure "
+                               f"compression per bucket")
         worlds = (WORLD, 1) if flip[0] else (1, WORLD)
         flip[0] = not flip[0]
-        for b, names in enumerate(buckets):
-            buf, views = _bucket_buffer(grads, names)
-            if not compressing:
-                out[f"c:{b}"], _ = timed(lambda buf=buf: dense_send(buf, WORLD))
+        for b, (buf, send) in enumerate(handed):
+            if send is None:
                 out[f"d1:{b}"] = out[f"dw:{b}"] = 0.0
                 continue
-            out[f"c:{b}"], send = timed(lambda names=names, views=views: prepare_send(
-                comp, state, names, views, WORLD, capacity))
-            last[b] = send
             for world in worlds:
-                got = _deliver(send, world)
+                got = _deliver(send, world, history[b])
                 dt, _ = timed(lambda got=got, world=world, buf=buf: finish_receive(got, comp, world, buf))
                 out[f"{'d1' if world == 1 else 'dw'}:{b}"] = dt
+            if send.allgather is not None:
+                history[b] = [send.allgather.packed, *history[b]][: WORLD - 1]
+            last[b] = send
         state.step()
         out["compress"] = sum(out[f"c:{b}"] for b in range(len(buckets)))
         out["decompress"] = sum(out[f"d1:{b}"] for b in range(len(buckets)))
@@ -187,7 +220,7 @@ def measure_compression(
         iteration, ("compress",), rule, clock, lambda m: say(Transient(f"{name}: compress {m}")),
         every_s)
 
-    grads = fresh_grads()
+    grads = backward(lambda _n, _g: None)
     payloads = _payloads(comp, grads, buckets, last, seed, start)
     weights = _weights(comp, grads, payloads, device, timed, start, seed,
                        max(1, rule.min_iterations), say, every_s, name)

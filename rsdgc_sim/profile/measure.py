@@ -224,17 +224,27 @@ def _measure_device(worker: int, device: str, job: _Job) -> tuple[list[TensorInf
         buckets = bucket_names(names, [p.numel() * p.element_size() for _, p in params], ready,
                                *job.buckets)
 
-        def fresh_grads() -> dict[str, torch.Tensor]:
-            """A real forward and backward (untimed): the gradients training would hand DDP."""
+        def backward(on_ready) -> dict[str, torch.Tensor]:
+            """A real training step, calling ``on_ready(name, grad)`` as each gradient is
+            ready (where DDP marks it ready): the gradients training hands DDP, which change
+            from step to step as the optimizer moves the weights."""
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(net(x), y).backward()
+            hooks = [p.register_post_accumulate_grad_hook(lambda p, n=n: on_ready(n, p.grad))
+                     for n, p in params]
+            try:
+                F.cross_entropy(net(x), y).backward()
+            finally:
+                for h in hooks:
+                    h.remove()
+            grads = {n: p.grad.detach().clone() for n, p in params}
+            opt.step()
             synchronize(device)
-            return {n: p.grad for n, p in params}
+            return grads
 
         compression: dict[str, dict[str, TensorCost]] = {}
         for label, spec in job.compressors.items():
             comp = create_compressor(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
-            got = measure_compression(comp, fresh_grads, buckets, device, rule, warmup=job.warmup,
+            got = measure_compression(comp, backward, buckets, device, rule, warmup=job.warmup,
                                       seed=job.seed, clock=job.clock, say=say,
                                       every_s=job.every_s, name=f"{name}: {label}")
             compression[label] = {n: got.costs[n] for n in names}
