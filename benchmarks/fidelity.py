@@ -188,6 +188,10 @@ def _ratio(profiled, paid) -> str:
     return "-" if profiled is None or not paid else f"{profiled / paid - 1:+.0%}"
 
 
+def _ranks(r: dict) -> str:
+    return f"{r['workers']}{'*' if r['oversubscribed'] else ''}"
+
+
 def cost_table(rows: list[dict]) -> Table:
     """Per sparse case, in ms per iteration: the profile's compression and decompression (at
     the case's ranks) beside what the hook paid in the run (host time, and its thread's CPU
@@ -195,12 +199,14 @@ def cost_table(rows: list[dict]) -> Table:
     profile's error against each."""
     from rich import box
 
-    t = Table(title="compression per iteration: profile vs hook in the run (ms; err: profile "
-                    "vs hook host time / CPU time)", box=box.SIMPLE_HEAD, padding=(0, 1))
-    for col in ("model", "compressor", "ranks", "Mbit/s", "compress", "hook", "cpu", "err",
-                "decompress", "hook", "cpu", "err"):
-        t.add_column(col, justify="left" if col in ("model", "compressor") else "right",
-                     no_wrap=True)
+    t = Table(title="compression (comp) and decompression (dec) per iteration, ms: the profile "
+                    "(prof) vs the hook in the run (host time, its thread's CPU time) and the "
+                    "profile's error against each (h/c, %); p: ranks",
+              box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for col in ("model", "method", "p", "Mb/s", "comp prof", "hook", "cpu", "err% h/c",
+                "dec prof", "hook", "cpu", "err% h/c"):
+        t.add_column(col.replace(" ", "\n"),
+                     justify="left" if col in ("model", "method") else "right", no_wrap=True)
     for r in rows:
         if r["compressor"] == "none" or r.get("profiled_compress_s") is None:
             continue
@@ -209,8 +215,8 @@ def cost_table(rows: list[dict]) -> Table:
             prof, host, cpu = r[f"profiled_{what}_s"], r[f"{what}_s"], r.get(f"{what}_cpu_s")
             cells += [f"{prof * 1e3:.1f}", f"{host * 1e3:.1f}",
                       "-" if cpu is None else f"{cpu * 1e3:.1f}",
-                      f"{_ratio(prof, host)}/{_ratio(prof, cpu)}"]
-        t.add_row(r["model"], short(r["compressor"]), str(r["workers"]),
+                      f"{_ratio(prof, host).rstrip('%')}/{_ratio(prof, cpu).rstrip('%')}"]
+        t.add_row(r["model"], short(r["compressor"]), _ranks(r),
                   f"{r['bandwidth_bytes_per_s'] * 8 / 1e6:g}", *cells)
     return t
 

@@ -32,19 +32,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
-from rich.console import Console  # noqa: E402
-from rich.markup import escape  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from rsdgc_sim.profile.schema import DeviceProfile, Profile  # noqa: E402
-from rsdgc_sim.profile.store import ProfileStore  # noqa: E402
-from rsdgc_sim.run import profile_scenario, simulate_scenario  # noqa: E402
-from rsdgc_sim.scenario.load import scenario_from_dict  # noqa: E402
-from rsdgc_sim.units import format_bandwidth  # noqa: E402
+from rsdgc_sim.profile.schema import DeviceProfile, Profile
+from rsdgc_sim.profile.store import ProfileStore
+from rsdgc_sim.run import profile_scenario, simulate_scenario
+from rsdgc_sim.scenario.load import scenario_from_dict
+from rsdgc_sim.units import format_bandwidth
 
 
 def scenario(workers: int, bandwidths: list[str], warmup: int, iterations: int):
