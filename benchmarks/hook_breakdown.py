@@ -26,6 +26,8 @@ All times are medians over ``--iterations`` timed iterations, in ms. Prints a ta
 nothing.
 
     python benchmarks/hook_breakdown.py [--model resnet18] [--input-size 32] [--batch 16]
+                                        [--iterations 10] [--json FILE]
+    python benchmarks/hook_breakdown.py --from-json FILE     # the table of an earlier run
 """
 
 from __future__ import annotations
@@ -157,12 +159,13 @@ def table(result: dict, spec: dict) -> None:
     from rich.table import Table
 
     t = Table(title=f"{spec['model']} {spec['input_size']} px, batch {spec['batch']}, 2 gloo "
-                    "ranks on loopback, 1 core each; ms per iteration (medians)",
-              box=box.SIMPLE_HEAD, padding=(0, 1), title_justify="left")
-    cols = ("compressor", "fwd", "bwd", "bwd alone", "body", "body cpu", "call- backs",
-            "call- backs cpu", "tail", "extra", "opt", "profile comp", "profile dec")
+                    "ranks on loopback, 1 core each; ms per iteration (medians); cb: the hook's "
+                    "callbacks; prof: the profile",
+              box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    cols = ("method", "fwd", "bwd", "bwd alone", "body", "body cpu", "cb", "cb cpu", "tail",
+            "extra", "opt", "prof comp", "prof dec")
     for col in cols:
-        t.add_column(col.replace("- ", "-\n").replace(" ", "\n"), justify="left" if col == "compressor" else "right",
+        t.add_column(col.replace(" ", "\n"), justify="left" if col == "method" else "right",
                      no_wrap=True)
     for label, r in result["cases"].items():
         extra = r["bwd"] - r["bwd alone"] - r["body"] - r["callbacks"] - r["tail"]
@@ -175,6 +178,10 @@ def table(result: dict, spec: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "--from-json":
+        data = json.loads(Path(sys.argv[2]).read_text())
+        table(data, data["spec"])
+        return 0
     if len(sys.argv) > 2 and sys.argv[1] == "--rank":
         from rsdgc_sim.emulate.launcher import write_result
 
