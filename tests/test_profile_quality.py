@@ -39,7 +39,7 @@ UNSTABLE = "worker 0 (cpu) forward spread 30% > 10% target"
 
 def _profile(forward_iqr: float = 0.001, key: str = "", settings: dict | None = None,
              host: str = "lab-7", created: str = "2025-01-02T03:04:05+00:00",
-             device: type[DeviceProfile] = DeviceProfile, **extra) -> Profile:
+             **extra) -> Profile:
     """One CPU worker of the tiny scenario: forward 10 ms (IQR ``forward_iqr``), backward
     20 ms (IQR 1 ms), top-k compression 2 ms (IQR 0.1 ms), optimizer 1 ms (IQR 0.9 ms,
     never held to the target)."""
@@ -48,7 +48,7 @@ def _profile(forward_iqr: float = 0.001, key: str = "", settings: dict | None = 
                                       sparse=False)},
              TOPK: {"w": TensorCost(compress_s=0.002, decompress_s=0.001, wire_bytes=80,
                                     sparse=True)}}
-    dev = device(device="cpu", forward_s=0.010, backward_s=0.020, optimizer_s=0.001,
+    dev = DeviceProfile(device="cpu", forward_s=0.010, backward_s=0.020, optimizer_s=0.001,
                  grad_ready_s={"w": 0.01}, compression=costs,
                  spread={"forward_s": forward_iqr, "backward_s": 0.001, "optimizer_s": 0.0009,
                          "compress:none": 0.0, f"compress:{TOPK}": 0.0001},
@@ -59,13 +59,6 @@ def _profile(forward_iqr: float = 0.001, key: str = "", settings: dict | None = 
                    compressor_specs={"none": {"name": "none"},
                                      TOPK: {"name": "topk", "density": 0.1}},
                    settings=SETTINGS if settings is None else settings)
-
-
-class _Measured(DeviceProfile):
-    """A device that recorded the samples it discarded (``DeviceProfile.discarded``, while
-    the schema may not have it yet)."""
-
-    discarded: dict[str, int] = {}
 
 
 @pytest.fixture
@@ -142,7 +135,7 @@ def test_quality_and_provenance_texts():
     assert provenance_text(_profile(settings={}, host="", created="")) == (
         "measured (no host or time recorded)")
     assert discarded_samples(_profile()) == [{}]
-    counted = _profile(device=_Measured, discarded={"forward_s": 3, f"compress:{TOPK}": 1})
+    counted = _profile(discarded={"forward_s": 3, f"compress:{TOPK}": 1})
     assert discarded_samples(counted) == [{"forward_s": 3, f"compress:{TOPK}": 1}]
     assert provenance_text(counted).endswith(", 1 torch thread, 4 samples discarded")
 
@@ -150,10 +143,13 @@ def test_quality_and_provenance_texts():
 def test_profile_command_lines_show_quality_and_discarded_counts():
     """Under `rsdgc-sim profile`'s tables: who measured it, its quality, and per worker the
     samples discarded by quantity (only where recorded)."""
-    counted = _profile(0.003, device=_Measured, discarded={"forward_s": 3, "backward_s": 0})
+    counted = _profile(0.003, discarded={"forward_s": 3, "backward_s": 0,
+                                         f"decompress:{TOPK}": 2})
     assert profile_quality_lines(counted) == [
         provenance_text(counted), f"quality: unstable: {UNSTABLE}",
-        "discarded samples, worker 0 (cpu): forward 3, backward 0"]
+        f"discarded samples, worker 0 (cpu): forward 3, {TOPK} decompression 2"]
+    clean = _profile(discarded={"forward_s": 0, "backward_s": 0})
+    assert profile_quality_lines(clean)[2:] == ["discarded samples, worker 0 (cpu): none"]
     assert profile_quality_lines(_profile())[1:] == [
         "quality: stable (every spread within its 10% target)"]
 

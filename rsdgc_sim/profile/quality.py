@@ -41,8 +41,12 @@ def quantity_median(dev: DeviceProfile, key: str) -> float | None:
 
 
 def quantity_name(key: str) -> str:
-    """``forward_s`` -> ``forward``, ``compress:topk`` -> ``topk compression``."""
-    return key.split(":", 1)[1] + " compression" if key.startswith("compress:") else key.removesuffix("_s")
+    """``forward_s`` -> ``forward``, ``compress:topk`` -> ``topk compression``,
+    ``decompress:topk`` -> ``topk decompression``."""
+    kind, _, label = key.partition(":")
+    if label and kind in ("compress", "decompress"):
+        return f"{label} {kind.replace('compress', 'compression')}"
+    return key.removesuffix("_s")
 
 
 def spread_warning(who: str, key: str, iqr_s: float, median_s: float, samples: int | None,
@@ -155,18 +159,8 @@ def quality_text(profile: Profile) -> str:
 
 def discarded_samples(profile: Profile) -> list[dict[str, int]]:
     """Per worker, the timed samples discarded while measuring (preempted ones), by
-    quantity; empty dicts where the profile recorded none (``DeviceProfile.discarded``, a
-    dict of counts or one count, read where the profile has it)."""
-    out: list[dict[str, int]] = []
-    for dev in profile.devices:
-        d = getattr(dev, "discarded", None)
-        if isinstance(d, dict):
-            out.append({str(k): int(v) for k, v in d.items() if _number(v) is not None})
-        elif _number(d) is not None:
-            out.append({"samples": int(d)})
-        else:
-            out.append({})
-    return out
+    quantity (``DeviceProfile.discarded``; empty where none were recorded)."""
+    return [dict(dev.discarded) for dev in profile.devices]
 
 
 def provenance_text(profile: Profile) -> str:

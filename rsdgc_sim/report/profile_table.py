@@ -104,11 +104,12 @@ def profile_quality_lines(profile: Profile) -> list[str]:
     (``measured on HOST by pid ...``), ``quality: stable (...)`` or ``quality: unstable:
     worker 0 (cpu) forward spread 27% > 10% target; ...``, and per worker that recorded
     them, the samples discarded while measuring (``discarded samples, worker 0 (cpu):
-    forward 3, backward 0``)."""
+    forward 3, topk decompression 1``, the quantities with none left out, or ``none``)."""
     lines = [provenance_text(profile), f"quality: {quality_text(profile)}"]
     for i, (dev, counts) in enumerate(zip(profile.devices, discarded_samples(profile),
                                           strict=True)):
         if counts:
+            some = [f"{quantity_name(k)} {n}" for k, n in counts.items() if n]
             lines.append(f"discarded samples, worker {i} ({dev.device}): "
-                         + ", ".join(f"{quantity_name(k)} {n}" for k, n in counts.items()))
+                         + (", ".join(some) or "none"))
     return lines
