@@ -175,13 +175,16 @@ def test_an_unreadable_point_file_is_computed_again(estimated, tmp_path):
 
 def test_point_keys_follow_scenario_profile_and_version(estimated, monkeypatch):
     """The key changes with a simulated field, the profile or the package version, and not
-    with the scenario's name or its training section."""
+    with the scenario's name, its training section or how its profile was obtained (pinned
+    or not: the profile itself is in the key)."""
     from rsdgc_sim.study import points
 
     sc = scenario_from_dict(estimated)
     k = point_key(sc, "profile-a")
     assert point_key(sc.model_copy(update={"name": "other"}), "profile-a") == k
     assert point_key(sc.model_copy(update={"train": sc.train.model_copy(update={"steps": 7})}),
+                     "profile-a") == k
+    assert point_key(sc.model_copy(update={"profile": sc.profile.model_copy(update={"pin": True})}),
                      "profile-a") == k
     assert point_key(sc, "profile-b") != k
     assert point_key(sc.model_copy(update={"ddp": sc.ddp.model_copy(update={"overlap": False})}),

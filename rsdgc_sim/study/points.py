@@ -37,8 +37,11 @@ def profile_identity(profile) -> str:
 
 
 def point_key(scenario, profile_id: str) -> str:
-    """The key of a one-point scenario simulated with the profile ``profile_id``."""
-    resolved = scenario.model_dump(mode="json", exclude={"name", "train", "sweep"})
+    """The key of a one-point scenario simulated with the profile ``profile_id``. The
+    scenario's ``profile`` section is left out: how the profile was obtained (warm-up,
+    iterations, a file, pinned or not) matters only through the profile itself, which
+    ``profile_id`` names."""
+    resolved = scenario.model_dump(mode="json", exclude={"name", "train", "sweep", "profile"})
     return _digest({"scenario": resolved, "profile": profile_id, "version": __version__,
                     "format": POINT_FORMAT})[:32]
 
