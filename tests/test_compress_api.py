@@ -481,3 +481,24 @@ def test_max_sent_is_the_compressors_bound():
     assert create("threshold", density=0.1).max_sent([1000, 10], 0) == 100 + 1
     assert create("none").max_sent([1000], 0) is None
     assert create("fp16").max_sent([1000], 0) is None
+
+
+def test_layerwise_bound_holds_when_every_tensor_needs_its_one_element():
+    """Layer-wise nsi gives every non-empty tensor at least one element: five 10x10 tensors
+    in one bucket at density 0.001 send 5 (the budget rounds to 0), and the bound the DDP
+    hook sizes its all-gather by says 5, not round(0.001 x 500) + 1 = 1; the exchange the
+    hook and the trainer share then runs instead of refusing the bucket."""
+    from rsdgc_sim.compress import CompressorState
+    from rsdgc_sim.ddp.semantics import compress_bucket, exchange_in_process
+
+    comp = create("nsi", density=0.001)
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(10, 10, generator=gen) for _ in range(5)]
+    names = [f"t{i}" for i in range(5)]
+    parts = compress_bucket(comp, CompressorState(seed=0), names, grads)
+    assert sum(p.nnz for _, p in parts) == 5
+    assert comp.max_sent([100] * 5, 0) == 5
+    assert comp.max_sent([100, 0], 0) == 1
+    out = torch.zeros(500)
+    exchange_in_process(comp, [parts, parts], 0, 0, out)
+    assert int((out != 0).sum()) == 5

@@ -276,14 +276,17 @@ class Sparsifier(Compressor):
         return getattr(self.p, "density", None)
 
     def max_sent(self, numels: list[int], iteration: int) -> int | None:
-        """``k_for(n, density)`` per tensor, or ``round(density * sum(n))`` plus one element
-        of slack for rounding when the budget is shared; None without a density (a plain
+        """``k_for(n, density)`` per tensor, or, when the budget is shared, ``round(density *
+        sum(n))`` plus one element of slack for rounding, and never fewer than one element
+        per non-empty tensor (a shared budget gives every tensor at least one, so five
+        tensors of 100 at density 0.001 send 5); None without a density (a plain
         ``threshold``)."""
         density = self.density_at(iteration)
         if density is None:
             return None
         if self.shares_budget:
-            return int(round(float(density) * float(sum(numels)))) + 1
+            return max(int(round(float(density) * float(sum(numels)))) + 1,
+                       sum(1 for n in numels if n > 0))
         return sum(k_for(n, float(density)) for n in numels)
 
     # steps shared by subclasses ---------------------------------------------------
