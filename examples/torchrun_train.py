@@ -97,6 +97,10 @@ def main() -> None:
             f"{world} ranks, {args.compressor}: {dt * 1e3:.1f} ms/step, "
             f"{sent / 1e6:.3f} MB sent per rank per step (dense gradient {dense / 1e6:.3f} MB)"
         )
+    # every rank done with its last collective before any tears the group down: a rank that
+    # exits while its peer still talks to it aborts gloo's threads ("terminate called
+    # without an active exception", exit 1)
+    dist.barrier()
     dist.destroy_process_group()
 
 
