@@ -17,6 +17,7 @@ import click
 from .cli_params import SafePath
 from .errors import RsdgcError
 from .report.table import columns_help
+from .study.execute import MAX_JOBS
 
 #: commands that live beside the code they drive, imported only when used
 _LAZY = {
@@ -134,8 +135,8 @@ _TABLE_ROWS = 300
 @click.option("--no-plot", is_flag=True, help="do not write the plots (speedup.png, breakdown.png, ...)")
 @click.option("--wide", is_flag=True, help="every column (the default fits 100 columns)")
 @click.option("-q", "--quiet", is_flag=True, help="only the table")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="simulate the points in N local processes")
+@click.option("--jobs", "-j", type=click.IntRange(min=1, max=MAX_JOBS), default=1,
+              show_default=True, help=f"simulate the points in N local processes (at most {MAX_JOBS})")
 @click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
               help="simulate the points on this Dask distributed scheduler "
                    "(tcp://host:8786; pip install -e '.[dask]')")

@@ -9,6 +9,23 @@ import click
 from .cli_params import SafePath
 
 
+def _with_train(sc, update: dict):
+    """``sc`` with ``update`` in its train section, validated by the strict schema like a
+    scenario file's values (``--target nan``, ``--steps 10000001`` are refused there)."""
+    from pydantic import ValidationError
+
+    from .errors import ConfigError
+    from .strict import validation_message
+
+    train = type(sc.train)
+    try:
+        new = train.model_validate({**sc.train.model_dump(), **update})
+    except ValidationError as e:
+        opts = ", ".join(f"--{k} {v!r}" for k, v in update.items())
+        raise ConfigError(f"{opts}: {validation_message(e, train)}") from None
+    return sc.model_copy(update={"train": new})
+
+
 @click.command()
 @click.argument("scenario", type=SafePath(dir_okay=False))
 @click.option("--out", "out_dir", default="out", show_default=True, type=SafePath(file_okay=False),
@@ -37,7 +54,7 @@ def tta(scenario, out_dir, target, steps, cache_dir, profile_file, no_plot):
     sc = _load(scenario)
     update = {k: v for k, v in (("target", target), ("steps", steps)) if v is not None}
     if update:
-        sc = sc.model_copy(update={"train": sc.train.model_copy(update=update)})
+        sc = _with_train(sc, update)
     check_tta(sc)
     check_writable_dir(out_dir)
     ckpt = check_writable_dir(Path(out_dir) / "checkpoints", "checkpoint folder")

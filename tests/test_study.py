@@ -318,6 +318,26 @@ def test_cli_jobs_and_dask_exclude_each_other(estimated, write_scenario):
     one_line_error(r, r"--jobs and --dask exclude each other", t0)
 
 
+@pytest.mark.parametrize("jobs", ["257", "2147483647", "0"])
+def test_cli_jobs_out_of_range_is_one_line(estimated, write_scenario, tmp_path, jobs):
+    """--jobs beyond MAX_JOBS (256) local processes, or below 1, is one line and exit 2
+    (2147483647 overflowed the process pool's semaphore: a traceback), nothing written."""
+    t0 = time.perf_counter()
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["run", str(write_scenario(estimated)), "--jobs", jobs,
+                                 "--out", str(out)])
+    one_line_error(r, r"--jobs.*not in the range 1<=x<=256", t0)
+    assert not out.exists()
+
+
+def test_run_points_refuses_more_jobs_than_its_cap():
+    """The Python API holds the same bound as the CLI: 1 to MAX_JOBS local processes."""
+    with pytest.raises(ConfigError, match=r"jobs: must be 1 to 256 local processes \(got 257\)"):
+        execute.run_points([], {}, lambda *a: None, jobs=execute.MAX_JOBS + 1)
+    with pytest.raises(ConfigError, match=r"got 0"):
+        execute.run_points([], {}, lambda *a: None, jobs=0)
+
+
 def test_results_from_another_version_are_refused(tmp_path, estimated):
     """load_results: a results.json of this format loads; one from an earlier version (no
     version recorded) or another format names the version that wrote it."""

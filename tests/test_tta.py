@@ -100,6 +100,8 @@ def test_train_workers_must_be_the_clusters(tta_data, write_scenario):
     ("target_zero", r"train.target"),
     ("target_above_one", r"train.target"),
     ("cli_target", r"--target"),
+    ("cli_target_nan", r"--target nan: target: Input should be a finite number"),
+    ("cli_steps", r"--steps 10000001: steps: Input should be less than or equal to 10000000"),
 ])
 def test_bad_tta_input_is_one_line_and_writes_nothing(case, pattern, tta_data, write_scenario, tmp_path):
     args = []
@@ -111,6 +113,10 @@ def test_bad_tta_input_is_one_line_and_writes_nothing(case, pattern, tta_data, w
         tta_data["train"]["target"] = 0
     elif case == "target_above_one":
         tta_data["train"]["target"] = 1.5
+    elif case == "cli_target_nan":
+        args = ["--target", "nan"]
+    elif case == "cli_steps":
+        args = ["--steps", "10000001"]
     else:
         args = ["--target", "1.5"]
     out = tmp_path / "out"
@@ -118,6 +124,17 @@ def test_bad_tta_input_is_one_line_and_writes_nothing(case, pattern, tta_data, w
     r = CliRunner().invoke(cli, ["tta", str(write_scenario(tta_data)), "--out", str(out), *args])
     one_line_error(r, pattern, t0)
     assert not out.exists()
+
+
+def test_cli_overrides_replace_only_their_fields(tta_data, write_scenario):
+    """--target and --steps change those two fields of the train section, validated, and
+    leave the rest of the scenario as loaded."""
+    from rsdgc_sim.tta_cli import _with_train
+
+    sc = load_scenario(write_scenario(tta_data))
+    got = _with_train(sc, {"target": 0.5, "steps": 7})
+    assert got.train == sc.train.model_copy(update={"target": 0.5, "steps": 7})
+    assert got.model_copy(update={"train": sc.train}) == sc
 
 
 def test_check_tta_accepts_a_complete_scenario(tta_data, write_scenario):

@@ -67,6 +67,11 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+#: the most local processes ``jobs`` may ask for (each is a Python interpreter with the
+#: simulator, ~100 MB; more than the machine's cores only time-share them)
+MAX_JOBS = 256
+
+
 def run_points(
     tasks: list[PointTask],
     profiles: dict[str, Any],
@@ -79,8 +84,8 @@ def run_points(
     """Compute every task and call ``on_done(task, rows, sims)`` for each as it finishes
     (``sims`` only serially with ``trace``; empty otherwise). ``profiles``: profile identity
     -> Profile."""
-    if jobs < 1:
-        raise ConfigError(f"jobs: must be at least 1 (got {jobs})")
+    if not 1 <= jobs <= MAX_JOBS:
+        raise ConfigError(f"jobs: must be 1 to {MAX_JOBS} local processes (got {jobs})")
     if not tasks:  # nothing to send: no scheduler needed
         return
     if dask is not None:
