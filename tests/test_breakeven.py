@@ -155,3 +155,32 @@ def test_cli_bad_input(tmp_path):
     for args, scen, pattern in cases:
         one_line_error(CliRunner().invoke(cli, ["breakeven", scen, *args, "--no-plot"]), pattern,
                        time.perf_counter(), limit_s=30)
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--vary", "cluster.bandwidth", "--lo", "0"],
+     r"cluster\.bandwidth = 0: bandwidth\[0\]: Input should be greater than or equal to 1"),
+    (["--vary", "cluster.bandwidth", "--lo", "-5"], r"cluster\.bandwidth = -5: "),
+    (["--vary", "cluster.bandwidth", "--hi", "1e30bit/s"],
+     r"cluster\.bandwidth = 1\.25e\+29: bandwidth\[0\]: Input should be less than or equal"),
+    (["--vary", "cluster.latency", "--lo", "-1us"],
+     r"cluster\.latency = -1e-06: latency\[0\]: Input should be greater than or equal to 0"),
+    (["--vary", "cluster.latency", "--hi", "100000s"], r"cluster\.latency = 100000: latency"),
+    (["--vary", "cluster.workers", "--hi", "1000000000"],
+     r"cluster\.workers = 1e\+09: workers\[0\]: Input should be less than or equal to 65536"),
+    (["--vary", "cluster.workers", "--hi", "100000"], r"cluster\.workers = 100000: workers"),
+])
+def test_cli_range_beyond_a_fields_limits_is_one_line(args, pattern, tmp_path):
+    """--lo / --hi outside the limits the scenario schema holds a grid axis to (bandwidth
+    1 B/s to 1 PB/s, latency 0 to 3600 s, workers up to 65,536) are refused at once, like the
+    same value in a scenario file: one line naming the path, exit 2 (0 bandwidth was a
+    pydantic traceback, 10^9 workers a hang)."""
+    data = yaml.safe_load((TEACHING / "sparse_vs_dense.yaml").read_text())
+    data["cluster"].update(workers=8, bandwidth="1Gbit/s", latency="5us")
+    if data.get("profile", {}).get("file"):
+        data["profile"]["file"] = str(TEACHING / data["profile"]["file"])
+    one = tmp_path / "one.yaml"
+    one.write_text(yaml.safe_dump(data))
+    t0 = time.perf_counter()
+    r = CliRunner().invoke(cli, ["breakeven", str(one), *args, "--no-plot"])
+    one_line_error(r, pattern, t0)

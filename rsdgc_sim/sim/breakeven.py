@@ -137,10 +137,21 @@ class _Study:
         self.simulations = 0
 
     def scenario_at(self, value: Any):
+        """The scenario with the path at ``value``, checked by the strict schema (a value
+        outside a field's limits is a ConfigError naming the path, as in a scenario file)."""
         if self.grid:
+            from pydantic import ValidationError
+
+            from ..strict import validation_message
+
             name = GRID_PATHS[self.path]
-            return self.base.model_copy(update={"cluster": self.base.cluster.model_copy(
-                update={name: [value]})})
+            cluster = type(self.base.cluster)
+            try:
+                checked = cluster.model_validate({**self.base.cluster.model_dump(), name: [value]})
+            except ValidationError as e:
+                raise ConfigError(f"--vary {self.path} = {value:.6g}: "
+                                  f"{validation_message(e, cluster)}") from None
+            return self.base.model_copy(update={"cluster": checked})
         swept = self.base.model_copy(update={"sweep": {self.path: [value]}})
         return swept.variants(source=f"--vary {self.path}")[0].scenario
 
@@ -231,6 +242,8 @@ def find_breakeven(scenario, path: str, profile_for: Callable[[Any], Any],
         lo, hi = int(math.ceil(lo)), int(math.floor(hi))
         if lo >= hi:
             raise ConfigError(f"--lo and --hi: no two integers between them for {path}")
+    for end in (lo, hi):  # both ends within the field's limits before anything runs
+        study.scenario_at(end)
     log = lo > 0 and (path in GRID_PATHS or hi / lo >= 10)
     if path == "cluster.latency" and lo == 0:
         log = False
