@@ -7,7 +7,7 @@ of a field changes; loading a profile of another version is an error, not a gues
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -18,14 +18,25 @@ from ..strict import Strict as _Strict
 #: ``spread``, ``samples`` and ``Profile.compressor_specs``, ``settings``, ``machine`` added
 PROFILE_VERSION = 2
 
+#: the longest time a profile may hold, in seconds (a day: no training step or compression
+#: measured or estimated takes longer; 1e308 would overflow the simulator's sums)
+MAX_TIME_S = 86_400.0
+#: the most elements (or bytes) a profile may count: 2^53, past which float64 sums lose
+#: whole units (10^400 bytes overflowed the simulator)
+MAX_COUNT = 2**53
+
+Seconds = Annotated[float, Field(ge=0, le=MAX_TIME_S)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+
 
 class TensorInfo(_Strict):
     """One trainable parameter, in the model's registration order."""
 
     name: str
-    shape: list[int]
-    numel: int
-    dtype_bytes: int = 4
+    shape: list[Count]
+    numel: Count
+    #: bytes per element: 1 to 16 (complex128)
+    dtype_bytes: int = Field(default=4, ge=1, le=16)
 
     @property
     def nbytes(self) -> int:
@@ -35,15 +46,15 @@ class TensorInfo(_Strict):
 class TensorCost(_Strict):
     """What compressing one gradient tensor costs on one device."""
 
-    compress_s: float = Field(ge=0)
+    compress_s: Seconds
     #: one payload -> a new dense tensor (allocation + scatter)
-    decompress_s: float = Field(ge=0)
+    decompress_s: Seconds
     #: adding one more payload into an existing dense buffer (scatter-add): aggregating the
     #: p payloads of a sparse all-gather costs decompress_s + (p - 1) * accumulate_s
-    accumulate_s: float = Field(default=0.0, ge=0)
+    accumulate_s: Seconds = 0.0
     #: bytes a collective moves for this tensor's payload (the values, plus int32 indices when
     #: all-gathered), at the compressor's steady-state density (after any warm-up)
-    wire_bytes: int = Field(ge=0)
+    wire_bytes: Count
     #: True when the payload is sent by all-gather ((index, value) pairs of its own);
     #: False when it is allreduced: a dense tensor (possibly of another dtype), or values at
     #: indices every rank shares (the payload's ``needs_allgather``).
@@ -55,11 +66,11 @@ class DeviceProfile(_Strict):
 
     device: str
     device_name: str = ""
-    forward_s: float = Field(ge=0)
-    backward_s: float = Field(ge=0)
-    optimizer_s: float = Field(ge=0)
+    forward_s: Seconds
+    backward_s: Seconds
+    optimizer_s: Seconds
     #: per parameter name: seconds from the start of backward until its gradient is ready
-    grad_ready_s: dict[str, float]
+    grad_ready_s: dict[str, Seconds]
     #: per compressor label, per parameter name: the compression cost
     compression: dict[str, dict[str, TensorCost]]
     #: the NSI score's torch.compile mode while compression was measured, as
@@ -74,22 +85,23 @@ class DeviceProfile(_Strict):
     #: spread of each measured quantity: interquartile range in seconds, keyed
     #: ``forward_s``, ``backward_s``, ``optimizer_s`` and ``compress:<label>`` (one
     #: iteration's compression of all tensors); empty for estimates
-    spread: dict[str, float] = Field(default_factory=dict)
+    spread: dict[str, Seconds] = Field(default_factory=dict)
     #: timed iterations behind each quantity of ``spread``
-    samples: dict[str, int] = Field(default_factory=dict)
+    samples: dict[str, Count] = Field(default_factory=dict)
     #: timed iterations discarded as preempted (a thread of the profiler waited for a CPU,
     #: :mod:`rsdgc_sim.profile.sampling`), keyed as ``spread``; not among ``samples``
-    discarded: dict[str, int] = Field(default_factory=dict)
+    discarded: dict[str, Count] = Field(default_factory=dict)
 
 
 class Profile(_Strict):
     version: int = PROFILE_VERSION
     key: str = ""
     model: str
-    num_classes: int
-    input_size: int
-    batch_size: int
-    params: int
+    #: 0 where a profile is not of a zoo model (synthetic profiles)
+    num_classes: Count
+    input_size: Count
+    batch_size: Count
+    params: Count
     tensors: list[TensorInfo]
     devices: list[DeviceProfile]
     torch_version: str = ""
