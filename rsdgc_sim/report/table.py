@@ -108,7 +108,7 @@ COLUMNS: list[Column] = [
            wide_only=True),
     Column("vs\ndense", "speedup over dense training at the same point",
            lambda r: "-" if r["speedup_vs_dense"] is None else f"{r['speedup_vs_dense']:.2f}x"),
-    Column("±\n%", "speedup's range (dense and this one's ranges): larger distance to an end, %",
+    Column("±\n%", "speedup's range (both at the profile's quartiles): larger distance to an end, %",
            _pm("speedup_vs_dense"), ranges_only=True),
     Column("scaling", "dense 1-worker iteration / this one (weak scaling)",
            lambda r: "-" if r["scaling_efficiency"] is None
