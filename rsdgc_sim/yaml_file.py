@@ -89,8 +89,9 @@ def _check_size(root: yaml.Node) -> None:
 
 def parse_yaml(text: str, source: str) -> Any:
     """Parse one YAML document (see the module docstring); errors name ``source``."""
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # its reader refuses control characters and NUL bytes here
         node = loader.get_single_node()
         if node is None:
             return None
@@ -106,7 +107,8 @@ def parse_yaml(text: str, source: str) -> Any:
     except ValueError as e:  # size checks, integers with too many digits
         raise ScenarioFileError(f"{source}: cannot read: {_short(str(e), 200)}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def read_yaml_file(path: str | Path) -> Any:

@@ -4,6 +4,7 @@ iteration time and its breakdown, unmatched points listed, other versions refuse
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -91,7 +92,8 @@ def test_compare_command(pair, tmp_path):
 
 
 def test_compare_bad_input(pair, tmp_path):
-    """A results file of another version (says which), not JSON, missing: one line each."""
+    """A results file of another version (says which), not JSON, missing, a device or a
+    FIFO (which `compare` read forever): one line each, within seconds."""
     a, _ = pair
     good = tmp_path / "a.json"
     good.write_text(json.dumps(a))
@@ -101,12 +103,16 @@ def test_compare_bad_input(pair, tmp_path):
     other.write_text(json.dumps({**a, "format": 99, "version": "9.0"}))
     text = tmp_path / "t.json"
     text.write_text("not json")
+    fifo = tmp_path / "r.fifo"  # read, it would block forever
+    os.mkfifo(fifo)
     cases = [
         ([str(good), str(old)], r"old\.json: written by an earlier rsdgc-sim \(no version "
                                 r"recorded\), results format 1"),
         ([str(other), str(good)], r"other\.json: written by rsdgc-sim 9\.0, results format 99"),
         ([str(good), str(text)], r"t\.json: not a results\.json"),
         ([str(good), str(tmp_path / "none.json")], r"none\.json.*(does not exist|no such file)"),
+        ([str(good), "/dev/zero"], r"/dev/zero: not a results\.json .*\(a device, not a JSON file\)"),
+        ([str(fifo), str(good)], r"r\.fifo: not a results\.json .*\(a FIFO, not a JSON file\)"),
     ]
     for args, pattern in cases:
         one_line_error(CliRunner().invoke(cli, ["compare", *args]), pattern, time.perf_counter())

@@ -40,9 +40,13 @@ def test_shared_anchors_within_bounds_are_fine():
     ("a: " + "[" * 5000 + "]" * 5000, r"nested too deeply|nests deeper"),
     ("a: " + "9" * 5000, r"cannot read: .*digits"),
     ("a: [1, 2\n", r"invalid YAML at line"),
+    ("name: x\x01\n", r"invalid YAML: unacceptable character #x0001"),
+    ("name: x\x00y\n", r"invalid YAML: unacceptable character #x0000"),
 ])
 def test_pathological_documents(text, pattern):
-    """Deep nesting, 5000-digit integers and syntax errors: one line each."""
+    """Deep nesting, 5000-digit integers, syntax errors, a control character or a NUL byte
+    in the text (the YAML reader refuses them before parsing, which was a traceback): one
+    line each."""
     with pytest.raises(ScenarioFileError, match=r"^s\.yaml: " + pattern) as e:
         parse_yaml(text, "s.yaml")
     assert "\n" not in str(e.value) and len(str(e.value)) < 300

@@ -47,16 +47,19 @@ def csv_rows(runs: list[dict], paths: list[str]) -> list[dict]:
 
 
 def read_results_json(src: Path) -> Any:
-    """The JSON in ``src``, or one ConfigError saying why it cannot be a results file."""
+    """The JSON in ``src``, or one ConfigError saying why it cannot be a results file
+    (through the project's reader of users' data files: a regular file only, so a FIFO or
+    a device such as /dev/zero is refused from its ``stat`` instead of read forever; a
+    size cap; UTF-8; no non-finite numbers)."""
+    from ..data_file import InvalidFile, read_json_data
     from ..errors import ConfigError
 
     try:
-        return json.loads(src.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{src}: no such file") from None
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{src}: not a results.json of `rsdgc-sim run` (not JSON: "
-                          f"{str(e)[:80]})") from None
+        return read_json_data(src)
+    except InvalidFile as e:
+        if e.missing:
+            raise ConfigError(f"{src}: no such file") from None
+        raise ConfigError(f"{src}: not a results.json of `rsdgc-sim run` ({e})") from None
 
 
 def load_results(path: str | Path) -> dict:
