@@ -224,3 +224,26 @@ def test_relative_paths_resolve_against_the_scenario(tmp_path, tiny):
     finally:
         os.chdir(cwd)
     assert sc.cluster.topology.name == str(tmp_path / "lab" / "t.yaml")
+
+
+@pytest.mark.parametrize("path, value, field", [
+    ("cluster.calibration", "a\0b.json", "cluster.calibration"),
+    ("cluster.topology", {"name": "t\0.yaml"}, "cluster.topology.name"),
+    ("train", {"dataset": "/data\0x"}, "train.dataset"),
+    ("train", {"dataset": "fashion_mnist", "data_dir": "d\0"}, "train.data_dir"),
+    ("profile", {"file": "p\0.json"}, "profile.file"),
+])
+def test_a_path_with_a_nul_byte_is_refused_by_field(path, value, field):
+    """A file or folder path holding a NUL byte (no file system can hold one; resolving it
+    was a ValueError traceback) is one ConfigError naming the field and the source."""
+    import yaml
+
+    data = yaml.safe_load(bundled_path("quickstart").read_text())
+    section, _, key = path.partition(".")
+    if key:
+        data[section][key] = value
+    else:
+        data[section] = value
+    with pytest.raises(ConfigError, match=rf"^src: {field}: '.*\\x00.*' is not a path "
+                                          r"\(it holds a NUL byte\)$"):
+        scenario_from_dict(data, source="src")

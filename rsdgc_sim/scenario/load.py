@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import ConfigError, RsdgcError
-from ..strict import validation_message
+from ..strict import excerpt, validation_message
 from ..yaml_file import read_yaml_file
 from .model import Scenario
 
@@ -35,8 +35,8 @@ def scenario_from_dict(data: Any, source: str = "scenario", base_dir: str | Path
         scenario = Scenario.model_validate(data)
     except ValidationError as e:
         raise ConfigError(f"{source}: {validation_message(e, Scenario)}") from None
-    scenario = _resolve_paths(scenario, Path(base_dir or "."))
     try:
+        scenario = _resolve_paths(scenario, Path(base_dir or "."))
         check_names(scenario)
     except RsdgcError as e:
         raise e.with_context(source) from None
@@ -51,27 +51,35 @@ def scenario_from_dict(data: Any, source: str = "scenario", base_dir: str | Path
 BUILTIN_DATASETS = ("synthetic", "synthetic_rs", "fashion_mnist")
 
 
+def _absolute(base: Path, field: str, value: str) -> str:
+    """``value``, a path from field ``field``, made absolute against ``base``; a path no file
+    system can hold (a NUL byte in it) is a ConfigError naming the field."""
+    if "\0" in value:
+        raise ConfigError(f"{field}: {excerpt(value)} is not a path (it holds a NUL byte)")
+    return str((base / Path(value).expanduser()).resolve())
+
+
 def _resolve_paths(scenario: Scenario, base: Path) -> Scenario:
     """Relative file paths (calibration, topology and profile files, a data folder) made
     absolute against ``base`` (the scenario's folder)."""
     cl = scenario.cluster
     update: dict[str, Any] = {}
     if cl.calibration:
-        update["calibration"] = str((base / Path(cl.calibration).expanduser()).resolve())
-    if Path(cl.topology.name).suffix in (".yaml", ".yml"):  # a file, not a generator
-        path = (base / Path(cl.topology.name).expanduser()).resolve()
-        update["topology"] = cl.topology.model_copy(update={"name": str(path)})
+        update["calibration"] = _absolute(base, "cluster.calibration", cl.calibration)
+    if "\0" in cl.topology.name or Path(cl.topology.name).suffix in (".yaml", ".yml"):  # a file
+        path = _absolute(base, "cluster.topology.name", cl.topology.name)
+        update["topology"] = cl.topology.model_copy(update={"name": path})
     if update:
         scenario = scenario.model_copy(update={"cluster": cl.model_copy(update=update)})
     if scenario.profile.file:
-        path = str((base / Path(scenario.profile.file).expanduser()).resolve())
+        path = _absolute(base, "profile.file", scenario.profile.file)
         scenario = scenario.model_copy(
             update={"profile": scenario.profile.model_copy(update={"file": path})})
     tr, train_update = scenario.train, {}
     if tr.dataset not in BUILTIN_DATASETS:  # a folder of images
-        train_update["dataset"] = str((base / Path(tr.dataset).expanduser()).resolve())
+        train_update["dataset"] = _absolute(base, "train.dataset", tr.dataset)
     if tr.data_dir is not None:
-        train_update["data_dir"] = str((base / Path(tr.data_dir).expanduser()).resolve())
+        train_update["data_dir"] = _absolute(base, "train.data_dir", tr.data_dir)
     if train_update:
         scenario = scenario.model_copy(update={"train": tr.model_copy(update=train_update)})
     return scenario
