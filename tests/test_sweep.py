@@ -140,3 +140,36 @@ def test_cli_bad_sweep_path_is_one_line_before_anything_is_measured(tiny, write_
     one_line_error(r, r"sweep: 'cluster.colective' is not a field of this scenario; "
                       r"nearest valid path: cluster.collective$", t0, stdout_empty=True)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("lengths", [(1000, 1000), (1000, 1000, 1000)])
+def test_a_sweep_too_large_is_refused_at_once_with_its_size(tiny, write_scenario, tmp_path,
+                                                            lengths):
+    """10^6 (or 10^9) combinations: `run` refuses in one line that gives the size and the
+    cap, within seconds, before validating any combination (every one was validated at
+    load: a hang); nothing is written."""
+    sweep = {"cluster.latency": [f"{i + 1}us" for i in range(lengths[0])],
+             "compressors.0.name": ["none"] * lengths[1]}
+    if len(lengths) == 3:
+        sweep["seed"] = list(range(lengths[2]))
+    path = write_scenario(_with_sweep(tiny, sweep))
+    t0 = time.perf_counter()
+    r = CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "out")])
+    n = 1
+    for k in lengths:
+        n *= k
+    one_line_error(r, rf"sweep: {n:,} combinations \(.*\), more than the 10,000 a study "
+                      r"takes", t0, stdout_empty=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_sweep_cap_is_inclusive(tiny, monkeypatch):
+    """A sweep of exactly MAX_VARIANTS combinations loads; one more is refused."""
+    from rsdgc_sim.study import sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "MAX_VARIANTS", 4)
+    ok = scenario_from_dict(_with_sweep(tiny, {"seed": [1, 2], "batch_size": [1, 2]}))
+    assert len(ok.variants()) == 4
+    with pytest.raises(ConfigError, match=r"sweep: 6 combinations \(3 seed x 2 batch_size\), "
+                                          r"more than the 4 a study takes"):
+        scenario_from_dict(_with_sweep(tiny, {"seed": [1, 2, 3], "batch_size": [1, 2]}))

@@ -159,6 +159,16 @@ def _describe(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={excerpt(v, 30)}" for k, v in values.items())
 
 
+#: the most combinations a sweep may have: each is validated (and may need a profile)
+#: before anything runs; a larger one is refused at once with its size, never validated
+#: for hours
+MAX_VARIANTS = 10_000
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def sweep_size(scenario) -> int:
     """The number of variants (the product of the sweep's list lengths; 1 without one)."""
     n = 1
@@ -179,6 +189,12 @@ def expand_sweep(scenario, source: str = "scenario",
 
     if not scenario.sweep:
         return [Variant(values={}, scenario=scenario)]
+    if (n := sweep_size(scenario)) > MAX_VARIANTS:
+        sizes = " x ".join(f"{len(v)} {p}" for p, v in scenario.sweep.items())
+        raise ConfigError(f"{source}: sweep: {n:,} combinations ({_short(sizes)}), more than the "
+                          f"{MAX_VARIANTS:,} a study takes (each is validated, and may need a "
+                          f"profile, before anything runs): sweep fewer values, or split the "
+                          f"study")
     data = scenario.model_dump(mode="json", exclude={"sweep"})
     try:
         parts = {path: check_path(path, data, Scenario) for path in scenario.sweep}
