@@ -23,10 +23,11 @@ from rsdgc_sim.profile.measure import (
     relative_spread,
     time_until_stable,
 )
+from rsdgc_sim.profile.quality import profile_warnings
 from rsdgc_sim.profile.sampling import MEASURE_NICE
 from rsdgc_sim.profile.schema import DeviceProfile, Profile, TensorCost, TensorInfo
 from rsdgc_sim.progress import Eta, Transient, format_left
-from rsdgc_sim.report.profile_table import profile_tables, profile_warnings
+from rsdgc_sim.report.profile_table import profile_tables
 
 COMPRESSORS = {"none": {"name": "none"}, "topk": {"name": "topk", "density": 0.1}}
 LEFT = r"(~\d+ s|<1 s) left"

@@ -32,7 +32,7 @@ Progress (``progress`` callback): iterations done and an ETA per stage, at most 
 ``progress_every_s`` (as :class:`~rsdgc_sim.progress.Transient` messages), the medians of
 each stage, and ``warning: ...`` lines when the machine looked busy (load average above
 the CPU count) or a spread stayed above its target; without a callback the warnings are
-:class:`UnstableProfileWarning`\\ s. :func:`rsdgc_sim.report.profile_table.profile_warnings`
+:class:`UnstableProfileWarning`\\ s. :func:`rsdgc_sim.profile.quality.profile_warnings`
 gives the same warnings from a saved profile.
 """
 
@@ -56,10 +56,10 @@ import torch.nn.functional as F
 from ..ddp.semantics import DDP_BUCKET_CAP_BYTES, DDP_FIRST_BUCKET_BYTES
 from ..errors import ConfigError
 from ..progress import Transient
-from ..report.profile_table import load_warning, spread_warning
 from ..stats import iqr
 from .bucket_costs import bucket_names, measure_compression, steady_state_iteration
 from .devices import cpu_model, device_name, resolve_devices, synchronize
+from .quality import load_warning, spread_warning
 from .sampling import (  # noqa: F401 (relative_spread: tests import it from here)
     StopRule,
     preempted_warning,
@@ -98,14 +98,6 @@ class _Clock:
         if self.cuda:
             return a.elapsed_time(b) / 1e3
         return b - a
-
-
-def _timed(fn: Callable[[], Any], device: str, clock: Clock = time.perf_counter) -> tuple[float, Any]:
-    synchronize(device)
-    t0 = clock()
-    out = fn()
-    synchronize(device)
-    return clock() - t0, out
 
 
 def _warn(say: Progress | None, message: str) -> None:

@@ -21,15 +21,11 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from ..profile.quality import (  # noqa: F401 (measure.py and tests import some from here)
+from ..profile.quality import (
     discarded_samples,
-    load_warning,
-    profile_warnings,
     provenance_text,
     quality_text,
     quantity_name,
-    spread_ok,
-    spread_warning,
 )
 from ..profile.schema import DeviceProfile, Profile
 from ..units import format_size
