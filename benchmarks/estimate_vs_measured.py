@@ -126,8 +126,8 @@ def compare(model: str, size: int, batch: int, dev: DeviceModel,
 
 
 def quickstart_on_h100() -> None:
-    from rsdgc_sim.run import _profile_compressors
     from rsdgc_sim.scenario import load_scenario
+    from rsdgc_sim.study.profiles import _profile_compressors
 
     sc = load_scenario()
     dev = device_model({"model": "H100-SXM"})

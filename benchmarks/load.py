@@ -12,7 +12,7 @@ thread count (one per core), as ``make run`` runs it: leave ``OMP_NUM_THREADS`` 
 busy loops (``python -c 'while True: pass'``) start after the quiet profile and are killed
 after the loaded one, on an error or ^C too, and die with this process where Linux allows
 (``PR_SET_PDEATHSIG``). Everything goes through the public API
-(:func:`rsdgc_sim.run.profile_scenario`, :func:`rsdgc_sim.run.simulate_scenario`).
+(:func:`rsdgc_sim.study.profiles.profile_scenario`, :func:`rsdgc_sim.study.simulate.simulate_scenario`).
 
 It prints two tables and asserts nothing: per point, top-k's speedup over dense from each
 profile (with its range from the profile's quartiles) and their ratio; per measured
@@ -39,8 +39,9 @@ from rich.table import Table
 
 from rsdgc_sim.profile.schema import DeviceProfile, Profile
 from rsdgc_sim.profile.store import ProfileStore
-from rsdgc_sim.run import profile_scenario, simulate_scenario
 from rsdgc_sim.scenario.load import scenario_from_dict
+from rsdgc_sim.study.profiles import profile_scenario
+from rsdgc_sim.study.simulate import simulate_scenario
 from rsdgc_sim.units import format_bandwidth
 
 

@@ -6,7 +6,7 @@ backward runs ``1 + k`` times slower (gloo's threads and the kernel's packet pro
 cycles from it on a CPU rank; NCCL kernels take SMs and memory bandwidth on a GPU).
 
 This module is plain data and arithmetic (no torch), a property of the links and hosts that
-``rsdgc_sim.run``, ``rsdgc_sim.sim`` and ``rsdgc_sim.emulate`` all read through
+``rsdgc_sim.study``, ``rsdgc_sim.sim`` and ``rsdgc_sim.emulate`` all read through
 :func:`load_calibration`, :meth:`Calibration.link`, :meth:`Calibration.interference` and
 :func:`calibrated_point`. Measuring is done by ``rsdgc_sim.emulate.calibrate`` (two ranks, on
 emulated links or under ``torchrun`` on a real cluster).
@@ -39,7 +39,7 @@ from pydantic import Field, ValidationError
 
 from .data_file import InvalidFile, read_json_data
 from .errors import ConfigError, ScenarioFileError
-from .report.files import write_text_atomic
+from .files import write_text_atomic
 from .strict import Strict, validation_message
 
 CALIBRATION_KIND = "rsdgc-calibration"

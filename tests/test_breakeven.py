@@ -15,8 +15,8 @@ from rsdgc_sim.cli import cli
 from rsdgc_sim.errors import ConfigError
 from rsdgc_sim.profile.schema import TensorInfo
 from rsdgc_sim.scenario import scenario_from_dict
-from rsdgc_sim.sim.breakeven import find_breakeven, to_json_lines
 from rsdgc_sim.sim.synthetic import synthetic_profile
+from rsdgc_sim.study.breakeven import find_breakeven, to_json_lines
 from tests.helpers import one_line_error
 
 TEACHING = Path(__file__).resolve().parent.parent / "scenarios" / "teaching"
@@ -83,8 +83,8 @@ def test_compression_that_costs_time_starts_paying_off_as_bandwidth_falls():
     """On the teaching profile (real compression costs) top-k 1 % at 16 workers stops
     paying off as bandwidth grows: slower than dense at 1 Tbit/s, faster at 100 Mbit/s;
     the break-even lies between, where the simulator says speedup = 1 (to 1e-6)."""
-    from rsdgc_sim.run import profile_scenario
     from rsdgc_sim.scenario import load_scenario
+    from rsdgc_sim.study.profiles import profile_scenario
 
     sc = load_scenario(TEACHING / "overlap.yaml")
     sc = sc.model_copy(update={"sweep": {}, "compressors": [
@@ -94,7 +94,7 @@ def test_compression_that_costs_time_starts_paying_off_as_bandwidth_falls():
     assert res.direction == "stops paying off"
     assert res.curve[0][1] > 1 > res.curve[-1][1]
     assert 1.25e8 < res.breakeven < 1.25e11
-    from rsdgc_sim.sim.breakeven import _Study
+    from rsdgc_sim.study.breakeven import _Study
 
     st = _Study(sc, "cluster.bandwidth", lambda s: profile_scenario(s)[0])
     assert st.speedups(res.breakeven * (1 - 1e-5))[0] > 1 > st.speedups(res.breakeven * (1 + 1e-5))[0]

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from rsdgc_sim.cli import cli
 from rsdgc_sim.report.compare import compare_runs, compare_table, hidden, unmatched_lines
-from rsdgc_sim.run import run_scenario
 from rsdgc_sim.scenario import scenario_from_dict
+from rsdgc_sim.study.orchestrate import run_scenario
 from tests.helpers import one_line_error
 
 PROFILE = Path(__file__).resolve().parent.parent / "scenarios/teaching/profiles/resnet50_v100.json"

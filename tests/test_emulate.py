@@ -459,7 +459,7 @@ def test_small_emulation_writes_emulate_json_and_cleans_up(tmp_path, no_leftover
     network is left. (Timings are noisy on a shared machine: not asserted.)"""
     from click.testing import CliRunner
 
-    from rsdgc_sim.emulate.cli import emulate_cmd
+    from rsdgc_sim.cli.emulate import emulate_cmd
 
     (tmp_path / "s.yaml").write_text(SCENARIO)
     cal = save_calibration(

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from rsdgc_sim.report.files import write_csv_atomic, write_json_atomic
+from rsdgc_sim.files import write_csv_atomic, write_json_atomic
 
 
 def test_json_written_whole_with_normal_mode(tmp_path):
@@ -36,7 +36,7 @@ def test_csv_columns_in_order(tmp_path):
 def test_crash_during_write_removes_temp(tmp_path, monkeypatch):
     """If the final rename fails, the temp file is removed, the old file stays, and the
     failure is one OutputError naming the file."""
-    from rsdgc_sim.report import files
+    from rsdgc_sim import files
 
     p = write_json_atomic(tmp_path / "r.json", {"ok": 1})
 

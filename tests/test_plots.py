@@ -18,8 +18,8 @@ from rsdgc_sim.report.plots import KINDS, default_kinds, draw, write_plots
 from rsdgc_sim.report.plots.axes import padded_range, pick_x, study_axes
 from rsdgc_sim.report.plots.lines import crossings
 from rsdgc_sim.report.results import combined_trace
-from rsdgc_sim.run import run_scenario
 from rsdgc_sim.scenario import scenario_from_dict
+from rsdgc_sim.study.orchestrate import run_scenario
 from tests.helpers import one_line_error
 
 PROFILE = Path(__file__).resolve().parent.parent / "scenarios/teaching/profiles/resnet50_v100.json"

@@ -9,8 +9,8 @@ from rsdgc_sim.profile.devices import resolve_devices
 from rsdgc_sim.profile.measure import measure_profile
 from rsdgc_sim.profile.schema import PROFILE_VERSION
 from rsdgc_sim.profile.store import ProfileStore, load_profile, save_profile
-from rsdgc_sim.run import profile_scenario
 from rsdgc_sim.scenario import scenario_from_dict
+from rsdgc_sim.study.profiles import profile_scenario
 
 COMPRESSORS = {"none": {"name": "none"}, "topk": {"name": "topk", "density": 0.1}}
 

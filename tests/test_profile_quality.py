@@ -15,7 +15,6 @@ from contextlib import contextmanager
 import pytest
 from click.testing import CliRunner
 
-from rsdgc_sim import run as run_module
 from rsdgc_sim.cli import cli
 from rsdgc_sim.errors import ConfigError
 from rsdgc_sim.profile.quality import (
@@ -28,8 +27,9 @@ from rsdgc_sim.profile.quality import (
 from rsdgc_sim.profile.schema import DeviceProfile, Profile, TensorCost, TensorInfo
 from rsdgc_sim.profile.store import ProfileStore, profile_key, save_profile
 from rsdgc_sim.report.profile_table import profile_quality_lines
-from rsdgc_sim.run import PIN_HINT, profile_inputs, profile_scenario
 from rsdgc_sim.scenario import scenario_from_dict
+from rsdgc_sim.study import profiles as run_module
+from rsdgc_sim.study.profiles import PIN_HINT, profile_inputs, profile_scenario
 
 TOPK = "topk(density=0.1)"
 SETTINGS = {"spread_target": 0.1, "spread_floor_s": 1e-4, "load_average": 0.5, "cpus": 2,

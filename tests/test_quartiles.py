@@ -8,8 +8,8 @@ import pytest
 from rsdgc_sim.errors import ProfileError
 from rsdgc_sim.profile.quartiles import has_spread, quartile_profile, quartile_profiles
 from rsdgc_sim.profile.schema import TensorCost
-from rsdgc_sim.run import simulate_scenario
 from rsdgc_sim.scenario import scenario_from_dict
+from rsdgc_sim.study.simulate import simulate_scenario
 from tests.helpers import three_tensor_profile
 
 #: per tensor (compress_s, decompress_s); accumulate_s is half the decompression

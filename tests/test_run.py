@@ -7,8 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from rsdgc_sim.cli import cli
-from rsdgc_sim.run import RUN_FIELDS, run_scenario
+from rsdgc_sim.report.results import RUN_FIELDS
 from rsdgc_sim.scenario import scenario_from_dict
+from rsdgc_sim.study.orchestrate import run_scenario
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,7 @@ def test_load_and_simulate_without_torch(tmp_path):
     code = """
 import sys
 from rsdgc_sim.scenario import scenario_from_dict
-from rsdgc_sim.run import simulate_scenario
+from rsdgc_sim.study.simulate import simulate_scenario
 from rsdgc_sim.sim.synthetic import synthetic_profile
 from rsdgc_sim.profile.schema import TensorInfo
 sc = scenario_from_dict({
@@ -172,8 +173,8 @@ def test_profile_cache_key_follows_the_nsi_compile_mode(tiny):
     other way round): the compile mode is part of the cache key."""
     from rsdgc_sim.compress import compile_mode, set_compiled
     from rsdgc_sim.profile.store import profile_key
-    from rsdgc_sim.run import profile_inputs
     from rsdgc_sim.scenario import scenario_from_dict
+    from rsdgc_sim.study.profiles import profile_inputs
 
     sc = scenario_from_dict(tiny)
     before = compile_mode()
@@ -231,7 +232,7 @@ def test_simulates_a_profile_written_by_another_process(tiny, tmp_path):
     assert out.returncode == 0, out.stderr
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["runs"]
     from rsdgc_sim.profile.store import load_profile
-    from rsdgc_sim.run import simulate_scenario
+    from rsdgc_sim.study.simulate import simulate_scenario
 
     want, _ = simulate_scenario(scenario_from_dict(tiny), load_profile(prof))
     assert [r["iteration_s"] for r in rows] == [r["iteration_s"] for r in want]

@@ -286,7 +286,7 @@ def test_result_json_and_trace():
 
 def test_simulator_does_not_import_torch():
     """rsdgc_sim.sim never imports torch (a saved profile is enough to simulate)."""
-    code = ("import sys, rsdgc_sim.sim, rsdgc_sim.sim.cli, rsdgc_sim.sim.synthetic; "
+    code = ("import sys, rsdgc_sim.sim, rsdgc_sim.cli.collective, rsdgc_sim.sim.synthetic; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

@@ -6,8 +6,8 @@ import re
 import pytest
 from click.testing import CliRunner
 
+from rsdgc_sim.cli.collective import collective
 from rsdgc_sim.errors import ConfigError, TopologyError, UnitError, UnknownNameError
-from rsdgc_sim.sim.cli import collective
 
 BASE = ["--workers", "64", "--bytes", "100MB", "--bandwidth", "10Gbit/s", "--latency", "5us"]
 

@@ -16,16 +16,13 @@ from click.testing import CliRunner
 
 from rsdgc_sim.cli import cli
 from rsdgc_sim.errors import ConfigError
-from rsdgc_sim.run import (
-    RUN_FIELDS,
-    StudyInterrupted,
-    profile_scenario,
-    run_scenario,
-    simulate_scenario,
-)
+from rsdgc_sim.report.results import RUN_FIELDS
 from rsdgc_sim.scenario import scenario_from_dict
 from rsdgc_sim.study import execute
+from rsdgc_sim.study.orchestrate import StudyInterrupted, run_scenario
 from rsdgc_sim.study.points import PointStore, point_key
+from rsdgc_sim.study.profiles import profile_scenario
+from rsdgc_sim.study.simulate import simulate_scenario
 from tests.helpers import one_line_error
 
 #: 2 densities x 2 topologies, each over 2 worker counts x 2 bandwidths: 16 points
@@ -372,7 +369,7 @@ def test_point_store_round_trip(tmp_path):
 def test_progress_line_shows_points_rate_and_time_left():
     """Half of 1,000 points in 2 s: a half-full bar, the count, 250 points/s, ~2 s left."""
     from rsdgc_sim.progress import Eta
-    from rsdgc_sim.run import _points_bar
+    from rsdgc_sim.study.orchestrate import _points_bar
 
     now = [0.0]
     eta = Eta(1000, clock=lambda: now[0])

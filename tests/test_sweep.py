@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from rsdgc_sim.cli import cli
 from rsdgc_sim.errors import ConfigError
 from rsdgc_sim.scenario import load_scenario, scenario_from_dict
-from rsdgc_sim.study.sweep import split_path
+from rsdgc_sim.scenario.sweep import expand_sweep, split_path
 from tests.helpers import one_line_error
 
 
@@ -29,7 +29,7 @@ def test_split_path_turns_indices_into_integers():
 def test_no_sweep_is_its_own_only_variant(tiny):
     """A scenario without `sweep` expands to itself, with no swept values."""
     sc = scenario_from_dict(tiny)
-    (v,) = sc.variants()
+    (v,) = expand_sweep(sc)
     assert v.values == {} and v.scenario is sc
 
 
@@ -39,7 +39,7 @@ def test_product_of_the_swept_values_first_path_slowest(tiny):
     sc = scenario_from_dict(_with_sweep(tiny, {
         "cluster.topology.name": ["switch", "ring"],
         "compressors.1.density": [0.1, 0.01, 0.001]}))
-    vs = sc.variants()
+    vs = expand_sweep(sc)
     assert [tuple(v.values.values()) for v in vs] == [
         ("switch", 0.1), ("switch", 0.01), ("switch", 0.001),
         ("ring", 0.1), ("ring", 0.01), ("ring", 0.001)]
@@ -59,7 +59,7 @@ def test_list_values_whole_sections_and_new_parameters(tiny):
         "cluster.topology": [{"name": "switch"}, {"name": "fat_tree", "k": 4}],
         "compressors.1.error_feedback": [False],
         "batch_size": [8]}))
-    vs = sc.variants()
+    vs = expand_sweep(sc)
     assert len(vs) == 4
     assert [v.scenario.cluster.stragglers.speed_factors for v in vs] == [[1.0]] * 2 + [[1.0, 2.0]] * 2
     assert vs[1].scenario.cluster.topology.spec().params == {"k": 4}
@@ -126,7 +126,7 @@ def test_relative_files_in_values_start_at_the_scenario_folder(tiny, write_scena
     path = write_scenario(_with_sweep(tiny, {"cluster.topology.name": ["switch", "lab.yaml"]}))
     sc = load_scenario(path)
     monkeypatch.chdir(tmp_path.parent)
-    names = [v.scenario.cluster.topology.name for v in sc.variants()]
+    names = [v.scenario.cluster.topology.name for v in expand_sweep(sc)]
     assert names == ["switch", str((tmp_path / "lab.yaml").resolve())]
 
 
@@ -165,11 +165,11 @@ def test_a_sweep_too_large_is_refused_at_once_with_its_size(tiny, write_scenario
 
 def test_the_sweep_cap_is_inclusive(tiny, monkeypatch):
     """A sweep of exactly MAX_VARIANTS combinations loads; one more is refused."""
-    from rsdgc_sim.study import sweep as sweep_module
+    from rsdgc_sim.scenario import sweep as sweep_module
 
     monkeypatch.setattr(sweep_module, "MAX_VARIANTS", 4)
     ok = scenario_from_dict(_with_sweep(tiny, {"seed": [1, 2], "batch_size": [1, 2]}))
-    assert len(ok.variants()) == 4
+    assert len(expand_sweep(ok)) == 4
     with pytest.raises(ConfigError, match=r"sweep: 6 combinations \(3 seed x 2 batch_size\), "
                                           r"more than the 4 a study takes"):
         scenario_from_dict(_with_sweep(tiny, {"seed": [1, 2, 3], "batch_size": [1, 2]}))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rsdgc_sim.run import run_scenario
 from rsdgc_sim.scenario import load_scenario
+from rsdgc_sim.study.orchestrate import run_scenario
 
 TEACHING = Path(__file__).resolve().parent.parent / "scenarios" / "teaching"
 FILES = sorted(TEACHING.glob("*.yaml"))
@@ -95,8 +95,8 @@ def test_sparse_vs_dense():
 
 def test_sparse_vs_dense_breakeven_matches_the_answer():
     """`breakeven --vary cluster.workers` on it: 74 workers for 1 %, 168 for 0.1 %."""
-    from rsdgc_sim.run import profile_scenario
-    from rsdgc_sim.sim.breakeven import find_breakeven
+    from rsdgc_sim.study.breakeven import find_breakeven
+    from rsdgc_sim.study.profiles import profile_scenario
 
     sc = load_scenario(TEACHING / "sparse_vs_dense.yaml")
     res = find_breakeven(sc, "cluster.workers", lambda s: profile_scenario(s)[0])
@@ -185,9 +185,9 @@ def test_each_bucket_has_its_formula_beside_the_simulated_time():
     """sparse_vs_dense at 16 workers: every bucket's ring allreduce (dense) and ring
     all-gather (top-k) has a closed form equal to the simulated duration, printed with the
     numbers put in; at one worker there is nothing to explain."""
-    from rsdgc_sim.run import profile_scenario
     from rsdgc_sim.sim import simulate
     from rsdgc_sim.sim.explain import bucket_formulas, explain_iteration
+    from rsdgc_sim.study.profiles import profile_scenario
 
     sc = load_scenario(TEACHING / "sparse_vs_dense.yaml")
     prof = profile_scenario(sc)[0]

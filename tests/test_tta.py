@@ -14,7 +14,7 @@ from helpers import one_line_error
 from rsdgc_sim.cli import cli
 from rsdgc_sim.errors import ConfigError
 from rsdgc_sim.scenario import load_scenario
-from rsdgc_sim.tta import TTA_FIELDS, check_tta, steps_to_target, tta_workers
+from rsdgc_sim.study.tta import TTA_FIELDS, check_tta, steps_to_target, tta_workers
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_bad_tta_input_is_one_line_and_writes_nothing(case, pattern, tta_data, w
 def test_cli_overrides_replace_only_their_fields(tta_data, write_scenario):
     """--target and --steps change those two fields of the train section, validated, and
     leave the rest of the scenario as loaded."""
-    from rsdgc_sim.tta_cli import _with_train
+    from rsdgc_sim.cli.tta import _with_train
 
     sc = load_scenario(write_scenario(tta_data))
     got = _with_train(sc, {"target": 0.5, "steps": 7})

@@ -95,6 +95,6 @@ def load_cases(out_dir: str | Path | None) -> list[EmulateCase]:
 
 
 def write_report(report: EmulateReport, out_dir: str | Path) -> Path:
-    from ..report.files import write_json_atomic
+    from ..files import write_json_atomic
 
     return write_json_atomic(Path(out_dir) / REPORT_FILE, report.to_json())

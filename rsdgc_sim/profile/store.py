@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from .. import __version__
 from ..data_file import InvalidFile, read_json_data
 from ..errors import OutputError, ProfileError
-from ..report.files import check_writable_dir, write_json_atomic
+from ..files import check_writable_dir, write_json_atomic
 from ..strict import excerpt, validation_message
 from .schema import PROFILE_VERSION, Profile
 

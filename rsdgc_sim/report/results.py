@@ -1,21 +1,102 @@
-"""Writing a study's results: results.json, results.csv and trace.json, each atomically."""
+"""A study's results: their format (:class:`StudyResult`, the run fields, the format
+version) and writing them: results.json, results.csv and trace.json, each atomically."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .files import write_csv_atomic, write_json_atomic
+from ..files import write_csv_atomic, write_json_atomic
+
+if TYPE_CHECKING:  # types only: report reads what the layers below produce
+    from ..profile.schema import Profile
+    from ..scenario import Scenario
 
 
-def write_results(result, out_dir: str | Path, trace: bool = True, plot: bool = True) -> list[Path]:
+#: the fields of one run in results.json / results.csv, in order
+RUN_FIELDS = [
+    "compressor", "workers", "topology", "collective", "fidelity", "exact", "bandwidth_bytes_per_s",
+    "latency_s", "iteration_s", "iteration_s_low", "iteration_s_high", "compute_s",
+    "compression_s", "communication_s",
+    "exposed_communication_s", "bytes_sent_per_worker", "bytes_transmitted_per_worker",
+    "compression_ratio",
+    "speedup_vs_dense", "speedup_vs_dense_low", "speedup_vs_dense_high", "scaling_efficiency",
+    "samples_per_s",
+]
+
+
+#: the layout of results.json (``format``; a file of another one is refused with its version)
+RESULTS_FORMAT = 2
+
+
+@dataclass
+class StudyResult:
+    """What `rsdgc-sim run` reports: the resolved scenario, the profile used (the first
+    variant's, with a sweep), one row per compressor x point, and the simulator's results
+    (for traces: only when every point was simulated here, with traces).
+
+    * ``axes``: dotted scenario path -> its values, for every axis with more than one value
+      (the sweep's paths, then ``cluster.workers``, ``cluster.bandwidth``, ``cluster.latency``);
+      each row's ``point`` gives every axis's value (single-valued ones too);
+    * ``points_computed`` / ``points_reused``: points simulated now / found in the point store;
+    * ``profiles_measured`` / ``profiles_reused``: distinct profiles measured (or estimated)
+      now / taken from the cache or a file.
+    """
+
+    scenario: Scenario
+    profile: Profile
+    runs: list[dict[str, Any]]
+    sims: list[Any] = field(default_factory=list, repr=False)
+    profile_cached: bool = False
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+    points_computed: int = 0
+    points_reused: int = 0
+    profiles_measured: int = 0
+    profiles_reused: int = 0
+
+    def profile_summary(self) -> dict[str, Any]:
+        p = self.profile
+        return {
+            "key": p.key,
+            "model": p.model,
+            "params": p.params,
+            "batch_size": p.batch_size,
+            "input_size": p.input_size,
+            "devices": [{"device": d.device, "name": d.device_name, "forward_s": d.forward_s,
+                         "backward_s": d.backward_s, "optimizer_s": d.optimizer_s,
+                         "nsi_compile": d.nsi_compile, "estimated": d.estimated,
+                         "source": d.source, "spread": d.spread} for d in p.devices],
+            "torch_version": p.torch_version,
+            "host": p.host,
+            "machine": p.machine,
+            "created": p.created,
+            "settings": p.settings,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        from .. import __version__
+
+        return {
+            "format": RESULTS_FORMAT,
+            "version": __version__,
+            "scenario": self.scenario.model_dump(mode="json"),
+            "profile": self.profile_summary(),
+            "axes": self.axes,
+            "points_computed": self.points_computed,
+            "points_reused": self.points_reused,
+            "profiles_measured": self.profiles_measured,
+            "profiles_reused": self.profiles_reused,
+            "runs": self.runs,
+        }
+
+
+def write_results(result: StudyResult, out_dir: str | Path, trace: bool = True, plot: bool = True) -> list[Path]:
     """Write ``results.json`` (scenario, profile summary, runs), ``results.csv`` (runs),
     when the runs were simulated with traces ``trace.json`` (Chrome Trace Event format), and
     the plots that fit the study (:func:`rsdgc_sim.report.plots.default_kinds`:
     ``speedup.png``, ``breakdown.png``, ...)."""
-    from ..run import RUN_FIELDS
-
     out = Path(out_dir)
     written = [
         write_json_atomic(out / "results.json", result.to_dict()),
@@ -66,7 +147,6 @@ def load_results(path: str | Path) -> dict:
     """A results.json of `rsdgc-sim run`, checked to be of this version's format; anything
     else is one ConfigError saying what it is (another version: which)."""
     from ..errors import ConfigError
-    from ..run import RESULTS_FORMAT
 
     src = Path(path)
     data = read_results_json(src)
@@ -84,7 +164,7 @@ def load_results(path: str | Path) -> dict:
     return data
 
 
-def combined_trace(result) -> dict:
+def combined_trace(result: StudyResult) -> dict:
     """One Chrome trace for the whole study: one process per run (compressor x grid point),
     one thread per worker, each run's iteration starting at time 0."""
     from ..sim.trace import chrome_trace

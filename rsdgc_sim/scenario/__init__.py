@@ -1,13 +1,8 @@
 """Scenarios: strict YAML configuration of a study (model, compressors, cluster grid)."""
 
-from .load import (
-    bundled_path,
-    check_names,
-    load_scenario,
-    read_yaml,
-    scenario_from_dict,
-)
+from .load import bundled_path, load_scenario, read_yaml, scenario_from_dict
 from .model import SCHEMA_VERSION, CompressorSpec, GridPoint, Scenario
+from .validate import check_names, validate_scenario
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -19,4 +14,5 @@ __all__ = [
     "load_scenario",
     "read_yaml",
     "scenario_from_dict",
+    "validate_scenario",
 ]

@@ -246,15 +246,6 @@ class Scenario(Strict):
         """label -> ``{"name": ..., **params}``, in scenario order."""
         return {c.key: {"name": c.name, **c.params} for c in self.compressors}
 
-    def variants(self, source: str = "scenario", base_dir: Any = None) -> list[Any]:
-        """One validated scenario per combination of the ``sweep`` values
-        (:func:`rsdgc_sim.study.sweep.expand_sweep`); without a sweep, this one. Relative
-        file paths among the values start at ``base_dir`` (default: the scenario file's
-        folder, else the working directory)."""
-        from ..study.sweep import expand_sweep
-
-        return expand_sweep(self, source, base_dir if base_dir is not None else self._base_dir)
-
     def grid(self) -> list[GridPoint]:
         """Every combination of workers, bandwidth and latency, in that nesting order."""
         c = self.cluster

@@ -1,6 +1,3 @@
-"""Studies: sweeps over any scenario field, a store of finished points (resume), and
-execution of the points here, in local processes (``--jobs``) or on a Dask cluster."""
-
-from .sweep import GRID_AXES, Variant, expand_sweep, split_path
-
-__all__ = ["GRID_AXES", "Variant", "expand_sweep", "split_path"]
+"""Studies: a scenario's profiles and every point of its grid and sweep simulated, a store
+of finished points (resume), execution here, in local processes (``--jobs``) or on a Dask
+cluster; the break-even search and time to accuracy built on them."""

@@ -41,7 +41,7 @@ OnDone = Callable[[PointTask, list[dict[str, Any]], list[Any]], None]
 
 def compute_points(scenarios: list[Any], profile: Any, trace: bool = False) -> list[tuple]:
     """(rows, sims) of each one-point scenario: what a worker runs (torch-free)."""
-    from ..run import simulate_scenario
+    from .simulate import simulate_scenario
 
     return [simulate_scenario(sc, profile, trace=trace) for sc in scenarios]
 

@@ -72,7 +72,7 @@ class PointStore:
         """Store a finished point (atomically: an interrupted write leaves no file). No
         fsync (a quarter of a 1,000-point study's time on this VM): a file a power cut
         spoils is not valid JSON, so :meth:`get` skips it and the point is simulated again."""
-        from ..report.files import write_json_atomic
+        from ..files import write_json_atomic
 
         return write_json_atomic(self.path(key), {
             "format": POINT_FORMAT, "version": __version__, "key": key, "point": point,

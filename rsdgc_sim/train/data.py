@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
-from ..scenario.load import BUILTIN_DATASETS
+from ..scenario.validate import BUILTIN_DATASETS
 from .image_folder import IMAGE_SUFFIXES, ImageFolderData
 
 __all__ = ["DATASETS", "IMAGE_SUFFIXES", "ImageFolderData", "SyntheticData", "load_dataset"]

@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..scenario import Scenario
 
 #: (label, workers, TrainResult as a dict) -> the line to say when a run ends
 Describe = Callable[[str, int, dict[str, Any]], str]
@@ -52,3 +55,18 @@ def train_compressors(
                          f"{label}, {workers} workers: test accuracy {res['final_accuracy']:.3f}")
             runs[(label, workers)] = res
     return runs
+
+
+def train_scenario(scenario: Scenario, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Virtual-worker training of every compressor at every ``train.workers`` count on the
+    scenario's first device; one row per run with ``accuracy_delta_vs_dense`` (this final
+    accuracy minus dense's at the same worker count, when the scenario has ``none``)."""
+    runs = train_compressors(scenario, scenario.train.workers, progress)
+    rows: list[dict[str, Any]] = []
+    for workers in scenario.train.workers:
+        block = [r for (_, w), r in runs.items() if w == workers]
+        dense = next((r for r in block if r["compressor"] == scenario.dense_label()), None)
+        for r in block:
+            r["accuracy_delta_vs_dense"] = None if dense is None else r["final_accuracy"] - dense["final_accuracy"]
+        rows += block
+    return rows

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
-from ..files import write_bytes_atomic
+from ...files import write_bytes_atomic
 from .axes import axis_of, pick_x, resolve_path, study_axes
 
 #: what every plot reads from each run, and the formats it writes

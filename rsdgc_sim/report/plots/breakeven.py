@@ -17,7 +17,7 @@ def _value(xa: Axis, v) -> str:
 
 
 def breakeven_plot(results: Sequence, fmt: str = "png", title: str = "") -> bytes:
-    """``results``: :class:`~rsdgc_sim.sim.breakeven.Breakeven` per compressor."""
+    """``results``: :class:`~rsdgc_sim.study.breakeven.Breakeven` per compressor."""
     path = results[0].path
     xs = sorted({v for r in results for v, _ in r.curve})
     xa = axis_of(path, xs)

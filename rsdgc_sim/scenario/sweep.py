@@ -8,7 +8,7 @@ validated scenario per combination (a *variant*), each with its own cluster grid
 Paths are dotted, list indices are integers (``compressors.1.density``). A path names a
 field of the scenario (or a new parameter of a compressor, a topology or a collective);
 anything else is an error naming the nearest valid path. Every variant is built through
-the strict scenario model and its registries (``scenario_from_dict``), so a wrong value
+the strict scenario model and its registries (``validate_scenario``), so a wrong value
 type fails here, at load, before anything is measured.
 
 The list-valued ``cluster.workers``, ``cluster.bandwidth`` and ``cluster.latency`` are the
@@ -29,6 +29,8 @@ from pydantic import BaseModel
 
 from ..errors import ConfigError, RsdgcError
 from ..strict import excerpt
+from .model import Scenario
+from .validate import validate_scenario
 
 #: the grid axes inside every variant, in nesting order (dotted path -> GridPoint field)
 GRID_AXES = {"cluster.workers": "workers", "cluster.bandwidth": "bandwidth_bytes_per_s",
@@ -169,7 +171,7 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def sweep_size(scenario) -> int:
+def sweep_size(scenario: Scenario) -> int:
     """The number of variants (the product of the sweep's list lengths; 1 without one)."""
     n = 1
     for values in scenario.sweep.values():
@@ -177,16 +179,16 @@ def sweep_size(scenario) -> int:
     return n
 
 
-def expand_sweep(scenario, source: str = "scenario",
+def expand_sweep(scenario: Scenario, source: str = "scenario",
                  base_dir: str | Path | None = None) -> list[Variant]:
     """One validated scenario per combination of the swept values, in product order (the
     first path varies slowest); a scenario without ``sweep`` is its own only variant.
 
-    Relative file paths among the values are taken from ``base_dir``; every error is one
-    ConfigError starting with ``source`` and naming the path or the combination."""
-    from ..scenario.load import scenario_from_dict
-    from ..scenario.model import Scenario
-
+    Relative file paths among the values are taken from ``base_dir`` (default: the scenario
+    file's folder, else the working directory); every error is one ConfigError starting
+    with ``source`` and naming the path or the combination."""
+    if base_dir is None:
+        base_dir = scenario._base_dir
     if not scenario.sweep:
         return [Variant(values={}, scenario=scenario)]
     if (n := sweep_size(scenario)) > MAX_VARIANTS:
@@ -208,7 +210,7 @@ def expand_sweep(scenario, source: str = "scenario",
         for path, value in values.items():
             _set(point, parts[path], value)
         try:
-            variant = scenario_from_dict(point, source=f"sweep point {_describe(values)}",
+            variant = validate_scenario(point, source=f"sweep point {_describe(values)}",
                                          base_dir=base_dir)
         except RsdgcError as e:
             raise e.with_context(source) from None

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from .cli_params import SafePath
+from .params import SafePath
 
 
 def _with_train(sc, update: dict):
@@ -14,8 +14,8 @@ def _with_train(sc, update: dict):
     scenario file's values (``--target nan``, ``--steps 10000001`` are refused there)."""
     from pydantic import ValidationError
 
-    from .errors import ConfigError
-    from .strict import validation_message
+    from ..errors import ConfigError
+    from ..strict import validation_message
 
     train = type(sc.train)
     try:
@@ -46,9 +46,9 @@ def tta(scenario, out_dir, target, steps, cache_dir, profile_file, no_plot):
     A killed run resumes from its checkpoints in OUT/checkpoints (same scenario, same result)."""
     from pathlib import Path
 
-    from .cli import _console, _load, _progress, _stdout, _store
-    from .report.files import check_writable_dir
-    from .tta import check_tta, tta_scenario, write_tta
+    from ..files import check_writable_dir
+    from ..study.tta import check_tta, tta_scenario, write_tta
+    from .main import _console, _load, _progress, _stdout, _store
 
     t0 = time.perf_counter()
     sc = _load(scenario)
@@ -72,7 +72,7 @@ def tta_table(res):
     """The rows as a rich table (fits 100 columns)."""
     from rich.table import Table
 
-    from .units import format_bandwidth, format_duration
+    from ..units import format_bandwidth, format_duration
 
     sc = res.scenario
     t = Table(title=f"{sc.name}: steps and simulated time to {sc.train.target:g} test "

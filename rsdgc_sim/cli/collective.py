@@ -31,9 +31,10 @@ from typing import Any
 
 import click
 
-from ..cli_params import SafePath
 from ..errors import ConfigError, ScenarioFileError, UnknownNameError
 from ..scenario.model import MAX_WORKERS
+from ..sim.collective_time import collective_time
+from ..sim.config import TopologySpec
 from ..strict import excerpt
 from ..units import (
     MAX_BANDWIDTH,
@@ -46,8 +47,7 @@ from ..units import (
     parse_size,
 )
 from ..yaml_file import parse_yaml
-from .collective_time import collective_time
-from .config import TopologySpec
+from .params import SafePath
 
 #: ranks ``--fidelity analytic`` answers for (above MAX_WORKERS only closed forms run)
 MAX_ANALYTIC_WORKERS = 1_000_000_000
@@ -92,7 +92,7 @@ def _topology_name(ctx: click.Context, param: click.Parameter, value: str) -> st
 def _check_inputs(algorithm: str, workers: int, nbytes: str, bandwidth: str, latency: str,
                   fidelity: str) -> tuple[float, float, float]:
     """Sizes, bandwidth and latency in SI units, within bounds; workers within bounds."""
-    from .collectives import COLLECTIVES
+    from ..sim.collectives import COLLECTIVES
 
     if algorithm not in COLLECTIVES:
         shown = algorithm if len(algorithm) <= 60 else algorithm[:57] + "..."
@@ -126,10 +126,10 @@ def _check_link_time(algorithm: str, workers: int, n: float, bw: float, lat: flo
                      spec: TopologySpec, params: dict[str, Any] | None) -> None:
     """Refuse a ``link`` run expected to take more than LINK_SECONDS_LIMIT (every
     candidate of ``auto``), before any flow starts."""
-    from .collectives import Message, make_collective
-    from .fidelity import link_seconds_estimate, link_transfers
-    from .runner import auto_candidates
-    from .topology import build_topology
+    from ..sim.collectives import Message, make_collective
+    from ..sim.fidelity import link_seconds_estimate, link_transfers
+    from ..sim.runner import auto_candidates
+    from ..sim.topology import build_topology
 
     if workers <= 1:
         return

@@ -1,7 +1,7 @@
 """Break-even: the value of one scenario field at which compression stops (or starts)
 paying off, per compressor, by bisection on the simulator.
 
->>> from rsdgc_sim.sim.breakeven import find_breakeven          # doctest: +SKIP
+>>> from rsdgc_sim.study.breakeven import find_breakeven          # doctest: +SKIP
 >>> find_breakeven(scenario, "cluster.bandwidth", profile_for=lambda sc: prof)  # doctest: +SKIP
 
 For each compressor (not the dense reference) the speedup over dense is ``s(v) = dense
@@ -34,6 +34,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..progress import Transient
+from ..scenario.sweep import check_path, expand_sweep, split_path
 
 #: values sampled for the curve before bisecting
 SAMPLES = 13
@@ -78,7 +79,6 @@ class Breakeven:
 
 def _base_value(scenario, path: str) -> Any:
     """The scenario's current value at ``path`` (the first of a grid axis list)."""
-    from ..study.sweep import split_path
 
     node: Any = scenario.model_dump(mode="json")
     for p in split_path(path):
@@ -125,8 +125,6 @@ class _Study:
         self.base, self.path, self.profile_for = scenario, path, profile_for
         self.grid = path in GRID_PATHS
         if not self.grid:
-            from ..study.sweep import check_path
-
             try:
                 check_path(path, scenario.model_dump(mode="json", exclude={"sweep"}), Scenario)
             except ConfigError as e:
@@ -153,7 +151,7 @@ class _Study:
                                   f"{validation_message(e, cluster)}") from None
             return self.base.model_copy(update={"cluster": checked})
         swept = self.base.model_copy(update={"sweep": {self.path: [value]}})
-        return swept.variants(source=f"--vary {self.path}")[0].scenario
+        return expand_sweep(swept, source=f"--vary {self.path}")[0].scenario
 
     def _profile(self, sc):
         key = sc.model_dump_json(include=set(PROFILE_FIELDS)) if self.needs_profile else ""
@@ -165,7 +163,7 @@ class _Study:
         """Speedup over dense of each compressor (scenario order, dense excluded)."""
         if value in self._memo:
             return self._memo[value]
-        from .simulate import simulate
+        from ..sim.simulate import simulate
 
         sc = self.scenario_at(value)
         prof = self._profile(sc)

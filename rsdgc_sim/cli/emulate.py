@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from ..cli_params import SafePath
 from ..units import format_bandwidth, parse_bandwidth
+from .params import SafePath
 
 
 def _console():
@@ -72,9 +72,9 @@ def emulate_table(report):
 def emulate_cmd(scenario, out_dir, iterations, warmup, timeout_s, calibration, no_calibrate,
                 profile_file, threads, max_workers):  # fmt: skip
     """Real DDP training over emulated links, beside the simulator's prediction."""
-    from ..report.files import check_writable_dir
+    from ..emulate.run import emulate_scenario
+    from ..files import check_writable_dir
     from ..scenario import load_scenario
-    from .run import emulate_scenario
 
     console = _console()
     sc = load_scenario(scenario)
@@ -120,8 +120,8 @@ def calibrate_cmd(out_file, bandwidths, repeats, max_message_s, in_torchrun, int
     """Measure point-to-point latency and bandwidth, fit alpha/beta, save a calibration
     file that scenarios can name (cluster.calibration)."""
     from ..calibration import save_calibration
+    from ..emulate.calibrate import InterferenceSpec, calibrate_in_torchrun, calibrate_links
     from ..models import check_model
-    from .calibrate import InterferenceSpec, calibrate_in_torchrun, calibrate_links
 
     console = _console()
     if in_torchrun:

@@ -9,22 +9,21 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-import sys
 import time
 
 import click
 
-from .cli_params import SafePath
-from .errors import RsdgcError
-from .report.table import columns_help
-from .study.execute import MAX_JOBS
+from ..errors import RsdgcError
+from ..report.table import columns_help
+from ..study.execute import MAX_JOBS
+from .params import SafePath
 
 #: commands that live beside the code they drive, imported only when used
 _LAZY = {
-    "collective": "rsdgc_sim.sim.cli:collective",
-    "emulate": "rsdgc_sim.emulate.cli:emulate",
-    "calibrate": "rsdgc_sim.emulate.cli:calibrate",
-    "tta": "rsdgc_sim.tta_cli:tta",
+    "collective": "rsdgc_sim.cli.collective:collective",
+    "emulate": "rsdgc_sim.cli.emulate:emulate",
+    "calibrate": "rsdgc_sim.cli.emulate:calibrate",
+    "tta": "rsdgc_sim.cli.tta:tta",
 }
 
 
@@ -66,7 +65,7 @@ def _console(quiet: bool = False):
 def _progress(err, first: str):
     """A status line on stderr that also logs every lasting message (warnings in yellow);
     yields the callback. Transient messages (counts, ETAs) only update the status line."""
-    from .progress import Transient
+    from ..progress import Transient
 
     with err.status(first) as status:
         def say(m: str) -> None:
@@ -95,15 +94,15 @@ def cli():
 
 
 def _load(scenario: str | None):
-    from .scenario import load_scenario
+    from ..scenario import load_scenario
 
     return load_scenario(scenario)
 
 
 def _store(cache_dir: str | None):
     """The profile cache, checked writable before anything is measured."""
-    from .profile.store import ProfileStore
-    from .report.files import check_writable_dir
+    from ..files import check_writable_dir
+    from ..profile.store import ProfileStore
 
     store = ProfileStore(cache_dir)
     check_writable_dir(store.root / "profiles", "profile cache")
@@ -158,9 +157,9 @@ def run(scenario, out_dir, refresh_profile, pin_profile, cache_dir, profile_file
     (--pin-profile, or `profile: {pin: true}` in the scenario)."""
     from pathlib import Path
 
-    from .report.files import check_writable_dir
-    from .report.results import write_results
-    from .run import TRACE_POINTS, StudyInterrupted, run_scenario
+    from ..files import check_writable_dir
+    from ..report.results import write_results
+    from ..study.orchestrate import TRACE_POINTS, StudyInterrupted, run_scenario
 
     t0 = time.perf_counter()
     if dask_address is not None and jobs > 1:
@@ -195,8 +194,8 @@ def run(scenario, out_dir, refresh_profile, pin_profile, cache_dir, profile_file
 def _print_study(res, sc, wide: bool, full_table: bool) -> None:
     """The results table: one per sweep variant (titled with its values), or, past
     ``_TABLE_ROWS`` rows without ``--table``, a line that says where the rows are."""
-    from .report.table import results_table
-    from .study.sweep import GRID_AXES, describe
+    from ..report.table import results_table
+    from ..scenario.sweep import GRID_AXES, describe
 
     out = _stdout()
     if len(res.runs) > _TABLE_ROWS and not full_table:
@@ -231,10 +230,10 @@ def profile(scenario, out_path, refresh, pin_profile, cache_dir):
     An unstable cached profile is measured again unless pinned (--pin-profile, or
     `profile: {pin: true}` in the scenario)."""
 
-    from .profile.store import save_profile
-    from .report.files import check_writable_file
-    from .report.profile_table import profile_quality_lines, profile_tables
-    from .run import profile_scenario
+    from ..files import check_writable_file
+    from ..profile.store import save_profile
+    from ..report.profile_table import profile_quality_lines, profile_tables
+    from ..study.profiles import profile_scenario
 
     sc = _load(scenario)
     if out_path:
@@ -268,9 +267,9 @@ def train(scenario, out_dir, steps, workers):
 
     from rich.table import Table
 
-    from .report.files import check_writable_dir, write_json_atomic
-    from .run import train_scenario
-    from .units import format_size
+    from ..files import check_writable_dir, write_json_atomic
+    from ..train.runs import train_scenario
+    from ..units import format_size
 
     sc = _load(scenario)
     check_writable_dir(out_dir)
@@ -298,8 +297,8 @@ def train(scenario, out_dir, steps, workers):
 def _read_results(src) -> dict:
     """A results.json for plotting: any version (older files keep plotting: their axes
     are read off the rows); one line saying what the file is otherwise."""
-    from .errors import ConfigError
-    from .report.results import read_results_json
+    from ..errors import ConfigError
+    from ..report.results import read_results_json
 
     data = read_results_json(src)
     runs = data.get("runs") if isinstance(data, dict) else None
@@ -330,9 +329,9 @@ def plot(results, kind, x_path, y_path, compressor, out_path):
     """Draw a plot of a results.json of `run` (the timeline reads trace.json beside it)."""
     from pathlib import Path
 
-    from .errors import ConfigError
-    from .report.files import check_writable_file
-    from .report.plots import FORMATS, check_runs, write_plot
+    from ..errors import ConfigError
+    from ..files import check_writable_file
+    from ..report.plots import FORMATS, check_runs, write_plot
 
     src = Path(results)
     dest = check_writable_file(out_path or src.with_name(f"{kind}.png"), "plot", FORMATS)
@@ -378,10 +377,10 @@ def breakeven(scenario, path, lo, hi, plot_path, no_plot, as_json, cache_dir):
     where its speedup over dense crosses 1, by bisection on the simulator."""
     from rich.table import Table
 
-    from .report.files import check_writable_file, write_bytes_atomic
-    from .report.plots import FORMATS
-    from .run import profile_scenario
-    from .sim.breakeven import find_breakeven, to_json_lines
+    from ..files import check_writable_file, write_bytes_atomic
+    from ..report.plots import FORMATS
+    from ..study.breakeven import find_breakeven, to_json_lines
+    from ..study.profiles import profile_scenario
 
     sc = _load(scenario)
     if not no_plot:
@@ -396,7 +395,7 @@ def breakeven(scenario, path, lo, hi, plot_path, no_plot, as_json, cache_dir):
     if as_json:
         click.echo(to_json_lines(res))
     else:
-        from .report.plots.axes import axis_of
+        from ..report.plots.axes import axis_of
 
         ax = axis_of(path, [res[0].lo, res[0].hi])
         t = Table(title=f"{sc.name}: where the speedup over dense crosses 1, {path} from "
@@ -409,7 +408,7 @@ def breakeven(scenario, path, lo, hi, plot_path, no_plot, as_json, cache_dir):
                       r.direction or "-", f"{r.curve[0][1]:.3f}", f"{r.curve[-1][1]:.3f}")
         _stdout().print(t)
     if not no_plot:
-        from .report.plots.breakeven import breakeven_plot
+        from ..report.plots.breakeven import breakeven_plot
 
         fmt = plot_path.rsplit(".", 1)[-1].lower()
         write_bytes_atomic(plot_path, breakeven_plot(res, fmt, title=f"{sc.name}: break-even"))
@@ -420,8 +419,8 @@ def _range_value(path: str, text: str | None, option: str):
     """--lo/--hi in the unit of PATH (bandwidth, duration) or as a number."""
     if text is None:
         return None
-    from .units import parse_bandwidth, parse_duration
-    from .yaml_file import parse_yaml
+    from ..units import parse_bandwidth, parse_duration
+    from ..yaml_file import parse_yaml
 
     if path == "cluster.bandwidth":
         return parse_bandwidth(text, option)
@@ -429,7 +428,7 @@ def _range_value(path: str, text: str | None, option: str):
         return parse_duration(text, option)
     v = parse_yaml(text, option)
     if not isinstance(v, int | float) or isinstance(v, bool):
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(f"{option}: expected a number, got {text[:40]!r}")
     return v
@@ -443,7 +442,7 @@ def compare(a, b):
     (compute, compression, exposed and hidden communication), changes highlighted."""
     from rich.console import Console
 
-    from .report.compare import compare_files, compare_table, unmatched_lines
+    from ..report.compare import compare_files, compare_table, unmatched_lines
 
     cmp, _da, _db = compare_files(a, b)
     out = Console(width=100, force_terminal=None)
@@ -460,9 +459,9 @@ def list_():
     """List models, compressors, topologies and collectives."""
     from rich.table import Table
 
-    from .compress import COMPRESSORS
-    from .models import MODELS
-    from .sim import COLLECTIVES, TOPOLOGIES
+    from ..compress import COMPRESSORS
+    from ..models import MODELS
+    from ..sim import COLLECTIVES, TOPOLOGIES
 
     t = Table(show_header=True, header_style="bold")
     t.add_column("kind")
@@ -478,7 +477,7 @@ def list_():
 @cli.command()
 def schema():
     """Print the JSON schema of scenario files."""
-    from .scenario import Scenario
+    from ..scenario import Scenario
 
     click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
 
@@ -486,6 +485,3 @@ def schema():
 def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="rsdgc-sim")
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

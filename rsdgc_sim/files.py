@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import OutputError
+from .errors import OutputError
 
 
 def _try_write_in(folder: Path, what: str) -> None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .scenario import Scenario
+from ..errors import ConfigError
+from ..scenario import Scenario
 
 #: the columns of ``tta.csv`` (``tta.json``'s rows have these keys)
 TTA_FIELDS = [
@@ -85,8 +85,9 @@ def tta_scenario(
     """Train every compressor at every cluster worker count, simulate every grid point, and
     join them (see the module docstring). ``checkpoint_dir``: training checkpoints, so that
     a killed run resumes (to the same result) when started again."""
-    from .run import profile_scenario, simulate_scenario
-    from .train.runs import train_compressors
+    from ..train.runs import train_compressors
+    from .profiles import profile_scenario
+    from .simulate import simulate_scenario
 
     check_tta(scenario)
     tr = scenario.train
@@ -127,13 +128,13 @@ def tta_scenario(
 def write_tta(result: TtaResult, out_dir: str | Path, plot: bool = True) -> list[Path]:
     """``tta.json``, ``tta.csv`` and ``tta.png`` (accuracy against simulated wall-clock
     time), each written atomically."""
-    from .report.files import write_bytes_atomic, write_csv_atomic, write_json_atomic
+    from ..files import write_bytes_atomic, write_csv_atomic, write_json_atomic
 
     out = Path(out_dir)
     written = [write_json_atomic(out / "tta.json", result.to_dict()),
                write_csv_atomic(out / "tta.csv", result.rows, TTA_FIELDS)]
     if plot:
-        from .report.tta_plot import plot_tta
+        from ..report.tta_plot import plot_tta
 
         written.append(write_bytes_atomic(out / "tta.png", plot_tta(result.to_dict())))
     return written

@@ -1,0 +1,133 @@
+"""Validating plain data (as from YAML) into a :class:`Scenario`: the strict schema, then
+every name in it (models, compressors, topologies, collectives) and its file paths made
+absolute. One scenario, without expanding its ``sweep`` (:mod:`rsdgc_sim.scenario.sweep`
+builds each variant through here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import ConfigError, RsdgcError
+from ..strict import excerpt, validation_message
+from .model import Scenario
+
+
+def validate_scenario(data: Any, source: str = "scenario", base_dir: str | Path | None = None) -> Scenario:
+    """Validate plain data (as from YAML) into a Scenario, then check every name in it.
+
+    Relative file paths in it (``cluster.calibration`` and a topology given as a file,
+    ``cluster.topology.name: my_lab.yaml``) are taken from ``base_dir`` (the scenario file's
+    folder; default: the working directory) and stored absolute. A ``sweep`` is kept as it
+    is (its variants: :func:`rsdgc_sim.scenario.sweep.expand_sweep`)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {validation_message(e, Scenario)}") from None
+    try:
+        scenario = _resolve_paths(scenario, Path(base_dir or "."))
+        check_names(scenario)
+    except RsdgcError as e:
+        raise e.with_context(source) from None
+    if scenario.sweep:  # relative paths among the swept values start at the file's folder
+        scenario._base_dir = str(Path(base_dir or ".").resolve())
+    return scenario
+
+
+#: `train.dataset` names that are not folders (:data:`rsdgc_sim.train.data.DATASETS`; kept
+#: here so that loading a scenario does not import torch)
+BUILTIN_DATASETS = ("synthetic", "synthetic_rs", "fashion_mnist")
+
+
+def _absolute(base: Path, field: str, value: str) -> str:
+    """``value``, a path from field ``field``, made absolute against ``base``; a path no file
+    system can hold (a NUL byte in it) is a ConfigError naming the field."""
+    if "\0" in value:
+        raise ConfigError(f"{field}: {excerpt(value)} is not a path (it holds a NUL byte)")
+    return str((base / Path(value).expanduser()).resolve())
+
+
+def _resolve_paths(scenario: Scenario, base: Path) -> Scenario:
+    """Relative file paths (calibration, topology and profile files, a data folder) made
+    absolute against ``base`` (the scenario's folder)."""
+    cl = scenario.cluster
+    update: dict[str, Any] = {}
+    if cl.calibration:
+        update["calibration"] = _absolute(base, "cluster.calibration", cl.calibration)
+    if "\0" in cl.topology.name or Path(cl.topology.name).suffix in (".yaml", ".yml"):  # a file
+        path = _absolute(base, "cluster.topology.name", cl.topology.name)
+        update["topology"] = cl.topology.model_copy(update={"name": path})
+    if update:
+        scenario = scenario.model_copy(update={"cluster": cl.model_copy(update=update)})
+    if scenario.profile.file:
+        path = _absolute(base, "profile.file", scenario.profile.file)
+        scenario = scenario.model_copy(
+            update={"profile": scenario.profile.model_copy(update={"file": path})})
+    tr, train_update = scenario.train, {}
+    if tr.dataset not in BUILTIN_DATASETS:  # a folder of images
+        train_update["dataset"] = _absolute(base, "train.dataset", tr.dataset)
+    if tr.data_dir is not None:
+        train_update["data_dir"] = _absolute(base, "train.data_dir", tr.data_dir)
+    if train_update:
+        scenario = scenario.model_copy(update={"train": tr.model_copy(update=train_update)})
+    return scenario
+
+
+def check_names(scenario: Scenario) -> None:
+    """Names and parameters that only their registries know: model, compressors (with their
+    parameters), topology, collectives, fidelity."""
+    from ..compress.params import check_compressor
+    from ..models.catalog import CATALOG, check_model
+    from ..sim import COLLECTIVES, FIDELITIES, TOPOLOGIES
+    from ..sim.collectives import make_collective
+    from ..sim.topology import build_topology, resolve_topology_path
+
+    try:
+        CATALOG.get(scenario.model.name)
+    except ConfigError as e:
+        raise e.with_context("model.name") from None
+    try:
+        check_model(scenario.model.name, scenario.model.input_size)
+    except ConfigError as e:
+        raise e.with_context("model.input_size") from None
+    for i, c in enumerate(scenario.compressors):
+        try:
+            check_compressor(c.name, c.params)
+        except ConfigError as e:
+            raise e.with_context(f"compressors[{i}]") from None
+    cl = scenario.cluster
+    if resolve_topology_path(cl.topology.name) is None:  # not a topology file: a generator
+        try:
+            TOPOLOGIES.get(cl.topology.name)
+        except ConfigError as e:
+            raise e.with_context("cluster.topology.name") from None
+    spec = cl.topology.spec()
+    for workers in sorted(set(cl.workers)):  # parameters, files, and whether the workers fit
+        try:
+            build_topology(spec.name, workers, cl.bandwidth[0], cl.latency[0], spec.params)
+        except ConfigError as e:
+            raise e.with_context(f"cluster.topology ({workers} workers)") from None
+    for field in ("collective", "sparse_collective"):
+        try:
+            COLLECTIVES.get(getattr(cl, field))
+        except ConfigError as e:
+            raise e.with_context(f"cluster.{field}") from None
+    if cl.collective != "auto":
+        try:
+            make_collective(cl.collective, cl.collective_params)
+        except ConfigError as e:
+            raise e.with_context("cluster.collective_params") from None
+    if cl.calibration:
+        from ..calibration import load_calibration  # torch-free
+
+        try:
+            load_calibration(cl.calibration)
+        except RsdgcError as e:
+            raise e.with_context("cluster.calibration") from None
+    scenario.device_model()  # a device model's name and numbers (ConfigError names the field)
+    if cl.fidelity not in FIDELITIES:
+        raise ConfigError(f"cluster.fidelity: unknown fidelity {cl.fidelity!r}; choose one of: {', '.join(FIDELITIES)}")

@@ -1,0 +1,172 @@
+"""The Python API of a study: scenario -> profiles (measured, cached, estimated or from a
+file) -> every compressor x point simulated (here, in processes or on Dask; finished
+points stored and reused) -> a :class:`~rsdgc_sim.report.results.StudyResult`.
+
+>>> from rsdgc_sim.scenario import load_scenario
+>>> from rsdgc_sim.study.orchestrate import run_scenario
+>>> result = run_scenario(load_scenario())            # doctest: +SKIP
+>>> result.runs[0]["iteration_s"]                     # doctest: +SKIP
+
+Nothing here writes files except the profile cache and the point store; writing results
+is :func:`rsdgc_sim.report.write_results`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..profile.schema import Profile
+from ..profile.store import ProfileStore
+from ..report.results import StudyResult
+from ..scenario import Scenario
+from .profiles import profile_scenario
+
+Progress = Callable[[str], None]
+
+#: a study traces its iterations (trace.json) only up to this many points
+TRACE_POINTS = 64
+
+
+def run_scenario(
+    scenario: Scenario,
+    store: ProfileStore | None = None,
+    refresh: bool = False,
+    trace: bool = False,
+    progress: Progress | None = None,
+    profile_file: str | None = None,
+    points_dir: str | None = None,
+    jobs: int = 1,
+    dask: str | None = None,
+    fresh: bool = False,
+    pin: bool = False,
+) -> StudyResult:
+    """Profile every variant of the sweep (profiles shared through the cache), then
+    simulate every compressor x point: serially, in ``jobs`` local processes, or on the
+    Dask scheduler at ``dask``. ``trace``: keep the simulator's results with their spans
+    (``StudyResult.sims``, for trace.json) when every point is simulated here, serially,
+    and there are at most ``TRACE_POINTS``.
+
+    ``points_dir`` (``OUT/points``): the point store; every finished point is stored there
+    as it completes and found there by the next run (an interrupted study resumes, an
+    unchanged one computes nothing); ``fresh`` simulates every point again and overwrites
+    them. Without it, every point is computed. Rows come in
+    sweep order (the first path slowest), then workers, bandwidth, latency, then compressor.
+    ``refresh``, ``pin``, ``profile_file``: as for :func:`profile_scenario`.
+    """
+    from ..scenario.sweep import GRID_AXES, expand_sweep
+    from .execute import PointTask, run_points
+    from .points import PointStore, point_key, profile_identity
+
+    say = progress or (lambda _m: None)
+    variants = expand_sweep(scenario)
+    # one profile per distinct set of what profiles depend on; the cache shares it further
+    profiles: dict[str, Profile] = {}
+    by_inputs: dict[str, str] = {}
+    variant_profile: list[str] = []
+    measured = reused = 0
+    for v in variants:
+        inputs = v.scenario.model_dump_json(
+            include={"model", "batch_size", "device", "seed", "profile", "compressors"})
+        if inputs not in by_inputs:
+            prof, cached = profile_scenario(v.scenario, store=store, refresh=refresh,
+                                            progress=progress, profile_file=profile_file,
+                                            pin=pin)
+            pid = profile_identity(prof)
+            profiles.setdefault(pid, prof)
+            by_inputs[inputs] = pid
+            reused, measured = reused + cached, measured + (not cached)
+        variant_profile.append(by_inputs[inputs])
+    if len(variants) > 1:
+        say(f"profiles: {measured} measured, {reused} reused (cache or file), "
+            f"for {len(variants)} sweep variants")
+
+    tasks: list[PointTask] = []
+    for v, pid in zip(variants, variant_profile, strict=True):
+        cl = v.scenario.cluster
+        for gp in v.scenario.grid():
+            one = v.scenario.model_copy(update={"cluster": cl.model_copy(update={
+                "workers": [gp.workers], "bandwidth": [gp.bandwidth_bytes_per_s],
+                "latency": [gp.latency_s]})})
+            point = {**v.values, **{path: getattr(gp, f) for path, f in GRID_AXES.items()}}
+            tasks.append(PointTask(index=len(tasks), key=point_key(one, pid), point=point,
+                                   scenario=one, profile_id=pid))
+    axes: dict[str, list[Any]] = {}
+    for path in [*scenario.sweep, *GRID_AXES]:
+        values: list[Any] = []
+        for t in tasks:
+            if t.point[path] not in values:
+                values.append(t.point[path])
+        if len(values) > 1:
+            axes[path] = values
+
+    point_store = PointStore(points_dir) if points_dir is not None else None
+    found: dict[int, list[dict[str, Any]]] = {}
+    if point_store is not None and not fresh:
+        for t in tasks:
+            if (rows := point_store.get(t.key)) is not None:
+                found[t.index] = rows
+    pending = [t for t in tasks if t.index not in found]
+    if trace and len(pending) > TRACE_POINTS:
+        say(f"warning: no traces: {len(pending)} points to simulate, more than "
+            f"{TRACE_POINTS} (trace.json would be huge); trace a smaller grid")
+        trace = False
+    where = (f"on the Dask cluster at {dask}" if dask else
+             f"in {jobs} processes" if jobs > 1 and len(pending) > 1 else "here")
+    say(f"points: {len(tasks)}, {len(found)} reused from {points_dir}, {len(pending)} to "
+        f"simulate {where}" if point_store is not None else
+        f"points: {len(tasks)} to simulate {where}")
+
+    from ..progress import Eta, Transient
+
+    done_rows: dict[int, list[dict[str, Any]]] = {}
+    done_sims: dict[int, list[Any]] = {}
+    eta = Eta(len(pending), every_s=0.25)
+
+    def on_done(task: PointTask, rows: list[dict[str, Any]], sims: list[Any]) -> None:
+        if point_store is not None:
+            point_store.put(task.key, task.point, rows)
+        done_rows[task.index] = rows
+        done_sims[task.index] = sims
+        n = len(done_rows)
+        if eta.due() or n == len(pending):
+            say(Transient(_points_bar(n, len(pending), eta)))
+
+    try:
+        run_points(pending, profiles, on_done, jobs=jobs, dask=dask, trace=trace)
+    except KeyboardInterrupt:
+        raise StudyInterrupted(len(done_rows), len(pending), points_dir) from None
+
+    runs: list[dict[str, Any]] = []
+    sims: list[Any] = []
+    for t in tasks:
+        rows = found.get(t.index) or done_rows[t.index]
+        runs += [{**r, "point": dict(t.point)} for r in rows]
+        sims += done_sims.get(t.index, [])
+    first = profiles[variant_profile[0]]
+    return StudyResult(
+        scenario=scenario, profile=first, runs=runs,
+        sims=sims if len(sims) == len(runs) else [],
+        profile_cached=measured == 0, axes=axes, points_computed=len(done_rows),
+        points_reused=len(found), profiles_measured=measured, profiles_reused=reused)
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a study: ``done`` of ``total`` points were finished (and stored in
+    ``points_dir``, when there is one)."""
+
+    def __init__(self, done: int, total: int, points_dir: str | None):
+        self.done, self.total, self.points_dir = done, total, points_dir
+        kept = (f"; they are kept in {points_dir}: the same command resumes" if points_dir
+                else "")
+        super().__init__(f"interrupted after {done}/{total} points{kept}")
+
+
+def _points_bar(done: int, total: int, eta, width: int = 24) -> str:
+    """``points ━━━━━━━━━━━━╺━━━━━━━━━━━ 500/1000, 310/s, ~2 s left``."""
+    filled = int(width * done / total) if total else width
+    bar = "━" * filled + ("╺" if filled < width else "") + "─" * max(0, width - filled - 1)
+    elapsed = eta.elapsed_s()
+    per_s = done / elapsed if elapsed > 0 else 0.0
+    rate = f"{per_s:.0f}/s" if per_s >= 10 else f"{per_s:.2g}/s"
+    return eta.update(done, rate).replace(f"{eta.count(done)}", f"points {bar} {eta.count(done)}", 1)
