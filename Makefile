@@ -41,8 +41,10 @@ install-test: $(VENV)/.installed-test
 run: install datasets
 	$(BIN)/rsdgc-sim run $(SCENARIO) --out $(OUT)
 
+# ruff, and the layers: import-linter's contracts in pyproject.toml
 lint: install-test
 	$(BIN)/ruff check rsdgc_sim tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 # one torch thread per process and one pytest worker per core, idle workers stealing tests:
 # 2 cores run the suite in ~1.6 min instead of ~2.3 min (torch's own threads would

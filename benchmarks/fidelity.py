@@ -48,7 +48,7 @@ from rich.table import Table
 from rsdgc_sim.calibration import Calibration, load_calibration, save_calibration
 from rsdgc_sim.emulate.calibrate import InterferenceSpec, calibrate_links
 from rsdgc_sim.emulate.cores import available_cores
-from rsdgc_sim.emulate.run import emulate_scenario
+from rsdgc_sim.emulate.orchestrate import emulate_scenario
 from rsdgc_sim.scenario import scenario_from_dict
 
 #: model case -> (model, input size, batch per rank)

@@ -7,8 +7,8 @@ cycles from it on a CPU rank; NCCL kernels take SMs and memory bandwidth on a GP
 
 This module is plain data and arithmetic (no torch), a property of the links and hosts that
 ``rsdgc_sim.study``, ``rsdgc_sim.sim`` and ``rsdgc_sim.emulate`` all read through
-:func:`load_calibration`, :meth:`Calibration.link`, :meth:`Calibration.interference` and
-:func:`calibrated_point`. Measuring is done by ``rsdgc_sim.emulate.calibrate`` (two ranks, on
+:func:`load_calibration` and :func:`apply_calibration` (:func:`calibrated_point` for a
+simulation point). Measuring is done by ``rsdgc_sim.emulate.calibrate`` (two ranks, on
 emulated links or under ``torchrun`` on a real cluster).
 
 File format (JSON, ``kind: rsdgc-calibration``, ``version: 2``; version 1 files, which have
@@ -31,9 +31,10 @@ import math
 import os
 import platform
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationError
 
@@ -41,6 +42,9 @@ from .data_file import InvalidFile, read_json_data
 from .errors import ConfigError, ScenarioFileError
 from .files import write_text_atomic
 from .strict import Strict, validation_message
+
+if TYPE_CHECKING:
+    from .sim.config import SimPoint
 
 CALIBRATION_KIND = "rsdgc-calibration"
 CALIBRATION_VERSION = 2
@@ -286,12 +290,38 @@ def load_calibration(path: str | Path) -> Calibration:
         raise ScenarioFileError(f"{name}: {validation_message(e, Calibration)}") from None
 
 
-def calibrated_point(point, calibration: Calibration):
-    """A :class:`~rsdgc_sim.sim.config.SimPoint` with its bandwidth and latency replaced by
-    what ``calibration`` says the link delivers at that nominal point (see
-    :meth:`Calibration.link`) and its ``interference_factor`` by the calibrated one at that
-    nominal bandwidth (:meth:`Calibration.interference`); everything else unchanged."""
-    k = calibration.interference(point.bandwidth_bytes_per_s)
-    bw, lat = calibration.link(point.bandwidth_bytes_per_s, point.latency_s)
-    return point.model_copy(update={"bandwidth_bytes_per_s": bw, "latency_s": lat,
-                                    "interference_factor": k})
+@dataclass(frozen=True)
+class LinkValues:
+    """What the simulator takes for a link at one nominal point: its bandwidth, its
+    per-message latency and the compute-communication interference factor ``k``."""
+
+    bandwidth_bytes_per_s: float
+    latency_s: float
+    interference_factor: float
+
+
+def apply_calibration(calibration: Calibration | None, bandwidth_bytes_per_s: float,
+                      latency_s: float) -> LinkValues:
+    """The link at a nominal bandwidth and latency as ``calibration`` says it delivers
+    (:meth:`Calibration.link`, :meth:`Calibration.interference`); without one, the nominal
+    values and no interference. The one place a calibration meets a simulation point."""
+    if calibration is None:
+        return LinkValues(bandwidth_bytes_per_s, latency_s, 0.0)
+    bw, lat = calibration.link(bandwidth_bytes_per_s, latency_s)
+    return LinkValues(bw, lat, calibration.interference(bandwidth_bytes_per_s))
+
+
+def on_link(point: SimPoint, link: LinkValues) -> SimPoint:
+    """``point`` with its bandwidth, latency and interference factor taken from ``link``;
+    everything else unchanged."""
+    return point.model_copy(update={"bandwidth_bytes_per_s": link.bandwidth_bytes_per_s,
+                                    "latency_s": link.latency_s,
+                                    "interference_factor": link.interference_factor})
+
+
+def calibrated_point(point: SimPoint, calibration: Calibration) -> SimPoint:
+    """A :class:`~rsdgc_sim.sim.config.SimPoint` with its link replaced by what
+    ``calibration`` says the link delivers at that nominal point
+    (:func:`apply_calibration`); everything else unchanged."""
+    return on_link(point, apply_calibration(calibration, point.bandwidth_bytes_per_s,
+                                            point.latency_s))

@@ -57,14 +57,13 @@ class GradientError(RsdgcError, ValueError):
     """A gradient that cannot be sent (NaN or Inf values)."""
 
 
+class TrainingError(RsdgcError):
+    """Training that cannot give an answer (it diverged: a non-finite loss)."""
+
+
 class OutputError(RsdgcError):
     """An output (folder, file, cache) that cannot be written."""
 
 
 class EmulationError(RsdgcError):
     """A failure while emulating a network (namespaces, tc, ranks)."""
-
-
-def choices_text(choices: Iterable[str]) -> str:
-    """``"a, b, c"``: the sorted choices, for messages."""
-    return ", ".join(sorted(choices))

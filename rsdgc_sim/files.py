@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -15,13 +16,42 @@ from typing import Any
 from .errors import OutputError
 
 
+def shown(path: str | Path, limit: int = 160) -> str:
+    """``path`` for a message: whole when short, else its start and end around ``...``
+    with its length (a 9 KB path is named, never dumped)."""
+    text = str(path)
+    if len(text) <= limit:
+        return text
+    half = (limit - 5) // 2
+    return f"{text[:half]}...{text[-half:]} ({len(text):,} characters)"
+
+
+def make_dirs(path: Path) -> None:
+    """``mkdir -p`` without recursion: the missing folders from the top down (pathlib's
+    ``mkdir(parents=True)`` recurses once per level, and a path 2,000 folders deep exceeds
+    Python's recursion limit)."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+
+
 def _try_write_in(folder: Path, what: str) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=".rsdgc-check.", dir=folder)
         os.close(fd)
         os.unlink(tmp)
     except OSError as e:
-        raise OutputError(f"{what} {folder}: cannot write there: {e.strerror or e}") from None
+        raise OutputError(f"{what} {shown(folder)}: cannot write there: {e.strerror or e}") from None
 
 
 def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
@@ -30,12 +60,12 @@ def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
     p = Path(path)
     try:
         if p.exists() and not p.is_dir():
-            raise OutputError(f"{what} {p}: exists and is not a folder")
-        p.mkdir(parents=True, exist_ok=True)
+            raise OutputError(f"{what} {shown(p)}: exists and is not a folder")
+        make_dirs(p)
     except OSError as e:
-        raise OutputError(f"{what} {p}: cannot create it: {e.strerror or e}") from None
+        raise OutputError(f"{what} {shown(p)}: cannot create it: {e.strerror or e}") from None
     except ValueError as e:  # a NUL byte
-        raise OutputError(f"{what} {p!r}: {e}") from None
+        raise OutputError(f"{what} {shown(repr(str(p)))}: {e}") from None
     _try_write_in(p, what)
     return p
 
@@ -46,12 +76,12 @@ def check_writable_file(path: str | Path, what: str = "output file",
     folder, its suffix is one of ``suffixes`` when given). Raises OutputError otherwise."""
     p = Path(path)
     if suffixes and p.suffix.lower() not in suffixes:
-        raise OutputError(f"{what} {p}: use one of the suffixes {', '.join(suffixes)}")
+        raise OutputError(f"{what} {shown(p)}: use one of the suffixes {', '.join(suffixes)}")
     try:
         if p.is_dir():
-            raise OutputError(f"{what} {p}: is a folder")
+            raise OutputError(f"{what} {shown(p)}: is a folder")
     except (OSError, ValueError) as e:
-        raise OutputError(f"{what} {p!r}: {e}") from None
+        raise OutputError(f"{what} {shown(repr(str(p)))}: {e}") from None
     check_writable_dir(p.parent if str(p.parent) else ".", f"folder of the {what}")
     return p
 
@@ -62,10 +92,10 @@ def write_bytes_atomic(path: str | Path, data: bytes, durable: bool = True) -> P
     cut, for files that are checked when read and remade when bad (the point store)."""
     p = Path(path)
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(p.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     except OSError as e:
-        raise OutputError(f"cannot write {p}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {shown(p)}: {e.strerror or e}") from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         with os.fdopen(fd, "wb") as f:
@@ -76,7 +106,7 @@ def write_bytes_atomic(path: str | Path, data: bytes, durable: bool = True) -> P
         os.replace(tmp, p)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {p}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {shown(p)}: {e.strerror or e}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -93,15 +123,79 @@ def _umask() -> int:
     return mask
 
 
-def write_json_atomic(path: str | Path, data: Any, durable: bool = True) -> Path:
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n",
-                             durable)
+def _non_finite(data: Any, where: str = "") -> str | None:
+    """The path (``runs[3].final_loss``) of the first non-finite number in ``data``."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return where or "the value"
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            if (hit := _non_finite(v, f"{where}.{k}" if where else str(k))) is not None:
+                return hit
+    elif isinstance(data, list | tuple):
+        for i, v in enumerate(data):
+            if (hit := _non_finite(v, f"{where}[{i}]")) is not None:
+                return hit
+    return None
 
 
-def write_csv_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> Path:
+def json_bytes(data: Any, name: str = "JSON") -> bytes:
+    """``data`` as indented JSON; a non-finite number (which JSON cannot hold) is one
+    OutputError naming ``name`` and the field."""
+    try:
+        return (json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
+    except ValueError:
+        where = _non_finite(data)
+        raise OutputError(f"{name}: {where} is not a finite number (JSON cannot hold it); "
+                          f"nothing was written") from None
+
+
+def csv_bytes(rows: Iterable[Mapping[str, Any]], columns: list[str]) -> bytes:
+    """``rows`` as CSV with a header of ``columns`` (other keys left out)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for row in rows:
         w.writerow(row)
-    return write_text_atomic(path, buf.getvalue())
+    return buf.getvalue().encode("utf-8")
+
+
+def write_json_atomic(path: str | Path, data: Any, durable: bool = True) -> Path:
+    return write_bytes_atomic(path, json_bytes(data, str(path)), durable)
+
+
+def write_csv_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> Path:
+    return write_bytes_atomic(path, csv_bytes(rows, columns))
+
+
+def write_files_atomic(files: Mapping[Path, bytes], what: str = "output file") -> list[Path]:
+    """Write a set of files all or nothing: every path is checked first (not a folder, its
+    folder writable), every file is written to a temporary file beside it, and only when
+    all of them are complete are they renamed into place, so an error leaves the previous
+    set untouched (one OutputError naming the file)."""
+    for path in files:
+        check_writable_file(path, what)
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            except OSError as e:
+                raise OutputError(f"cannot write {shown(path)}: {e.strerror or e}") from None
+            temps.append((tmp, path))
+            try:
+                os.chmod(tmp, 0o666 & ~_umask())
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:
+                raise OutputError(f"cannot write {shown(path)}: {e.strerror or e}") from None
+        for tmp, path in temps:
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                raise OutputError(f"cannot write {shown(path)}: {e.strerror or e}") from None
+    finally:
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
+    return list(files)

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from helpers import one_line_error
 
 from rsdgc_sim.cli import cli
+from rsdgc_sim.errors import OutputError
 from rsdgc_sim.yaml_file import MAX_NODES
 
 BASE = """\
@@ -171,3 +172,82 @@ def test_model_that_cannot_fit_is_refused_before_profiling(tmp_path, monkeypatch
     line = one_line_error(CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "o")]),
                   r"profiling vgg19 .* needs about [\d.]+ GiB of memory; this machine has", t0)
     assert "lower batch_size" in line
+
+
+@pytest.mark.parametrize("section, update, pattern", [
+    ("profile", {"file": ""}, r"s\.yaml: profile\.file: String should have at least 1 character"),
+    ("cluster", {"calibration": ""}, r"s\.yaml: cluster\.calibration: String should have at least 1"),
+    ("sweep", {"a" * 10_000: [1]}, r"s\.yaml: sweep: 'aaaa.*\.\.\. \(10,000 characters\) is not a "
+                                   r"path of this scenario"),
+    ("sweep", {"compressors.0." + "c" * 10_000: [1]}, r"sweep: 'compressors\.0\.ccc.*\(10,014 characters\)"),
+])
+def test_empty_paths_and_huge_sweep_paths_are_named_not_dumped(tiny, tmp_path, section, update,
+                                                                pattern):
+    """An empty path field names the field (not ``.: a directory``); a 10 KB sweep path is
+    refused in one short line (it is not echoed in full)."""
+    data = dict(tiny)
+    data[section] = {**(data.get(section) or {}), **update}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
+    t0 = time.perf_counter()
+    one_line_error(CliRunner().invoke(cli, ["run", str(tmp_path / "s.yaml"), "--out",
+                                            str(tmp_path / "o")]), pattern, t0)
+
+
+def _remove_chain(deep, top) -> None:
+    """Remove a chain of empty folders bottom up (shutil.rmtree recurses once per level:
+    pytest could not clean this tmp_path up)."""
+    while deep != top:
+        if deep.is_dir():
+            os.rmdir(deep)
+        deep = deep.parent
+
+
+def test_an_output_folder_thousands_of_levels_deep(tmp_path, request):
+    """--out 2,000 folders deep (a valid path: pathlib's recursive mkdir overflowed Python's
+    stack): made level by level, and a message about it names the path in short."""
+    from rsdgc_sim.files import check_writable_dir, shown
+
+    deep = tmp_path.joinpath(*(["d"] * 2000))
+    request.addfinalizer(lambda: _remove_chain(deep, tmp_path))
+    assert check_writable_dir(deep) == deep and deep.is_dir()
+    text = shown(deep)
+    assert len(text) < 200 and text.endswith(f"({len(str(deep)):,} characters)")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputError, match=r"cannot create it: Not a directory") as e:
+        check_writable_dir(tmp_path.joinpath("f", *(["d"] * 2000)))
+    assert len(str(e.value)) < 300
+
+
+@pytest.mark.parametrize("device, pattern", [
+    ({"peak_flops": "1e-300", "memory_bandwidth": "1TB/s"},
+     r"device\.peak_flops: Input should be greater than or equal to 1000000"),
+    ({"peak_flops": "5e19", "memory_bandwidth": "1TB/s"}, r"device\.peak_flops: .*less than or equal"),
+    ({"peak_flops": "50TFLOP/s", "memory_bandwidth": "1e-300"}, r"device\.memory_bandwidth: "),
+    ({"peak_flops": "50TFLOP/s", "memory_bandwidth": "1TB/s", "op_overhead": "1h"},
+     r"device\.op_overhead: "),
+    ({"cpu": {"cores": 100_000_000, "gflops_per_core": 1e6, "memory_bandwidth": "1TB/s"}},
+     r"device\.cpu: 100000000 cores x 1e\+06 GFLOP/s is 1e\+23 FLOP/s, outside 1e\+06 to 1e\+19"),
+])
+def test_device_models_outside_any_real_device_are_refused_at_load(tiny, tmp_path, device,
+                                                                   pattern):
+    """A device model whose estimate would overflow (1e-300 FLOP/s made a pydantic traceback
+    from the profile's one-day bound) is one line at load naming the field."""
+    data = dict(tiny, device=device)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
+    t0 = time.perf_counter()
+    one_line_error(CliRunner().invoke(cli, ["run", str(tmp_path / "s.yaml"), "--out",
+                                            str(tmp_path / "o")]), pattern, t0)
+
+
+def test_an_estimate_beyond_a_day_per_iteration_is_one_line(tiny, tmp_path):
+    """A valid but very slow device model: the estimate says how long an iteration would
+    take and what to change (the profile's one-day bound used to be a pydantic traceback)."""
+    data = dict(tiny, device={"peak_flops": "1MFLOP/s", "memory_bandwidth": "1MB/s"},
+                batch_size=8192)
+    data["model"] = {**data["model"], "input_size": 64}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
+    t0 = time.perf_counter()
+    one_line_error(CliRunner().invoke(cli, ["run", str(tmp_path / "s.yaml"), "--out",
+                                            str(tmp_path / "o"), "-q"]),
+                   r"cnn_small \(batch 8192\) on custom: the estimate is .* s per iteration, more "
+                   r"than the profile's limit of 86400 s", t0, limit_s=30)

@@ -551,7 +551,7 @@ def test_loopback_fallback_keeps_measured_cases_when_a_point_fails(tmp_path, mon
     only the second point."""
     import yaml
 
-    from rsdgc_sim.emulate import run as emulate_run
+    from rsdgc_sim.emulate import orchestrate as emulate_run
     from rsdgc_sim.emulate.netns import Capabilities
     from rsdgc_sim.scenario import scenario_from_dict
 
@@ -562,7 +562,7 @@ def test_loopback_fallback_keeps_measured_cases_when_a_point_fails(tmp_path, mon
     raw["cluster"]["bandwidth"] = ["100Mbit/s", "200Mbit/s"]
     sc = scenario_from_dict(raw, source="test")
     cal = Calibration(source="loopback", links=[LinkFit(alpha_s=5e-5, beta_s_per_byte=1e-9)])
-    real = emulate_run.run_point
+    real = emulate_run.launch_point
     launched, on_disk = [], []
     out = tmp_path / "out"
 
@@ -574,7 +574,7 @@ def test_loopback_fallback_keeps_measured_cases_when_a_point_fails(tmp_path, mon
             raise EmulationError("rank 1 failed with exit code 1; the other ranks were stopped")
         return real(workers, rate, delay_s, spec, timeout_s)
 
-    monkeypatch.setattr(emulate_run, "run_point", second_fails)
+    monkeypatch.setattr(emulate_run, "launch_point", second_fails)
     kw = dict(iterations=1, warmup=0, calibration=cal, timeout_s=240, out_dir=out)
     with pytest.raises(EmulationError, match=r"2 ranks at 200 Mbit/s: rank 1 failed.*"
                                              r"the 2 case\(s\) measured before"):

@@ -2,9 +2,11 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
+from rsdgc_sim.errors import OutputError
 from rsdgc_sim.files import write_csv_atomic, write_json_atomic
 
 
@@ -19,10 +21,11 @@ def test_json_written_whole_with_normal_mode(tmp_path):
 
 
 def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):
-    """A value that cannot be serialised (NaN is not JSON) leaves the previous file intact."""
+    """A value that cannot be serialised (NaN is not JSON) is one OutputError naming the
+    field, and leaves the previous file intact."""
     p = write_json_atomic(tmp_path / "r.json", {"ok": 1})
-    with pytest.raises(ValueError):
-        write_json_atomic(p, {"bad": float("nan")})
+    with pytest.raises(OutputError, match=r"r\.json: runs\[1\]\.loss is not a finite number"):
+        write_json_atomic(p, {"runs": [{"loss": 1.0}, {"loss": float("nan")}]})
     assert json.loads(p.read_text()) == {"ok": 1}
     assert [f.name for f in tmp_path.iterdir()] == ["r.json"]
 
@@ -50,3 +53,58 @@ def test_crash_during_write_removes_temp(tmp_path, monkeypatch):
         write_json_atomic(p, {"new": 2})
     assert json.loads(p.read_text()) == {"ok": 1}
     assert [f.name for f in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_a_set_of_files_is_written_all_or_nothing(tmp_path):
+    """One path of the set occupied by a folder: nothing of the set is written, the earlier
+    files are kept, no temporary file is left."""
+    from rsdgc_sim.files import write_files_atomic
+
+    a, b, c = tmp_path / "a.json", tmp_path / "b.csv", tmp_path / "c.png"
+    write_files_atomic({a: b"old a", b: b"old b"})
+    c.mkdir()
+    with pytest.raises(OutputError, match=r"c\.png: is a folder"):
+        write_files_atomic({a: b"new a", b: b"new b", c: b"new c"})
+    assert a.read_bytes() == b"old a" and b.read_bytes() == b"old b"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["a.json", "b.csv", "c.png"]
+
+
+def test_a_failed_rename_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from rsdgc_sim import files
+
+    calls = []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    real = files.os.replace
+    monkeypatch.setattr(files.os, "replace", replace)
+    with pytest.raises(OutputError, match="b.csv: No space left"):
+        files.write_files_atomic({tmp_path / "a.json": b"a", tmp_path / "b.csv": b"b"})
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_run_writes_nothing_when_one_output_is_occupied(tmp_path):
+    """`run` whose results.csv is taken by a folder: one line naming it, exit 2, and
+    results.json and the plots of the previous run untouched (all outputs are checked and
+    made before any is written)."""
+    from click.testing import CliRunner
+
+    from rsdgc_sim.cli import cli
+
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "teaching" / "ring_vs_tree.yaml"
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["run", str(scenario), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir() if p.is_file()}
+    assert {"results.json", "results.csv", "breakdown.png"} <= set(before)
+    (out / "results.csv").unlink()
+    (out / "results.csv").mkdir()
+    r = CliRunner().invoke(cli, ["run", str(scenario), "--out", str(out)])
+    assert r.exit_code == 2
+    assert "results.csv: is a folder" in r.output
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir() if p.is_file()}
+    assert after == {k: v for k, v in before.items() if k != "results.csv"}

@@ -260,3 +260,18 @@ def test_band_is_the_value_where_a_row_has_no_range():
     assert band({"iteration_s": 2.0}, "iteration_s") == (2.0, 2.0)
     assert band({**r, "iteration_s_high": None}, "iteration_s") == (1.5, 2.0)
     assert band({**r, "iteration_s_low": 2.5}, "iteration_s") == (2.0, 3.0)
+
+
+@pytest.mark.parametrize("key, value", [("dur", float("nan")), ("ts", float("inf")),
+                                        ("dur", -1.0), ("ts", "0"), ("dur", None), ("ts", True)])
+def test_a_trace_span_that_cannot_be_drawn_is_one_error(key, value):
+    """A hand-edited trace.json (NaN, infinity, a negative or non-numeric time): one
+    ConfigError naming the event and the field, not matplotlib's "Axis limits cannot be
+    NaN or Inf"."""
+    from rsdgc_sim.errors import ConfigError
+    from rsdgc_sim.report.plots.timeline import runs_of_trace
+
+    span = {"ph": "X", "pid": 0, "tid": 0, "name": "compress bucket 0", "ts": 0.0, "dur": 5.0}
+    runs_of_trace({"traceEvents": [dict(span)]})  # as written: fine
+    with pytest.raises(ConfigError, match=rf"event 0 \('compress bucket 0'\) has {key} "):
+        runs_of_trace({"traceEvents": [{**span, key: value}]})

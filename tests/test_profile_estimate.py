@@ -365,10 +365,10 @@ def test_parse_flops_rejects(bad):
     ({"model": "H100", "efficiency": float("inf")}, r"device\.efficiency"),
     ({"model": "H100", "watts": 700}, r"device\.watts: unknown key; allowed: model, efficiency"),
     ({"peak_flops": float("inf"), "memory_bandwidth": "1TB/s"}, r"device\.peak_flops: cannot read inf"),
-    ({"peak_flops": -1, "memory_bandwidth": "1TB/s"}, r"device\.peak_flops: .*greater than 0"),
+    ({"peak_flops": -1, "memory_bandwidth": "1TB/s"}, r"device\.peak_flops: .*greater than or equal to 1000000"),
     ({"peak_flops": True, "memory_bandwidth": "1TB/s"}, r"device\.peak_flops: cannot read True"),
     ({"peak_flops": "1TFLOP/s", "memory_bandwidth": True}, r"device\.memory_bandwidth: cannot read True"),
-    ({"peak_flops": "1TFLOP/s", "memory_bandwidth": "-1GB/s"}, r"device\.memory_bandwidth: .*greater than 0"),
+    ({"peak_flops": "1TFLOP/s", "memory_bandwidth": "-1GB/s"}, r"device\.memory_bandwidth: .*greater than or equal to 1000000"),
     ({"peak_flops": "1TFLOP/s"}, r"device\.memory_bandwidth: required field is missing"),
     ({"cpu": {"cores": True, "gflops_per_core": 50, "memory_bandwidth": 1e9}}, r"device\.cpu\.cores: "),
     ({"cpu": {"cores": 0, "gflops_per_core": 50, "memory_bandwidth": 1e9}}, r"device\.cpu\.cores: .*>= 1|"

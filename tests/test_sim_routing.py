@@ -10,7 +10,8 @@ import pytest
 
 from rsdgc_sim.sim import build_topology
 from rsdgc_sim.sim.network import FlowNetwork
-from rsdgc_sim.sim.routing import GraphRouter, Router, _Rings, ecmp_hash, natural_key
+from rsdgc_sim.sim.routing import GraphRouter, Router, ecmp_hash, natural_key
+from rsdgc_sim.sim.routing.torus import _Rings
 from rsdgc_sim.sim.runner import CountingEnvironment
 
 BW, LAT = 1e9, 2e-6

@@ -5,6 +5,7 @@ on a Dask cluster. Profiles are device-model estimates (no measuring)."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from rsdgc_sim.study.orchestrate import StudyInterrupted, run_scenario
 from rsdgc_sim.study.points import PointStore, point_key
 from rsdgc_sim.study.profiles import profile_scenario
 from rsdgc_sim.study.simulate import simulate_scenario
-from tests.helpers import one_line_error
+from tests.helpers import one_line_error, within
 
 #: 2 densities x 2 topologies, each over 2 worker counts x 2 bandwidths: 16 points
 SWEEP = {"compressors.1.density": [0.1, 0.01], "cluster.topology.name": ["switch", "ring"]}
@@ -327,12 +328,12 @@ def test_cli_jobs_out_of_range_is_one_line(estimated, write_scenario, tmp_path, 
     assert not out.exists()
 
 
-def test_run_points_refuses_more_jobs_than_its_cap():
+def test_execute_points_refuses_more_jobs_than_its_cap():
     """The Python API holds the same bound as the CLI: 1 to MAX_JOBS local processes."""
     with pytest.raises(ConfigError, match=r"jobs: must be 1 to 256 local processes \(got 257\)"):
-        execute.run_points([], {}, lambda *a: None, jobs=execute.MAX_JOBS + 1)
+        execute.execute_points([], {}, lambda *a: None, jobs=execute.MAX_JOBS + 1)
     with pytest.raises(ConfigError, match=r"got 0"):
-        execute.run_points([], {}, lambda *a: None, jobs=0)
+        execute.execute_points([], {}, lambda *a: None, jobs=0)
 
 
 def test_results_from_another_version_are_refused(tmp_path, estimated):
@@ -357,13 +358,68 @@ def test_results_from_another_version_are_refused(tmp_path, estimated):
         load_results(tmp_path / "missing.json")
 
 
+def _row(label: str = "none", **update) -> dict:
+    """A run row as `run` writes it (every run field)."""
+    row = {f: 1.0 for f in RUN_FIELDS}
+    row.update(compressor=label, topology="switch", collective="ring", fidelity="analytic",
+               exact=True, workers=4, buckets=[])
+    return {**row, **update}
+
+
 def test_point_store_round_trip(tmp_path):
     store = PointStore(tmp_path / "p")
     assert store.get("k") is None
-    store.put("k", {"cluster.workers": 4}, [{"iteration_s": 1.5}])
-    assert store.get("k") == [{"iteration_s": 1.5}]
+    store.put("k", {"cluster.workers": 4}, [_row(iteration_s=1.5)])
+    assert store.get("k") == [_row(iteration_s=1.5)]
+    assert store.get("k", ["none"]) == [_row(iteration_s=1.5)]
     assert store.get("other") is None
     assert json.loads(Path(store.path("k")).read_text())["point"] == {"cluster.workers": 4}
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["rows"][0].update(iteration_s=-1),
+    lambda d: d["rows"][0].update(iteration_s=0),
+    lambda d: d["rows"][0].update(compressor="topk"),       # another compressor's label
+    lambda d: d["rows"][0].update(speedup_vs_dense="fast"),
+    lambda d: d["rows"][0].update(workers=None),
+    lambda d: d["rows"][0].update(exact=1),
+    lambda d: d["rows"][0].pop("latency_s"),
+    lambda d: d["rows"][0].update(point=[1]),
+    lambda d: d["rows"].append(_row("none")),               # one row too many
+    lambda d: d.update(rows=[]),
+    lambda d: d.update(rows=[None]),
+    lambda d: d.update(rows="x"),
+])
+def test_a_hand_edited_point_file_is_not_reused(tmp_path, edit):
+    """A point file whose rows are not what this version writes for the point's
+    compressors is not found (the point is simulated again, not copied into results)."""
+    store = PointStore(tmp_path / "p")
+    store.put("k", {}, [_row("none")])
+    data = json.loads(store.path("k").read_text())
+    edit(data)
+    store.path("k").write_text(json.dumps(data))
+    assert store.get("k", ["none"]) is None
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "nan", "deep", "folder"])
+def test_a_point_file_that_cannot_be_read_is_simulated_again(tmp_path, kind):
+    """A FIFO, a symlink to /dev/zero, NaN, deep nesting or a folder in a point file's place:
+    not found, at once (a FIFO used to block the study forever)."""
+    store = PointStore(tmp_path / "p")
+    store.put("k", {}, [_row()])
+    path = store.path("k")
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev_zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "nan":
+        path.write_text('{"format": 2, "rows": [NaN]}')
+    elif kind == "deep":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        path.mkdir()
+    assert within(10, lambda: store.get("k", ["none"])) is None
 
 
 def test_progress_line_shows_points_rate_and_time_left():
@@ -376,3 +432,57 @@ def test_progress_line_shows_points_rate_and_time_left():
     now[0] = 2.0
     assert _points_bar(500, 1000, eta, width=10) == "points ━━━━━╺──── 500/1000, 250/s, ~2 s left"
     assert _points_bar(1000, 1000, eta, width=10) == "points ━━━━━━━━━━ 1000/1000, 500/s, <1 s left"
+
+
+def _server(reply: bytes | None):
+    """A TCP listener on loopback that accepts and then sends ``reply`` (None: nothing,
+    ever); returns (address, stop)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    conns = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            conns.append(c)
+            if reply is not None:
+                c.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def stop():
+        srv.close()
+        for c in conns:
+            c.close()
+
+    return f"tcp://127.0.0.1:{srv.getsockname()[1]}", stop
+
+
+@pytest.mark.parametrize("reply, pattern", [
+    (None, r"no Dask scheduler answered within 5 s \(something accepts connections there but "
+           r"says nothing"),
+    (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+     r"something answers there, but not in Dask's protocol \(it began b'HTTP/1\.1'\)"),
+    (b"\xff" * 64, r"something answers there, but not in Dask's protocol"),
+])
+def test_dask_at_an_address_that_is_not_a_scheduler(estimated, write_scenario, tmp_path, reply,
+                                                    pattern):
+    """A listener that never answers, an HTTP server, or a proxy speaking something else:
+    one line within seconds naming the address (Dask's client hung for minutes, or tried to
+    allocate 3 EiB), found by a probe before any Dask client is made."""
+    pytest.importorskip("distributed")
+    address, stop = _server(reply)
+    try:
+        t0 = time.perf_counter()
+        r = CliRunner().invoke(cli, ["run", str(write_scenario(estimated)), "--out",
+                                     str(tmp_path / "out"), "--dask", address, "-q"])
+        one_line_error(r, rf"--dask {address}: {pattern}", t0, limit_s=20)
+    finally:
+        stop()

@@ -246,3 +246,20 @@ def test_checkpoint_of_other_data_is_not_used(tmp_path):
                           progress=said.append, **kw)
     assert again.resumed_from == 0
     assert any("from other settings; starting over" in str(m) for m in said)
+
+
+def test_a_diverging_run_is_one_line_not_nan_in_the_json(tiny, write_scenario, tmp_path):
+    """train.lr 1e30: the loss turns NaN; one line naming the run and what to change, exit 2,
+    no train.json (NaN used to reach the JSON writer)."""
+    import time
+
+    from tests.helpers import one_line_error
+
+    tiny["train"] = {"dataset": "synthetic", "samples": 200, "steps": 10, "workers": [2],
+                     "eval_every": 5, "lr": 1e30}
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    r = CliRunner().invoke(cli, ["train", str(write_scenario(tiny)), "--out", str(out)])
+    one_line_error(r, r"none, 2 workers: training diverged \(the test loss is nan after step "
+                      r"5\); lower train\.lr", t0, limit_s=60)
+    assert not (out / "train.json").exists()

@@ -36,7 +36,9 @@ LR = 0.05
 MOMENTUM = 0.9
 #: DDP(bucket_cap_mb=...): ~40 KB, so cnn_small (~110 KB of gradients) has 3 buckets
 BUCKET_CAP_MB = 0.04
-TOL = 1e-5
+#: the engines are exact: the same operations in the same order (any difference, such as
+#: summing the ranks' payloads in another order, changes bits)
+TOL = 0.0
 CASES: dict[str, tuple[str, dict]] = {
     "none": ("none", {}),
     "fp16": ("fp16", {}),
@@ -45,8 +47,21 @@ CASES: dict[str, tuple[str, dict]] = {
     "threshold": ("threshold", {"threshold": 0.005}),
     "dgc": ("dgc", {"density": 0.05}),
     "nsi": ("nsi", {"density": 0.05, "selector": "exact"}),
+    # density warm-ups: dense-ish first iterations, then the target, inside the 20 steps
+    "dgc_warmup": ("dgc", {"density": 0.05, "warmup_iters": 6}),
+    "nsi_warmup": ("nsi", {"density": 0.05, "selector": "exact", "warmup_iters": 6}),
 }
-MODELS = ("cnn_small", "bn_dropout")
+#: ``two_mib``: over 1 MiB of gradients under DDP's default buckets (the first capped at
+#: 1 MiB, the others at 25 MiB): two buckets of different caps, so swapping the caps
+#: changes the buckets
+MODELS = ("cnn_small", "bn_dropout", "two_mib")
+#: the models trained with DDP's default bucket caps (no bucket_cap_mb)
+DEFAULT_BUCKETS = {"two_mib"}
+DDP_FIRST_BUCKET = 1 << 20
+DDP_BUCKET_CAP = 25 << 20
+#: the cases each model trains (all for the small models; the bucket-cap case needs fewer)
+MODEL_CASES = {"cnn_small": list(CASES), "bn_dropout": list(CASES),
+               "two_mib": ["none", "topk", "dgc_warmup", "nsi_warmup"]}
 
 
 class BNDropout(nn.Module):
@@ -66,7 +81,25 @@ class BNDropout(nn.Module):
         return self.fc2(self.drop(F.relu(self.bn1(self.fc1(x)))))
 
 
+class TwoMiB(nn.Module):
+    """About 2.1 MiB of gradients: a 2 MiB linear layer (a bucket of its own under DDP's
+    default caps) and small layers before and after it (the 1 MiB first bucket)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc1 = nn.Linear(8 * 6 * 6, 1792)  # 288 x 1792 x 4 B = 2.0 MiB
+        self.fc2 = nn.Linear(1792, CLASSES)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv(x)), 2).flatten(1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
 def _model(name: str) -> nn.Module:
+    if name == "two_mib":
+        torch.manual_seed(SEED)
+        return TwoMiB()
     if name == "cnn_small":
         from rsdgc_sim.models import create
 
@@ -106,9 +139,10 @@ def _rank_main() -> None:
     out: dict = {}
     buckets: dict = {}
     for model in MODELS:
-        for label, (name, params) in CASES.items():
+        for label in MODEL_CASES[model]:
+            name, params = CASES[label]
             net = _model(model)
-            ddp = DDP(net, bucket_cap_mb=BUCKET_CAP_MB)
+            ddp = DDP(net) if model in DEFAULT_BUCKETS else DDP(net, bucket_cap_mb=BUCKET_CAP_MB)
             state, hook = make_comm_hook(name, model=ddp, seed=SEED, **params)
             seen: list[list[str]] = []
 
@@ -148,8 +182,11 @@ def _virtual(model: str, label: str, world: int) -> tuple[list[dict[str, torch.T
     shards, _ = split(len(data), world, 0.2, SEED)
     net = _model(model)
     comp = create(name, **params)
-    cap = int(BUCKET_CAP_MB * 2**20)  # DDP: an explicit bucket_cap_mb caps the first bucket too
-    engine = VirtualDDP(net, comp, world, seed=SEED, first_bucket_bytes=cap, bucket_cap_bytes=cap)
+    if model in DEFAULT_BUCKETS:
+        first, cap = DDP_FIRST_BUCKET, DDP_BUCKET_CAP
+    else:  # DDP: an explicit bucket_cap_mb caps the first bucket too
+        first = cap = int(BUCKET_CAP_MB * 2**20)
+    engine = VirtualDDP(net, comp, world, seed=SEED, first_bucket_bytes=first, bucket_cap_bytes=cap)
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=comp.optimizer_momentum(MOMENTUM))
     steps = []
     for step in range(STEPS):
@@ -168,11 +205,10 @@ def ranks(request, tmp_path_factory):
     return world, saved, results
 
 
-@pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("label", list(CASES))
+@pytest.mark.parametrize("model, label", [(m, c) for m in MODELS for c in MODEL_CASES[m]])
 def test_virtual_workers_equal_real_ddp_after_every_step(ranks, model, label):
     """Parameters and buffers of the virtual trainer equal rank 0's after each of the 20
-    steps (within 1e-5), every rank ends equal to rank 0, and the virtual engine compressed
+    steps, bit for bit, every rank ends equal to rank 0, and the virtual engine compressed
     in the buckets DDP handed to the hook."""
     world, saved, results = ranks
     real = saved[0][(model, label)]
@@ -187,6 +223,10 @@ def test_virtual_workers_equal_real_ddp_after_every_step(ranks, model, label):
         assert all(torch.equal(last[k], real[-1][k]) for k in last if k.startswith("param:"))
     assert len(buckets) >= 2
     assert results[0]["buckets"][f"{model}/{label}"] == buckets
+    if model in DEFAULT_BUCKETS:  # the 1 MiB first bucket closes after fc1.weight (2 MiB);
+        # with the caps swapped (25 MiB first) everything would be one bucket
+        assert buckets == [["fc2.bias", "fc2.weight", "fc1.bias", "fc1.weight"],
+                           ["conv.weight", "conv.bias"]]
 
 
 def test_compression_changes_the_trajectory(ranks):

@@ -102,6 +102,8 @@ def test_train_workers_must_be_the_clusters(tta_data, write_scenario):
     ("cli_target", r"--target"),
     ("cli_target_nan", r"--target nan: target: Input should be a finite number"),
     ("cli_steps", r"--steps 10000001: steps: Input should be less than or equal to 10000000"),
+    ("cluster_2000", r"cluster.workers \[2000\]: tta trains as many virtual workers as the "
+                     r"cluster has, at most 1024"),
 ])
 def test_bad_tta_input_is_one_line_and_writes_nothing(case, pattern, tta_data, write_scenario, tmp_path):
     args = []
@@ -117,6 +119,8 @@ def test_bad_tta_input_is_one_line_and_writes_nothing(case, pattern, tta_data, w
         args = ["--target", "nan"]
     elif case == "cli_steps":
         args = ["--steps", "10000001"]
+    elif case == "cluster_2000":
+        tta_data["cluster"]["workers"] = [2, 2000]
     else:
         args = ["--target", "1.5"]
     out = tmp_path / "out"
@@ -194,3 +198,21 @@ def test_relative_data_folders_start_at_the_scenario_file(tta_data, tmp_path):
     (folder / "s.yaml").write_text(yaml.safe_dump(tta_data))
     sc = load_scenario(folder / "s.yaml")
     assert (sc.train.dataset, sc.train.data_dir) == ("fashion_mnist", str(folder / "fm"))
+
+
+def test_a_checkpoint_replaced_by_a_folder_is_one_line_before_training(tta_data, write_scenario,
+                                                                       tmp_path):
+    """A run's checkpoint occupied by a folder: one line naming it, exit 2, before any run
+    trains (not a crash after the first run's training), nothing written."""
+    from rsdgc_sim.scenario import load_scenario
+    from rsdgc_sim.train.runs import checkpoint_name
+
+    path = write_scenario(tta_data)
+    sc = load_scenario(path)
+    out = tmp_path / "out"
+    label = list(sc.compressor_specs())[-1]
+    (out / "checkpoints" / checkpoint_name(label, tta_workers(sc)[-1])).mkdir(parents=True)
+    t0 = time.perf_counter()
+    one_line_error(CliRunner().invoke(cli, ["tta", str(path), "--out", str(out), "--no-plot"]),
+                   r"checkpoint .*\.pt: is a folder", t0)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints"]

@@ -47,7 +47,7 @@ from ..units import (
     parse_size,
 )
 from ..yaml_file import parse_yaml
-from .params import SafePath
+from .common import SafePath
 
 #: ranks ``--fidelity analytic`` answers for (above MAX_WORKERS only closed forms run)
 MAX_ANALYTIC_WORKERS = 1_000_000_000

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ..units import format_bandwidth, parse_bandwidth
-from .params import SafePath
+from .common import SafePath
 
 
 def _console():
@@ -72,7 +72,7 @@ def emulate_table(report):
 def emulate_cmd(scenario, out_dir, iterations, warmup, timeout_s, calibration, no_calibrate,
                 profile_file, threads, max_workers):  # fmt: skip
     """Real DDP training over emulated links, beside the simulator's prediction."""
-    from ..emulate.run import emulate_scenario
+    from ..emulate.orchestrate import emulate_scenario
     from ..files import check_writable_dir
     from ..scenario import load_scenario
 

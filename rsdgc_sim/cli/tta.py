@@ -6,7 +6,7 @@ import time
 
 import click
 
-from .params import SafePath
+from .common import SafePath, load, profile_store, progress_status, stderr_console, stdout_console
 
 
 def _with_train(sc, update: dict):
@@ -48,22 +48,21 @@ def tta(scenario, out_dir, target, steps, cache_dir, profile_file, no_plot):
 
     from ..files import check_writable_dir
     from ..study.tta import check_tta, tta_scenario, write_tta
-    from .main import _console, _load, _progress, _stdout, _store
 
     t0 = time.perf_counter()
-    sc = _load(scenario)
+    sc = load(scenario)
     update = {k: v for k, v in (("target", target), ("steps", steps)) if v is not None}
     if update:
         sc = _with_train(sc, update)
     check_tta(sc)
     check_writable_dir(out_dir)
     ckpt = check_writable_dir(Path(out_dir) / "checkpoints", "checkpoint folder")
-    store = _store(cache_dir)
-    err = _console()
-    with _progress(err, "training") as progress:
+    store = profile_store(cache_dir)
+    err = stderr_console()
+    with progress_status(err, "training") as progress:
         res = tta_scenario(sc, store=store, progress=progress, profile_file=profile_file,
                            checkpoint_dir=ckpt)
-    _stdout().print(tta_table(res))
+    stdout_console().print(tta_table(res))
     paths = write_tta(res, out_dir, plot=not no_plot)
     err.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.1f} s")
 

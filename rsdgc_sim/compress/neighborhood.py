@@ -42,12 +42,14 @@ not, which is why profiles record :func:`compile_mode`.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import warnings
 
 import torch
 import torch.nn.functional as F
+
+# the compile mode lives torch-free (a profile's cache key reads it); re-exported here
+from .compile_state import _compiled, compile_mode, set_compiled  # noqa: F401
 
 STATISTICS = ("mean_std", "mean_abs", "snr", "abs_plus_mean", "abs_times_mean")
 
@@ -183,44 +185,10 @@ def _score_padded(x, kernel, statistic, lam, eps, core):
     return core(xp, rinv, cinv, kernel, statistic, lam, eps)
 
 
-def _mode_from_env() -> str:
-    v = os.environ.get("RSDGC_SIM_COMPILE", "auto").strip().lower()
-    return {"1": "on", "true": "on", "on": "on", "0": "off", "false": "off", "off": "off"}.get(
-        v, "auto"
-    )
-
-
 #: tensors at least this large take the compiled path in "auto" mode
 AUTO_COMPILE_NUMEL = 1 << 16
 
-#: requested mode, the compiled function once made, the reason of a compilation failure
-_compiled: dict = {"mode": _mode_from_env(), "fn": None, "failed": None}
 _lock = threading.Lock()
-
-
-def set_compiled(mode: bool | str) -> None:
-    """Route :func:`nsi_score` through ``torch.compile``: ``True``/``"on"`` always,
-    ``False``/``"off"`` never, ``"auto"`` (the default) for CPU tensors of at least
-    :data:`AUTO_COMPILE_NUMEL` elements only, so that small tensors never pay the
-    compilation. The environment variable ``RSDGC_SIM_COMPILE`` (``1``, ``0``, ``auto``)
-    sets the mode at import."""
-    if mode is True or mode == "on":
-        _compiled["mode"] = "on"
-    elif mode is False or mode == "off":
-        _compiled["mode"] = "off"
-    elif mode == "auto":
-        _compiled["mode"] = "auto"
-    else:
-        raise ValueError(f"compile mode must be True, False, 'on', 'off' or 'auto', not {mode!r}")
-
-
-def compile_mode() -> str:
-    """The effective mode of the NSI score, as profiles record it and their cache key should
-    include it: ``"on"``, ``"off"`` or ``"auto"`` (as set), or, once a compilation has
-    failed in this process, ``"eager (compile failed: <exception type>: <first line>)"``."""
-    if _compiled["failed"] is not None:
-        return f"eager (compile failed: {_compiled['failed']})"
-    return str(_compiled["mode"])
 
 
 def compiled_enabled(numel: int | None = None, device: torch.device | None = None) -> bool:

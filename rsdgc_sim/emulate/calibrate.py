@@ -3,7 +3,8 @@ tbf-shaped bridge, one fit per rate), on loopback when namespaces are not availa
 real cluster from inside a ``torchrun``-launched process; and, on the same links, the
 compute-communication interference (backward alone vs backward while all-reduces are in
 flight on every rank, each rank pinned to its cores with the threads an emulated rank will
-have)."""
+have). And the calibration an emulation uses (:func:`choose_calibration`: given, the
+scenario's, or measured now), with what it says about this machine."""
 
 from __future__ import annotations
 
@@ -13,16 +14,27 @@ import statistics
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from ..calibration import Calibration, Interference, LinkFit, fit_link, measured_here
+from ..calibration import (
+    Calibration,
+    Interference,
+    LinkFit,
+    calibration_warnings,
+    fit_link,
+    load_calibration,
+    measured_here,
+)
 from ..errors import ConfigError, EmulationError
 from ..strict import Strict
 from .cores import core_plan
 from .launcher import launch, python_argv
 from .netns import Network, capabilities
+
+if TYPE_CHECKING:  # types only
+    from ..scenario import Scenario
 
 Progress = Callable[[str], None]
 
@@ -175,3 +187,36 @@ def calibrate_in_torchrun(
         return None
     return Calibration(source="cluster", backend=backend,
                        links=[fit_samples(res["samples"], None)], **measured_here())
+
+
+def choose_calibration(scenario: Scenario, given: Calibration | str | Path | None, calibrate: bool,
+                       rates: list[float], threads: int,
+                       say: Callable[[str], None]) -> Calibration | None:
+    """``given`` (a calibration or its file), else the scenario's ``cluster.calibration``,
+    else with ``calibrate`` one measured now (links at ``rates`` and the interference of
+    the scenario's model with ``threads`` per rank), else None (nominal values, k = 0)."""
+    if isinstance(given, Calibration):
+        return given
+    if given is not None:
+        return load_calibration(given)
+    path = getattr(scenario.cluster, "calibration", None)
+    if path:
+        return load_calibration(path)
+    if not calibrate:
+        return None
+    say("calibrating the links and the interference (2 ranks)")
+    spec = InterferenceSpec(
+        model=scenario.model.name, num_classes=scenario.model.num_classes,
+        input_size=scenario.model.input_size, batch_size=scenario.batch_size,
+        threads=threads, seed=scenario.seed,
+    )  # fmt: skip
+    return calibrate_links(sorted(set(rates)), repeats=3, progress=say, interference=spec)
+
+
+def calibration_notes(cal: Calibration | None, mode: str) -> list[str]:
+    if cal is None:
+        return ["no calibration: predicting with the scenario's nominal links, no interference"]
+    notes = calibration_warnings(cal)
+    if cal.source == "loopback" and mode == "netns":
+        notes.append("calibration was measured on loopback, not on emulated links")
+    return notes

@@ -233,17 +233,6 @@ class Network:
                     raise EmulationError(f"{' '.join(cmd)} failed: {r.stderr.strip()}")
             self.hosts.append(Host(rank, ns, inner, addr))
 
-    def set_rate(self, rate_bytes_per_s: float) -> None:
-        """Re-shape every link to a new rate (for a sweep without rebuilding the network)."""
-        for h in self.hosts:
-            outer, _ = self._veth(h.rank)
-            _tc_in(h.netns, "qdisc", "replace", "dev", h.ifname, "root", "handle", "1:",
-                   *tbf_args(rate_bytes_per_s))  # fmt: skip
-            if self.shape_ingress:
-                _tc_root("qdisc", "replace", "dev", outer, "root", "handle", "1:",
-                         *tbf_args(rate_bytes_per_s))  # fmt: skip
-        self.rate_bytes_per_s = rate_bytes_per_s
-
     def exec_prefix(self, rank: int) -> list[str]:
         """Command prefix that runs a program inside host ``rank``'s namespace."""
         return ["ip", "netns", "exec", self.hosts[rank].netns]

@@ -1,4 +1,4 @@
-"""The point runner: one launch of N ranks for one grid point (workers, link rate, delay),
+"""One launch of N ranks for one grid point (workers, link rate, delay),
 on an emulated switch (:mod:`.netns`) or on loopback, every rank pinned to its cores with
 its threads (:mod:`.cores`), running every compressor of the scenario in turn
 (:mod:`.worker`'s ``train`` task). The network and its qdiscs are removed whatever happens
@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cores import CorePlan
 from .launcher import launch, python_argv
 from .netns import Network
 
+if TYPE_CHECKING:  # types only
+    from ..scenario import Scenario
 
-def train_spec(scenario, compressors: list[dict[str, Any]], plan: CorePlan, *, warmup: int,
+
+def train_spec(scenario: Scenario, compressors: list[dict[str, Any]], plan: CorePlan, *, warmup: int,
                iterations: int, timeout_s: float) -> dict[str, Any]:
     """The worker's ``train`` spec for ``scenario`` with ``plan``'s threads and cores."""
     return {
@@ -32,7 +35,7 @@ def train_spec(scenario, compressors: list[dict[str, Any]], plan: CorePlan, *, w
     }  # fmt: skip
 
 
-def run_point(workers: int, rate_bytes_per_s: float | None, delay_s: float,
+def launch_point(workers: int, rate_bytes_per_s: float | None, delay_s: float,
               spec: dict[str, Any], timeout_s: float) -> list[dict[str, Any]]:
     """Launch ``workers`` ranks of ``spec``; ``rate_bytes_per_s`` None: loopback, unshaped.
     Returns the ranks' results in rank order."""

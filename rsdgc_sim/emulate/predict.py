@@ -2,7 +2,7 @@
 
 * **prediction** (:func:`predict_before`): what a user gets before running: the profile
   measured beforehand in its own process (:mod:`.profile_alone`, or a given profile file)
-  and the calibration's link values and interference factor (:mod:`.calibrated`); nothing
+  and the calibration's link values and interference factor (:func:`rsdgc_sim.calibration.apply_calibration`); nothing
   measured in the run it predicts.
 * **composition** (:func:`compose_from_run`): the same simulator fed with what the run
   itself measured (the profile's per-layer shape, its totals replaced): compute scaled to
@@ -19,18 +19,23 @@ Both simulate the DDP hook as it runs: compression pausing backward
 from __future__ import annotations
 
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .calibrated import LinkValues
+from ..calibration import LinkValues, on_link
+
+if TYPE_CHECKING:  # types only
+    from ..profile.schema import Profile
+    from ..scenario import Scenario
+    from ..sim.config import SimPoint
 
 
-def _simulate(profile, point) -> float:
+def _simulate(profile: Profile, point: SimPoint) -> float:
     from ..sim import simulate
 
     return float(simulate(profile, point).iteration_s)
 
 
-def sim_point(scenario, label: str, workers: int, link: LinkValues, *, blocking: bool = True):
+def sim_point(scenario: Scenario, label: str, workers: int, link: LinkValues, *, blocking: bool = True):
     """The scenario's SimPoint for ``label`` at ``workers`` on ``link`` (bandwidth, latency
     and interference factor as given)."""
     from ..scenario.model import GridPoint
@@ -39,22 +44,21 @@ def sim_point(scenario, label: str, workers: int, link: LinkValues, *, blocking:
         workers=workers, bandwidth_bytes_per_s=link.bandwidth_bytes_per_s,
         latency_s=link.latency_s))  # fmt: skip
     ddp = point.ddp.model_copy(update={"compression_blocks_backward": blocking})
-    return point.model_copy(update={"ddp": ddp,
-                                    "interference_factor": link.interference_factor})
+    return on_link(point.model_copy(update={"ddp": ddp}), link)
 
 
-def predict_before(profile, scenario, label: str, workers: int, link: LinkValues) -> float:
+def predict_before(profile: Profile, scenario: Scenario, label: str, workers: int, link: LinkValues) -> float:
     """The prediction from a profile measured before the run and the calibration."""
     return _simulate(profile, sim_point(scenario, label, workers, link))
 
 
-def compute_s(profile) -> float:
+def compute_s(profile: Profile) -> float:
     """Forward + backward + optimizer of the profile's first device."""
     d = profile.devices[0]
     return d.forward_s + d.backward_s + d.optimizer_s
 
 
-def compression_totals(profile, label: str, workers: int) -> tuple[float, float]:
+def compression_totals(profile: Profile, label: str, workers: int) -> tuple[float, float]:
     """``label``'s compression and decompression per iteration in ``profile``, counted as
     the simulator counts them (a sparse tensor's decompression plus ``workers - 1``
     accumulations)."""
@@ -65,7 +69,7 @@ def compression_totals(profile, label: str, workers: int) -> tuple[float, float]
     return comp, dec
 
 
-def with_compute_scale(profile, factor: float):
+def with_compute_scale(profile: Profile, factor: float):
     """The profile with forward, backward, gradient-ready and optimizer times times
     ``factor`` (compression costs are set separately)."""
     dev = profile.devices[0]
@@ -77,7 +81,7 @@ def with_compute_scale(profile, factor: float):
     return profile.model_copy(update={"devices": [new]})
 
 
-def with_measured_compression(profile, label: str, compress_s: float, decompress_s: float,
+def with_measured_compression(profile: Profile, label: str, compress_s: float, decompress_s: float,
                               workers: int):  # fmt: skip
     """The profile with ``label``'s per-tensor compression and decompression times scaled so
     that one iteration's totals equal what the hook measured during training (under the
@@ -106,7 +110,7 @@ def run_latency_s(results: list[dict[str, Any]], workers: int) -> float:
     return probe / (2 * (workers - 1)) if workers > 1 else 0.0
 
 
-def compose_from_run(run_profile, scenario, label: str, workers: int, link: LinkValues, *,
+def compose_from_run(run_profile: Profile, scenario: Scenario, label: str, workers: int, link: LinkValues, *,
                      local_s: float, compress_s: float, decompress_s: float,
                      blocking: bool = True) -> tuple[float, float]:
     """The composition: ``(iteration_s, in-run compute_s)`` from ``run_profile`` (the

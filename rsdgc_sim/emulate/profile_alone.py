@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .launcher import launch, python_argv
 
+if TYPE_CHECKING:  # types only
+    from ..scenario import Scenario
 
-def measure_profile_alone(scenario, compressors: list[dict[str, Any]], threads: int,
+
+def measure_profile_alone(scenario: Scenario, compressors: list[dict[str, Any]], threads: int,
                           cpus: list[int], timeout_s: float = 600.0):
     """A :class:`~rsdgc_sim.profile.schema.Profile` of ``scenario``'s model and
     ``compressors`` measured in one process with ``threads`` torch threads on ``cpus``."""

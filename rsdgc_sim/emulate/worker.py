@@ -59,39 +59,16 @@ def _median(xs: list[float]) -> float:
 
 
 def run_train(spec: dict[str, Any]) -> dict[str, Any]:
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    from ..ddp import make_comm_hook
-    from ..models import create as create_model
-
+    """The ``train`` task on this rank: the profile (when ``measure_profile``), the
+    small-allreduce latency probe, then per compressor its DDP case (:func:`_train_case`)."""
     rank, world = dist.get_rank(), dist.get_world_size()
     seed = int(spec.get("seed", 0))
-    model_name, ncls, size = spec["model"], int(spec["num_classes"]), int(spec["input_size"])
+    ncls, size = int(spec["num_classes"]), int(spec["input_size"])
     batch = int(spec["batch_size"])
     out: dict[str, Any] = {"rank": rank, "world_size": world, "cases": {}}
-
     if spec.get("measure_profile", True):
-        from ..profile.measure import measure_profile
-
-        compressors = {c["label"]: {"name": c["name"], **c.get("params", {})} for c in spec["compressors"]}
-        dist.barrier()
-        prof = measure_profile(
-            model_name, ncls, size, batch, ["cpu"], compressors,
-            warmup=int(spec.get("profile_warmup", 1)),
-            min_iterations=int(spec.get("profile_iterations", 3)), budget_s=0.0, seed=seed,
-        )  # fmt: skip
-        out["profile"] = json.loads(prof.model_dump_json())
-
-    # per-message latency at this rank count: small allreduces, all ranks idle otherwise
-    tiny = torch.zeros(1)
-    small = []
-    dist.barrier()
-    for i in range(int(spec.get("latency_probes", 30)) + 3):
-        t0 = time.perf_counter()
-        dist.all_reduce(tiny)
-        if i >= 3:
-            small.append(time.perf_counter() - t0)
-    out["small_allreduce_s"] = small
+        out["profile"] = _measure_profile(spec)
+    out["small_allreduce_s"] = _small_allreduces(int(spec.get("latency_probes", 30)))
 
     gen = torch.Generator().manual_seed(seed * 7919 + rank)
     x = torch.randn(batch, 3, size, size, generator=gen)
@@ -99,72 +76,117 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
     first = spec.get("first_bucket_bytes")
     if first is not None and hasattr(dist, "_DEFAULT_FIRST_BUCKET_BYTES"):
         dist._DEFAULT_FIRST_BUCKET_BYTES = int(first)
-    cap_mb = float(spec.get("bucket_cap_bytes", 25 * 2**20)) / 2**20
-    warmup, iters = int(spec.get("warmup", 1)), int(spec.get("iterations", 3))
-
     for c in spec["compressors"]:
-        net = create_model(model_name, num_classes=ncls, input_size=size, seed=seed)
-        net.train()
-        # the buffer broadcast at every forward is not part of the simulated iteration
-        ddp = DDP(net, bucket_cap_mb=cap_mb, **_no_buffer_sync())
-        state, hook = make_comm_hook(
-            c["name"], seed=seed, dense_iters=int(spec.get("dense_iters", 2)),
-            warmup_comm=bool(spec.get("warmup_comm", True)), **c.get("params", {}),
-        )  # fmt: skip
-        ddp.register_comm_hook(state, hook)
-        opt = torch.optim.SGD(ddp.parameters(), lr=float(spec.get("lr", 0.01)),
-                              momentum=state.compressor.optimizer_momentum(0.9))
-
-        fwd: list[float] = []
-
-        def step(ddp=ddp, opt=opt, fwd=fwd) -> None:
-            opt.zero_grad(set_to_none=True)
-            t0 = time.perf_counter()
-            loss = F.cross_entropy(ddp(x), y)
-            fwd.append(time.perf_counter() - t0)
-            loss.backward()
-            opt.step()
-
-        # DDP's bucket rebuild and the dense warm-up of the hook, then compressed warm-up
-        while state.iteration < state.dense_iters:
-            step()
-        for _ in range(warmup):
-            step()
-        state.stats.reset()
-        dist.barrier()
-        fwd.clear()
-        times = []
-        t_prev = time.perf_counter()
-        for _ in range(iters):
-            step()
-            t = time.perf_counter()
-            times.append(t - t_prev)
-            t_prev = t
-        n = max(1, state.stats.iterations)
-        stats = dataclasses.replace(state.stats)
-        # the same iterations without communication (DDP's no_sync): compute as it runs
-        # inside DDP on this host now, with DDP's own overheads and the CPU shared as it is
-        dist.barrier()
-        local = []
-        with ddp.no_sync():
-            for _ in range(iters):
-                t = time.perf_counter()
-                step()
-                local.append(time.perf_counter() - t)
-        out["cases"][c["label"]] = {
-            "local_iteration_s": local,
-            "iteration_s": times,
-            "forward_s": fwd,
-            "compress_s": stats.compress_s / n,
-            "decompress_s": stats.decompress_s / n,
-            "compress_cpu_s": stats.compress_cpu_s / n,
-            "decompress_cpu_s": stats.decompress_cpu_s / n,
-            "sent_bytes": stats.sent_bytes / n,
-            "payload_bytes": stats.payload_bytes / n,
-            "buckets": stats.buckets / n,
-        }
+        out["cases"][c["label"]] = _train_case(spec, c, x, y)
         dist.barrier()
     return out
+
+
+def _measure_profile(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec's Profile measured on this rank's CPU, every rank at once (as JSON data)."""
+    from ..profile.measure import measure_profile
+
+    compressors = {c["label"]: {"name": c["name"], **c.get("params", {})} for c in spec["compressors"]}
+    dist.barrier()
+    prof = measure_profile(
+        spec["model"], int(spec["num_classes"]), int(spec["input_size"]),
+        int(spec["batch_size"]), ["cpu"], compressors,
+        warmup=int(spec.get("profile_warmup", 1)),
+        min_iterations=int(spec.get("profile_iterations", 3)), budget_s=0.0,
+        seed=int(spec.get("seed", 0)),
+    )  # fmt: skip
+    return json.loads(prof.model_dump_json())
+
+
+def _small_allreduces(probes: int) -> list[float]:
+    """Per-message latency at this rank count: the seconds of ``probes`` one-element
+    allreduces (after 3 untimed), all ranks idle otherwise."""
+    tiny = torch.zeros(1)
+    small = []
+    dist.barrier()
+    for i in range(probes + 3):
+        t0 = time.perf_counter()
+        dist.all_reduce(tiny)
+        if i >= 3:
+            small.append(time.perf_counter() - t0)
+    return small
+
+
+def _train_case(spec: dict[str, Any], c: dict[str, Any], x: torch.Tensor, y: torch.Tensor
+                ) -> dict[str, Any]:
+    """Compressor ``c``'s case: a fresh seeded model in DDP with the compression hook,
+    warmed up (DDP's bucket rebuild, the hook's dense iterations, then ``warmup``
+    compressed ones), timed over ``iterations``, then the same iterations under
+    ``no_sync``; per-iteration times and the hook's statistics per iteration."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from ..ddp import make_comm_hook
+    from ..models import create as create_model
+
+    seed = int(spec.get("seed", 0))
+    net = create_model(spec["model"], num_classes=int(spec["num_classes"]),
+                       input_size=int(spec["input_size"]), seed=seed)
+    net.train()
+    # the buffer broadcast at every forward is not part of the simulated iteration
+    cap_mb = float(spec.get("bucket_cap_bytes", 25 * 2**20)) / 2**20
+    ddp = DDP(net, bucket_cap_mb=cap_mb, **_no_buffer_sync())
+    state, hook = make_comm_hook(
+        c["name"], seed=seed, dense_iters=int(spec.get("dense_iters", 2)),
+        warmup_comm=bool(spec.get("warmup_comm", True)), **c.get("params", {}),
+    )  # fmt: skip
+    ddp.register_comm_hook(state, hook)
+    opt = torch.optim.SGD(ddp.parameters(), lr=float(spec.get("lr", 0.01)),
+                          momentum=state.compressor.optimizer_momentum(0.9))
+    fwd: list[float] = []
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(ddp(x), y)
+        fwd.append(time.perf_counter() - t0)
+        loss.backward()
+        opt.step()
+
+    # DDP's bucket rebuild and the dense warm-up of the hook, then compressed warm-up
+    while state.iteration < state.dense_iters:
+        step()
+    for _ in range(int(spec.get("warmup", 1))):
+        step()
+    state.stats.reset()
+    dist.barrier()
+    fwd.clear()
+    iters = int(spec.get("iterations", 3))
+    times = _timed_steps(step, iters)
+    n = max(1, state.stats.iterations)
+    stats = dataclasses.replace(state.stats)
+    # the same iterations without communication (DDP's no_sync): compute as it runs
+    # inside DDP on this host now, with DDP's own overheads and the CPU shared as it is
+    dist.barrier()
+    with ddp.no_sync():
+        local = _timed_steps(step, iters, each=True)
+    return {
+        "local_iteration_s": local,
+        "iteration_s": times,
+        "forward_s": fwd,
+        **{k: getattr(stats, k) / n for k in (
+            "compress_s", "decompress_s", "compress_cpu_s", "decompress_cpu_s", "sent_bytes",
+            "payload_bytes", "buckets")},
+    }
+
+
+def _timed_steps(step, iters: int, each: bool = False) -> list[float]:
+    """The seconds of ``iters`` calls of ``step``: back to back, from the end of one to
+    the end of the next, or (``each``) each call timed alone."""
+    times = []
+    t_prev = time.perf_counter()
+    for _ in range(iters):
+        if each:
+            t_prev = time.perf_counter()
+        step()
+        t = time.perf_counter()
+        times.append(t - t_prev)
+        t_prev = t
+    return times
 
 
 def run_calibrate(spec: dict[str, Any]) -> dict[str, Any]:

@@ -152,27 +152,78 @@ def measure_compression(
     ready, and returns the gradients by tensor name; ``buckets`` are the tensor names of
     each bucket, in communication order; ``rule`` says when to stop timing; ``clock``
     (seconds) times it."""
-    from ..compress.memory import CompressorState
-
     start = steady_state_iteration(comp)
-    state = CompressorState(seed=seed)
-    state.iteration = start
-    compressing = uses_compressor(comp)
-    capacity = _capacity(comp, state)
-    last: dict[int, BucketSend] = {}
-    #: per bucket, this rank's packed buffers of the last iterations (the other ranks')
-    history: dict[int, list[torch.Tensor]] = {b: [] for b in range(len(buckets))}
-    flip = [False]
+    timer = _BucketTimer(comp, buckets, device, clock, seed, start)
+    if warmup:
+        say(Transient(f"{name}: compress warm-up, {warmup} iterations"))
+    for _ in range(warmup):
+        timer.iteration(backward)
+    times, reason, discarded = time_until_stable(
+        lambda: timer.iteration(backward), ("compress",), rule, clock,
+        lambda m: say(Transient(f"{name}: compress {m}")), every_s)
 
-    def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-        synchronize(device)
-        t0 = clock()
+    grads = backward(lambda _n, _g: None)
+    payloads = _payloads(comp, grads, buckets, timer.last, seed, start)
+    weights = _weights(comp, grads, payloads, device, timer.timed, start, seed,
+                       max(1, rule.min_iterations), say, every_s, name)
+    costs = _split(buckets, times, payloads, weights)
+    return CompressionCosts(costs, times["compress"], times["decompress"], reason, discarded)
+
+
+class _BucketTimer:
+    """One timed iteration of :func:`measure_compression` at a time (see the module doc):
+    the send side of each bucket timed inside backward, as DDP hands it over, then the
+    receive side at 1 and :data:`WORLD` ranks. Carries what iterations share: the
+    compressor state (from its steady-state iteration ``start``), each bucket's last send
+    and this rank's packed buffers of the last iterations (the other ranks')."""
+
+    def __init__(self, comp: Any, buckets: Sequence[Sequence[str]], device: str, clock: Clock,
+                 seed: int, start: int):
+        from ..compress.memory import CompressorState
+
+        self.comp = comp
+        self.buckets = buckets
+        self.device = device
+        self.clock = clock
+        self.state = CompressorState(seed=seed)
+        self.state.iteration = start
+        self.compressing = uses_compressor(comp)
+        self.capacity = _capacity(comp, self.state)
+        self.last: dict[int, BucketSend] = {}
+        #: per bucket, this rank's packed buffers of the last iterations (the other ranks')
+        self.history: dict[int, list[torch.Tensor]] = {b: [] for b in range(len(buckets))}
+        self.flip = False
+
+    def timed(self, fn: Callable[[], Any]) -> tuple[float, Any]:
+        """``fn``'s seconds (the device synchronized before and after) and its result."""
+        synchronize(self.device)
+        t0 = self.clock()
         out = fn()
-        synchronize(device)
-        return clock() - t0, out
+        synchronize(self.device)
+        return self.clock() - t0, out
 
-    def iteration() -> dict[str, float]:
+    def iteration(self, backward: Backward) -> dict[str, float]:
+        """One iteration: per bucket ``b`` its send (``c:b``) and its receive at 1 and at
+        :data:`WORLD` ranks (``d1:b``, ``dw:b``), and the totals ``compress`` and
+        ``decompress``; the compressor state steps once."""
         out: dict[str, float] = {}
+        handed = self._send(backward, out)
+        worlds = (WORLD, 1) if self.flip else (1, WORLD)
+        self.flip = not self.flip
+        for b, (buf, send) in enumerate(handed):
+            self._receive(b, buf, send, worlds, out)
+        self.state.step()
+        nb = len(self.buckets)
+        out["compress"] = sum(out[f"c:{b}"] for b in range(nb))
+        out["decompress"] = sum(out[f"d1:{b}"] for b in range(nb))
+        return out
+
+    def _send(self, backward: Backward, out: dict[str, float]
+              ) -> list[tuple[torch.Tensor, BucketSend | None]]:
+        """A real backward, each bucket's send side timed as soon as it is complete and
+        every bucket ahead of it has been handed over; per bucket its buffer and send (None
+        on DDP's dense path)."""
+        buckets, comp, state = self.buckets, self.comp, self.state
         ready: dict[str, torch.Tensor] = {}
         handed: list[tuple[torch.Tensor, BucketSend | None]] = []
 
@@ -182,11 +233,11 @@ def measure_compression(
             while len(handed) < len(buckets) and all(m in ready for m in buckets[len(handed)]):
                 b = len(handed)
                 buf, views = _bucket_buffer(ready, buckets[b])
-                if compressing:
-                    out[f"c:{b}"], send = timed(lambda b=b, views=views: prepare_send(
-                        comp, state, buckets[b], views, WORLD, capacity))
+                if self.compressing:
+                    out[f"c:{b}"], send = self.timed(lambda b=b, views=views: prepare_send(
+                        comp, state, buckets[b], views, WORLD, self.capacity))
                 else:
-                    out[f"c:{b}"], send = timed(lambda buf=buf: dense_send(buf, WORLD))[0], None
+                    out[f"c:{b}"], send = self.timed(lambda buf=buf: dense_send(buf, WORLD))[0], None
                 handed.append((buf, send))
 
         backward(on_ready)
@@ -194,38 +245,23 @@ def measure_compression(
             missing = [n for b in buckets for n in b if n not in ready]
             raise ProfileError(f"no gradient for {missing[:3]} in backward: cannot measure "
                                f"compression per bucket")
-        worlds = (WORLD, 1) if flip[0] else (1, WORLD)
-        flip[0] = not flip[0]
-        for b, (buf, send) in enumerate(handed):
-            if send is None:
-                out[f"d1:{b}"] = out[f"dw:{b}"] = 0.0
-                continue
-            for world in worlds:
-                got = _deliver(send, world, history[b])
-                dt, _ = timed(lambda got=got, world=world, buf=buf: finish_receive(got, comp, world, buf))
-                out[f"{'d1' if world == 1 else 'dw'}:{b}"] = dt
-            if send.allgather is not None:
-                history[b] = [send.allgather.packed, *history[b]][: WORLD - 1]
-            last[b] = send
-        state.step()
-        out["compress"] = sum(out[f"c:{b}"] for b in range(len(buckets)))
-        out["decompress"] = sum(out[f"d1:{b}"] for b in range(len(buckets)))
-        return out
+        return handed
 
-    if warmup:
-        say(Transient(f"{name}: compress warm-up, {warmup} iterations"))
-    for _ in range(warmup):
-        iteration()
-    times, reason, discarded = time_until_stable(
-        iteration, ("compress",), rule, clock, lambda m: say(Transient(f"{name}: compress {m}")),
-        every_s)
-
-    grads = backward(lambda _n, _g: None)
-    payloads = _payloads(comp, grads, buckets, last, seed, start)
-    weights = _weights(comp, grads, payloads, device, timed, start, seed,
-                       max(1, rule.min_iterations), say, every_s, name)
-    costs = _split(buckets, times, payloads, weights)
-    return CompressionCosts(costs, times["compress"], times["decompress"], reason, discarded)
+    def _receive(self, b: int, buf: torch.Tensor, send: BucketSend | None,
+                 worlds: tuple[int, int], out: dict[str, float]) -> None:
+        """Bucket ``b``'s receive side timed at each rank count of ``worlds``, in that
+        order, on the other ranks' buffers as the collectives would leave them."""
+        if send is None:
+            out[f"d1:{b}"] = out[f"dw:{b}"] = 0.0
+            return
+        for world in worlds:
+            got = _deliver(send, world, self.history[b])
+            dt, _ = self.timed(lambda got=got, world=world, buf=buf: finish_receive(
+                got, self.comp, world, buf))
+            out[f"{'d1' if world == 1 else 'dw'}:{b}"] = dt
+        if send.allgather is not None:
+            self.history[b] = [send.allgather.packed, *self.history[b]][: WORLD - 1]
+        self.last[b] = send
 
 
 def _payloads(comp, grads, buckets, last: Mapping[int, BucketSend], seed: int, start: int

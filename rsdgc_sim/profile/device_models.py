@@ -104,9 +104,17 @@ Flops = Annotated[
     BeforeValidator(_flops_field),
     WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}], "description": FLOPS_FORMS}),
 ]
-PositiveFlops = Annotated[Flops, Field(gt=0)]
-PositiveBandwidth = Annotated[Bandwidth, Field(gt=0)]
-Overhead = Annotated[Duration, Field(ge=0)]
+#: the range of a device's FLOP/s: a slow microcontroller (1 MFLOP/s) to 10 EFLOP/s; outside
+#: it an estimate is meaningless (and at 1e-300 FLOP/s its times overflow)
+MIN_FLOPS, MAX_FLOPS = 1e6, 1e19
+#: the range of a memory bandwidth, bytes/s: 1 MB/s to 10 PB/s
+MIN_BANDWIDTH, MAX_BANDWIDTH = 1e6, 1e16
+#: the most a kernel launch may cost, seconds
+MAX_OVERHEAD_S = 1.0
+
+PositiveFlops = Annotated[Flops, Field(ge=MIN_FLOPS, le=MAX_FLOPS)]
+PositiveBandwidth = Annotated[Bandwidth, Field(ge=MIN_BANDWIDTH, le=MAX_BANDWIDTH)]
+Overhead = Annotated[Duration, Field(ge=0, le=MAX_OVERHEAD_S)]
 Efficiency = Annotated[float, Field(gt=0, le=1)]
 Kind = Literal["gpu", "cpu"]
 
@@ -125,20 +133,20 @@ class DeviceModel(_Strict):
     #: :mod:`rsdgc_sim.profile.estimate`)
     kind: Kind = "gpu"
     #: dense FP32 FLOP/s of the plain cores: matmuls and every op but convolutions
-    peak_flops: float = Field(gt=0)
+    peak_flops: float = Field(ge=MIN_FLOPS, le=MAX_FLOPS)
     #: FLOP/s of fp32 convolutions (TF32 tensor cores where cuDNN uses them by default);
     #: None: ``peak_flops``
-    conv_peak_flops: float | None = Field(default=None, gt=0)
+    conv_peak_flops: float | None = Field(default=None, ge=MIN_FLOPS, le=MAX_FLOPS)
     #: peak memory bandwidth, bytes/s
-    memory_bandwidth: float = Field(gt=0)
+    memory_bandwidth: float = Field(ge=MIN_BANDWIDTH, le=MAX_BANDWIDTH)
     #: fraction of both peaks that kernels reach, in (0, 1]
     efficiency: float = Field(gt=0, le=1)
     #: seconds every launched kernel costs on top of its roofline time (eager dispatch)
-    op_overhead: float = Field(default=0.0, ge=0)
+    op_overhead: float = Field(default=0.0, ge=0, le=MAX_OVERHEAD_S)
     #: bytes/s at which the OS maps fresh pages on first write (CPUs: large tensors are
-    #: mmap'ed anew by every allocation, see :data:`rsdgc_sim.profile.estimate.FRESH_MIN_BYTES`);
+    #: mmap'ed anew by every allocation, see :data:`rsdgc_sim.profile.meta_count.FRESH_MIN_BYTES`);
     #: None: no such cost (GPUs: PyTorch's caching allocator reuses memory)
-    page_fault_bandwidth: float | None = Field(default=None, gt=0)
+    page_fault_bandwidth: float | None = Field(default=None, ge=MIN_BANDWIDTH, le=MAX_BANDWIDTH)
     #: where the numbers come from
     source: str = ""
 
@@ -232,7 +240,7 @@ class _ModelForm(_Strict):
 class _CPUParams(_Strict):
     cores: int = Field(ge=1)
     #: GFLOP/s of one core (FP32)
-    gflops_per_core: float = Field(gt=0)
+    gflops_per_core: float = Field(ge=MIN_FLOPS / 1e9, le=MAX_FLOPS / 1e9)
     memory_bandwidth: PositiveBandwidth
     efficiency: Efficiency | None = None
     op_overhead: Overhead | None = None
@@ -315,6 +323,10 @@ def device_model(spec: Mapping[str, Any] | str, field: str = "device") -> Device
     if "cpu" in spec:
         cpu = _validate(_CPUForm, spec, field).cpu
         d = table.cpu
+        if not MIN_FLOPS <= cpu.cores * cpu.gflops_per_core * 1e9 <= MAX_FLOPS:
+            raise ConfigError(f"{field}.cpu: {cpu.cores} cores x {cpu.gflops_per_core:g} GFLOP/s "
+                              f"is {cpu.cores * cpu.gflops_per_core * 1e9:.3g} FLOP/s, outside "
+                              f"{MIN_FLOPS:g} to {MAX_FLOPS:g}")
         return DeviceModel(
             name=cpu.name or f"CPU ({cpu.cores} cores x {cpu.gflops_per_core:g} GFLOP/s)",
             kind="cpu",

@@ -139,27 +139,55 @@ class _Job:
 
 
 def _measure_device(worker: int, device: str, job: _Job) -> tuple[list[TensorInfo], DeviceProfile]:
-    from ..compress import create as create_compressor
-    from ..compress.neighborhood import compile_mode
-    from ..models import create as create_model
-
-    name = f"worker {worker} ({device})"
-    say = job.say or (lambda _m: None)
-    rule = job.rule
+    """Everything ``job`` measures on one device (worker ``worker``): the replica, the
+    training step timed until stable, then each compressor per DDP bucket."""
+    run = _DeviceRun(worker, device, job)
     ctx = torch.cuda.device(torch.device(device)) if device.startswith("cuda") else contextlib.nullcontext()
-    spread: dict[str, float] = {}
-    samples: dict[str, int] = {}
-    discarded: dict[str, int] = {}
     with ctx:
-        net = create_model(job.model, num_classes=job.num_classes, input_size=job.input_size,
-                           seed=job.seed).to(device)
-        net.train()
-        params = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
-        opt = torch.optim.SGD([p for _, p in params], lr=0.01, momentum=0.9)
-        gen = torch.Generator().manual_seed(job.seed)
-        x = torch.randn(job.batch_size, 3, job.input_size, job.input_size, generator=gen).to(device)
-        y = torch.randint(0, job.num_classes, (job.batch_size,), generator=gen).to(device)
+        run.build()
+        times = run.time_training()
+        buckets = run.buckets(times)
+        compression = {label: run.measure_compressor(label, spec, buckets)
+                       for label, spec in job.compressors.items()}
+    return run.result(times, compression)
 
+
+class _DeviceRun:
+    """One device's measurement, phase by phase: :meth:`build` the model replica and its
+    batch, :meth:`time_training` (forward, backward, optimizer, gradient-ready times),
+    :meth:`measure_compressor` for each compressor, :meth:`result`. The spreads, sample
+    counts and discarded counts of every stage gather here."""
+
+    def __init__(self, worker: int, device: str, job: _Job):
+        self.name = f"worker {worker} ({device})"
+        self.device = device
+        self.job = job
+        self.say: Progress = job.say or (lambda _m: None)
+        self.spread: dict[str, float] = {}
+        self.samples: dict[str, int] = {}
+        self.discarded: dict[str, int] = {}
+
+    def build(self) -> None:
+        """The replica (seeded), its parameters that train, SGD with momentum and a seeded
+        batch, on the device."""
+        from ..models import create as create_model
+
+        job, device = self.job, self.device
+        self.net = create_model(job.model, num_classes=job.num_classes, input_size=job.input_size,
+                                seed=job.seed).to(device)
+        self.net.train()
+        self.params = [(n, p) for n, p in self.net.named_parameters() if p.requires_grad]
+        self.names = [n for n, _ in self.params]
+        self.opt = torch.optim.SGD([p for _, p in self.params], lr=0.01, momentum=0.9)
+        gen = torch.Generator().manual_seed(job.seed)
+        self.x = torch.randn(job.batch_size, 3, job.input_size, job.input_size, generator=gen).to(device)
+        self.y = torch.randint(0, job.num_classes, (job.batch_size,), generator=gen).to(device)
+
+    def time_training(self) -> dict[str, list[float]]:
+        """Samples of ``forward_s``, ``backward_s``, ``optimizer_s`` and ``ready:<name>``
+        (from the start of backward), after the warm-up, timed until stable."""
+        job, name, say, device = self.job, self.name, self.say, self.device
+        net, opt, x, y, params = self.net, self.opt, self.x, self.y, self.params
         clock = _Clock(device, job.clock)
         marks: dict[str, Any] = {}
         handles = [
@@ -192,85 +220,111 @@ def _measure_device(worker: int, device: str, job: _Job) -> tuple[list[TensorInf
             for _ in range(job.warmup):
                 iteration()
             times, reason, n_dropped = time_until_stable(
-                iteration, ("forward_s", "backward_s"), rule, job.clock,
+                iteration, ("forward_s", "backward_s"), job.rule, job.clock,
                 lambda m: say(Transient(f"{name}: forward/backward {m}")), job.every_s)
         finally:
             for h in handles:
                 h.remove()
+        self._report_training(times, reason, n_dropped)
+        return times
+
+    def _report_training(self, times: dict[str, list[float]], reason: str, n_dropped: int) -> None:
+        """Store the training step's spreads; say its medians; warn when it was preempted
+        or unstable."""
+        job, name, spread = self.job, self.name, self.spread
         for key in ("forward_s", "backward_s", "optimizer_s"):
-            _store_spread(spread, samples, key, times[key])
-            discarded[key] = n_dropped
+            _store_spread(spread, self.samples, key, times[key])
+            self.discarded[key] = n_dropped
         fwd, bwd = _median(times["forward_s"]), _median(times["backward_s"])
         said_dropped = f", {n_dropped} discarded as preempted" if n_dropped else ""
-        say(f"{name}: forward {fwd * 1e3:.1f} ms ±{spread['forward_s'] / 2 * 1e3:.1f}, backward "
-            f"{bwd * 1e3:.1f} ms ±{spread['backward_s'] / 2 * 1e3:.1f} "
-            f"({len(times['forward_s'])} iterations, {reason}{said_dropped})")
+        self.say(f"{name}: forward {fwd * 1e3:.1f} ms ±{spread['forward_s'] / 2 * 1e3:.1f}, backward "
+                 f"{bwd * 1e3:.1f} ms ±{spread['backward_s'] / 2 * 1e3:.1f} "
+                 f"({len(times['forward_s'])} iterations, {reason}{said_dropped})")
         if reason == "preempted":
             _warn(job.say, preempted_warning(name, "forward/backward", len(times["forward_s"]),
                                              n_dropped))
         for key in ("forward_s", "backward_s"):
-            _warn_unstable(job.say, name, key, times[key], rule, reason)
+            _warn_unstable(job.say, name, key, times[key], job.rule, reason)
 
-        names = [n for n, _ in params]
-        ready = {n: _median(times[f"ready:{n}"]) for n in names}
-        buckets = bucket_names(names, [p.numel() * p.element_size() for _, p in params], ready,
-                               *job.buckets)
+    def buckets(self, times: dict[str, list[float]]) -> list[list[str]]:
+        """DDP's rebuilt buckets, by the measured gradient-ready times."""
+        ready = {n: _median(times[f"ready:{n}"]) for n in self.names}
+        return bucket_names(self.names, [p.numel() * p.element_size() for _, p in self.params],
+                            ready, *self.job.buckets)
 
-        def backward(on_ready) -> dict[str, torch.Tensor]:
-            """A real training step, calling ``on_ready(name, grad)`` as each gradient is
-            ready (where DDP marks it ready): the gradients training hands DDP, which change
-            from step to step as the optimizer moves the weights."""
-            opt.zero_grad(set_to_none=True)
-            hooks = [p.register_post_accumulate_grad_hook(lambda p, n=n: on_ready(n, p.grad))
-                     for n, p in params]
-            try:
-                F.cross_entropy(net(x), y).backward()
-            finally:
-                for h in hooks:
-                    h.remove()
-            grads = {n: p.grad.detach().clone() for n, p in params}
-            opt.step()
-            synchronize(device)
-            return grads
+    def backward(self, on_ready) -> dict[str, torch.Tensor]:
+        """A real training step, calling ``on_ready(name, grad)`` as each gradient is
+        ready (where DDP marks it ready): the gradients training hands DDP, which change
+        from step to step as the optimizer moves the weights."""
+        self.opt.zero_grad(set_to_none=True)
+        hooks = [p.register_post_accumulate_grad_hook(lambda p, n=n: on_ready(n, p.grad))
+                 for n, p in self.params]
+        try:
+            F.cross_entropy(self.net(self.x), self.y).backward()
+        finally:
+            for h in hooks:
+                h.remove()
+        grads = {n: p.grad.detach().clone() for n, p in self.params}
+        self.opt.step()
+        synchronize(self.device)
+        return grads
 
-        compression: dict[str, dict[str, TensorCost]] = {}
-        for label, spec in job.compressors.items():
-            comp = create_compressor(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
-            got = measure_compression(comp, backward, buckets, device, rule, warmup=job.warmup,
-                                      seed=job.seed, clock=job.clock, say=say,
-                                      every_s=job.every_s, name=f"{name}: {label}")
-            compression[label] = {n: got.costs[n] for n in names}
-            for key, xs in ((f"compress:{label}", got.compress), (f"decompress:{label}", got.decompress)):
-                _store_spread(spread, samples, key, xs)
-                discarded[key] = got.discarded
-            key = f"compress:{label}"
-            start = steady_state_iteration(comp)
-            after = f", after its {start}-iteration warm-up" if start else ""
-            dropped = f", {got.discarded} discarded as preempted" if got.discarded else ""
-            say(f"{name}: {label}: compress {_median(got.compress) * 1e3:.1f} ms "
-                f"±{spread[key] / 2 * 1e3:.1f}, decompress {_median(got.decompress) * 1e3:.1f} ms "
-                f"±{spread[f'decompress:{label}'] / 2 * 1e3:.1f} per iteration, {len(buckets)} "
-                f"buckets ({len(got.compress)} iterations, {got.reason}{after}{dropped})")
-            if got.reason == "preempted":
-                _warn(job.say, preempted_warning(name, f"{label} compression", len(got.compress),
-                                                 got.discarded))
-            _warn_unstable(job.say, name, key, got.compress, rule, got.reason)
+    def measure_compressor(self, label: str, spec: Mapping[str, Any],
+                           buckets: list[list[str]]) -> dict[str, TensorCost]:
+        """Compressor ``spec``'s per-tensor costs, measured per bucket through the hook's
+        code (:func:`rsdgc_sim.profile.bucket_costs.measure_compression`)."""
+        from ..compress import create as create_compressor
 
-    tensors = [TensorInfo(name=n, shape=list(p.shape), numel=p.numel(), dtype_bytes=p.element_size()) for n, p in params]
-    dev = DeviceProfile(
-        device=device,
-        device_name=device_name(device),
-        forward_s=fwd,
-        backward_s=bwd,
-        optimizer_s=_median(times["optimizer_s"]),
-        grad_ready_s={n: _median(times[f"ready:{n}"]) for n, _ in params},
-        compression=compression,
-        nsi_compile=compile_mode(),
-        spread=spread,
-        samples=samples,
-        discarded=discarded,
-    )
-    return tensors, dev
+        job = self.job
+        comp = create_compressor(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
+        got = measure_compression(comp, self.backward, buckets, self.device, job.rule,
+                                  warmup=job.warmup, seed=job.seed, clock=job.clock, say=self.say,
+                                  every_s=job.every_s, name=f"{self.name}: {label}")
+        self._report_compression(label, comp, got, len(buckets))
+        return {n: got.costs[n] for n in self.names}
+
+    def _report_compression(self, label: str, comp: Any, got: Any, n_buckets: int) -> None:
+        """Store a compressor's spreads; say its medians; warn when it was preempted or
+        unstable."""
+        job, name, spread = self.job, self.name, self.spread
+        for key, xs in ((f"compress:{label}", got.compress), (f"decompress:{label}", got.decompress)):
+            _store_spread(spread, self.samples, key, xs)
+            self.discarded[key] = got.discarded
+        key = f"compress:{label}"
+        start = steady_state_iteration(comp)
+        after = f", after its {start}-iteration warm-up" if start else ""
+        dropped = f", {got.discarded} discarded as preempted" if got.discarded else ""
+        self.say(f"{name}: {label}: compress {_median(got.compress) * 1e3:.1f} ms "
+                 f"±{spread[key] / 2 * 1e3:.1f}, decompress {_median(got.decompress) * 1e3:.1f} ms "
+                 f"±{spread[f'decompress:{label}'] / 2 * 1e3:.1f} per iteration, {n_buckets} "
+                 f"buckets ({len(got.compress)} iterations, {got.reason}{after}{dropped})")
+        if got.reason == "preempted":
+            _warn(job.say, preempted_warning(name, f"{label} compression", len(got.compress),
+                                             got.discarded))
+        _warn_unstable(job.say, name, key, got.compress, job.rule, got.reason)
+
+    def result(self, times: dict[str, list[float]], compression: dict[str, dict[str, TensorCost]]
+               ) -> tuple[list[TensorInfo], DeviceProfile]:
+        """The model's tensors and this device's :class:`DeviceProfile`."""
+        from ..compress.neighborhood import compile_mode
+
+        params = self.params
+        tensors = [TensorInfo(name=n, shape=list(p.shape), numel=p.numel(), dtype_bytes=p.element_size())
+                   for n, p in params]
+        dev = DeviceProfile(
+            device=self.device,
+            device_name=device_name(self.device),
+            forward_s=_median(times["forward_s"]),
+            backward_s=_median(times["backward_s"]),
+            optimizer_s=_median(times["optimizer_s"]),
+            grad_ready_s={n: _median(times[f"ready:{n}"]) for n, _ in params},
+            compression=compression,
+            nsi_compile=compile_mode(),
+            spread=self.spread,
+            samples=self.samples,
+            discarded=self.discarded,
+        )
+        return tensors, dev
 
 
 def machine_description(devices: Sequence[str]) -> str:
@@ -323,17 +377,8 @@ def measure_profile(
     ``min_iterations``. ``clock`` (seconds, default ``time.perf_counter``) times the CPU and
     the budget; tests pass a fake one. See the module doc for ``progress`` and the warnings.
     """
-    if iterations is not None and min_iterations is not None and iterations != min_iterations:
-        raise ConfigError(f"measure_profile: iterations={iterations} and min_iterations="
-                          f"{min_iterations} disagree (iterations is the former name)")
-    min_it = next((v for v in (min_iterations, iterations) if v is not None), 5)
-    if warmup < 0 or min_it < 1 or max_iterations < 1 or budget_s < 0 or spread_target < 0:
-        raise ConfigError(
-            f"measure_profile: need warmup >= 0, min_iterations >= 1, max_iterations >= 1, "
-            f"budget_s >= 0 and spread_target >= 0 (got {warmup}, {min_it}, {max_iterations}, "
-            f"{budget_s}, {spread_target})")
-    rule = StopRule(min_iterations=min_it, max_iterations=max_iterations, spread_target=spread_target,
-                    spread_floor_s=spread_floor_s, budget_s=budget_s)
+    rule = _stop_rule(warmup, min_iterations, iterations, max_iterations, spread_target,
+                      spread_floor_s, budget_s)
     resolved = resolve_devices(devices)
     cpus = os.cpu_count() or 1
     load = load_average()
@@ -344,19 +389,11 @@ def measure_profile(
                clock or time.perf_counter, progress_every_s, progress,
                (int(buckets[0]), int(buckets[1])))
     with raised_priority() as nice:
-        if len(resolved) == 1:
-            results = [_measure_device(0, resolved[0], job)]
-        else:
-            with ThreadPoolExecutor(max_workers=len(resolved)) as pool:
-                results = list(pool.map(lambda wd: _measure_device(*wd, job), enumerate(resolved)))
+        results = _measure_devices(resolved, job)
     tensors = results[0][0]
     settings = {
         "warmup": warmup,
-        "min_iterations": rule.min_iterations,
-        "max_iterations": rule.cap,
-        "spread_target": rule.spread_target,
-        "spread_floor_s": rule.spread_floor_s,
-        "budget_s": rule.budget_s,
+        **_rule_settings(rule),
         "torch_threads": torch.get_num_threads(),
         "seed": seed,
         "buckets": [int(buckets[0]), int(buckets[1])],
@@ -380,3 +417,40 @@ def measure_profile(
         settings=settings,
         machine=machine_description(resolved),
     )
+
+
+def _stop_rule(warmup: int, min_iterations: int | None, iterations: int | None, max_iterations: int,
+               spread_target: float, spread_floor_s: float, budget_s: float) -> StopRule:
+    """:func:`measure_profile`'s stopping rule, its arguments checked (``iterations``: the
+    former name of ``min_iterations``, default 5)."""
+    if iterations is not None and min_iterations is not None and iterations != min_iterations:
+        raise ConfigError(f"measure_profile: iterations={iterations} and min_iterations="
+                          f"{min_iterations} disagree (iterations is the former name)")
+    min_it = next((v for v in (min_iterations, iterations) if v is not None), 5)
+    if warmup < 0 or min_it < 1 or max_iterations < 1 or budget_s < 0 or spread_target < 0:
+        raise ConfigError(
+            f"measure_profile: need warmup >= 0, min_iterations >= 1, max_iterations >= 1, "
+            f"budget_s >= 0 and spread_target >= 0 (got {warmup}, {min_it}, {max_iterations}, "
+            f"{budget_s}, {spread_target})")
+    return StopRule(min_iterations=min_it, max_iterations=max_iterations, spread_target=spread_target,
+                    spread_floor_s=spread_floor_s, budget_s=budget_s)
+
+
+def _rule_settings(rule: StopRule) -> dict[str, Any]:
+    """The stopping rule as a profile records it (``Profile.settings``)."""
+    return {
+        "min_iterations": rule.min_iterations,
+        "max_iterations": rule.cap,
+        "spread_target": rule.spread_target,
+        "spread_floor_s": rule.spread_floor_s,
+        "budget_s": rule.budget_s,
+    }
+
+
+def _measure_devices(devices: list[str], job: _Job) -> list[tuple[list[TensorInfo], DeviceProfile]]:
+    """Every device measured at once: one thread per device (several devices contend as
+    real workers would), in the calling thread when there is one."""
+    if len(devices) == 1:
+        return [_measure_device(0, devices[0], job)]
+    with ThreadPoolExecutor(max_workers=len(devices)) as pool:
+        return list(pool.map(lambda wd: _measure_device(*wd, job), enumerate(devices)))

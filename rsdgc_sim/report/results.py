@@ -4,11 +4,13 @@ version) and writing them: results.json, results.csv and trace.json, each atomic
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..files import write_csv_atomic, write_json_atomic
+from ..files import csv_bytes, json_bytes, write_files_atomic
+from ..strict import excerpt
 
 if TYPE_CHECKING:  # types only: report reads what the layers below produce
     from ..profile.schema import Profile
@@ -25,6 +27,42 @@ RUN_FIELDS = [
     "speedup_vs_dense", "speedup_vs_dense_low", "speedup_vs_dense_high", "scaling_efficiency",
     "samples_per_s",
 ]
+
+
+#: run fields that may be None (no compression ratio without a payload; no upper speedup
+#: bound when an iteration takes no time under a quartile)
+_MAY_BE_NONE = {"compression_ratio", "speedup_vs_dense_high"}
+_TEXT_FIELDS = {"compressor", "topology", "collective", "fidelity"}
+
+
+def run_problem(run: Any) -> str | None:
+    """What makes ``run`` not a run of this version's results (None: nothing): a mapping
+    with every run field, text where text is due, ``exact`` a bool, every number finite and
+    at least 0, the iteration time above 0, ``point`` a mapping and ``buckets`` a list
+    when present."""
+    if not isinstance(run, dict):
+        return f"not a mapping ({type(run).__name__})"
+    for f in RUN_FIELDS:
+        if f not in run:
+            return f"no {f}"
+        v = run[f]
+        if f in _TEXT_FIELDS:
+            ok, want = isinstance(v, str), "text"
+        elif f == "exact":
+            ok, want = isinstance(v, bool), "true or false"
+        elif v is None:
+            ok, want = f in _MAY_BE_NONE, "a number"
+        else:
+            ok = (isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                  and (v > 0 if f == "iteration_s" else v >= 0))
+            want = "a number > 0" if f == "iteration_s" else "a number >= 0"
+        if not ok:
+            return f"{f} is {excerpt(v)}, not {want}"
+    if not isinstance(run.get("point", {}), dict):
+        return "point is not a mapping"
+    if not isinstance(run.get("buckets", []), list):
+        return "buckets is not a list"
+    return None
 
 
 #: the layout of results.json (``format``; a file of another one is refused with its version)
@@ -96,23 +134,26 @@ def write_results(result: StudyResult, out_dir: str | Path, trace: bool = True, 
     """Write ``results.json`` (scenario, profile summary, runs), ``results.csv`` (runs),
     when the runs were simulated with traces ``trace.json`` (Chrome Trace Event format), and
     the plots that fit the study (:func:`rsdgc_sim.report.plots.default_kinds`:
-    ``speedup.png``, ``breakdown.png``, ...)."""
+    ``speedup.png``, ``breakdown.png``, ...), all or nothing: every file is made and every
+    path checked before any is written."""
     out = Path(out_dir)
-    written = [
-        write_json_atomic(out / "results.json", result.to_dict()),
-        write_csv_atomic(out / "results.csv", csv_rows(result.runs, list(result.scenario.sweep)),
-                         [*RUN_FIELDS, *result.scenario.sweep]),
-    ]
+    files = {
+        out / "results.json": json_bytes(result.to_dict(), str(out / "results.json")),
+        out / "results.csv": csv_bytes(csv_rows(result.runs, list(result.scenario.sweep)),
+                                       [*RUN_FIELDS, *result.scenario.sweep]),
+    }
     trace_data = None
     if trace and result.sims and all(s.spans is not None for s in result.sims):
         trace_data = combined_trace(result)
-        written.append(write_json_atomic(out / "trace.json", trace_data))
+        files[out / "trace.json"] = json_bytes(trace_data, str(out / "trace.json"))
     if plot:  # speedup.png, breakdown.png, ... (the kinds that fit this study)
-        from .plots import write_plots
+        from .plots import draw_plots
 
         title = f"{result.scenario.name}: {result.profile.model}, batch {result.profile.batch_size}/worker"
-        written += write_plots(result.to_dict(), out, title, trace=trace_data)
-    return written
+        drawn = draw_plots(result.to_dict(), title, trace=trace_data)
+        files.update({out / f"{k}.png": b for k, b in drawn.items()})
+    # everything made before anything is written: an error leaves the previous outputs
+    return write_files_atomic(files)
 
 
 def csv_rows(runs: list[dict], paths: list[str]) -> list[dict]:
@@ -161,6 +202,9 @@ def load_results(path: str | Path) -> dict:
         raise ConfigError(f"{src}: written by {by}, results format {fmt or 1}; this is "
                           f"rsdgc-sim {__version__}, format {RESULTS_FORMAT}: run the study "
                           f"again with this version")
+    for i, run in enumerate(data["runs"]):
+        if (problem := run_problem(run)) is not None:
+            raise ConfigError(f"{src}: run {i}: {problem} (not a run `rsdgc-sim run` writes)")
     return data
 
 

@@ -31,6 +31,8 @@ MAX_CLASSES = 100_000
 MAX_INPUT_SIZE = 4096
 MAX_BATCH = 65_536
 MAX_WORKERS = 65_536  # the scale the simulator is built and tested for
+#: the most virtual workers one training run takes (each holds a model replica's state)
+MAX_TRAIN_WORKERS = 1024
 
 #: the label of the dense reference (speedup_vs_dense) when the scenario lists no `none`
 DENSE = "none"
@@ -54,7 +56,7 @@ class ProfileSpec(Strict):
     warmup: int = Field(default=2, ge=0, le=10_000)
     iterations: int = Field(default=5, ge=1, le=10_000)
     file: str | None = Field(
-        default=None, description="simulate with this profile file (measured elsewhere: "
+        default=None, min_length=1, description="simulate with this profile file (measured elsewhere: "
         "`rsdgc-sim profile S --out FILE`) instead of measuring; relative to the scenario")
     pin: bool = Field(
         default=False, description="reuse the cached profile even when it is unstable (a "
@@ -109,7 +111,8 @@ class ClusterSpec(Strict):
     pad_sparse: bool = Field(default=True, description="pad sparse payloads to the largest (gloo)")
     fidelity: str = "auto"
     stragglers: StragglerConfig = Field(default_factory=StragglerConfig)
-    calibration: str | None = Field(default=None, description="calibration file from `rsdgc-sim calibrate`")
+    calibration: str | None = Field(default=None, min_length=1,
+                                    description="calibration file from `rsdgc-sim calibrate`")
 
     @field_validator("workers", "bandwidth", "latency", mode="before")
     @classmethod
@@ -151,7 +154,7 @@ class TrainSpec(Strict):
         default=None, min_length=1,
         description="fashion_mnist only: the folder of its four .gz idx files (default "
                     "/usr/share/datasets/fashion-mnist)")
-    workers: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], Field(min_length=1)] = [4]
+    workers: Annotated[list[Annotated[int, Field(ge=1, le=MAX_TRAIN_WORKERS)]], Field(min_length=1)] = [4]
     steps: int = Field(default=200, ge=1, le=10_000_000)
     lr: float = Field(default=0.05, gt=0)
     momentum: float = Field(default=0.9, ge=0, lt=1)

@@ -100,6 +100,9 @@ def _bad_path(path: str, data: dict, why: str) -> ConfigError:
 def check_path(path: str, data: dict, model: type[BaseModel]) -> list[str | int]:
     """The parts of ``path`` if it can be set in ``data`` (the scenario as plain data), else
     a ConfigError naming the nearest valid path."""
+    if len(path) > MAX_PATH_CHARS:  # named, never echoed (nor matched against every path)
+        raise ConfigError(f"sweep: {excerpt(path)} ({len(path):,} characters) is not a path "
+                          f"of this scenario (the longest is far below {MAX_PATH_CHARS})")
     if not path or any(not p for p in path.split(".")):
         raise _bad_path(path, data, "is not a dotted path (fields joined by dots)")
     parts = split_path(path)
@@ -165,6 +168,9 @@ def _describe(values: dict[str, Any]) -> str:
 #: before anything runs; a larger one is refused at once with its size, never validated
 #: for hours
 MAX_VARIANTS = 10_000
+
+#: a swept path longer than this is refused without being echoed in full
+MAX_PATH_CHARS = 200
 
 
 def _short(text: str, limit: int = 160) -> str:

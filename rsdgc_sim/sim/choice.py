@@ -13,7 +13,8 @@ from ..errors import ConfigError
 from .collectives import Collective, Message, make_collective
 from .config import SimPoint
 from .runner import CollectiveRun, CountingEnvironment, auto_candidates, run_collective
-from .topology import Topology, build_topology
+from .topology.build import build_topology
+from .topology.graph import Topology
 
 SPARSE_AUTO_CANDIDATES = ("allgather_ring", "allgather_recursive_doubling")
 

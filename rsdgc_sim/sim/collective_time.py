@@ -13,7 +13,7 @@ from .config import TopologySpec
 from .explain import explain, explain_auto
 from .fidelity import FIDELITIES
 from .runner import LinkBudget, auto_candidates, run_collective
-from .topology import build_topology
+from .topology.build import build_topology
 
 
 @dataclass

@@ -4,12 +4,17 @@ the phases read off the topology, and how the simulation was run."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from .collectives import Collective, Message
 from .fidelity import closed_form
 from .runner import CollectiveRun
 from .step import phase_cost
-from .topology import Topology
+from .topology.graph import Topology
+
+if TYPE_CHECKING:  # types only
+    from .config import SimPoint
+    from .result import SimResult
 
 
 def explain(coll: Collective, run: CollectiveRun, p: int, msg: Message, topo: Topology,
@@ -54,14 +59,14 @@ def explain_auto(runs: list[tuple[str, CollectiveRun]], best: str, best_text: st
     return "\n".join(lines)
 
 
-def bucket_formulas(result, point) -> list[dict]:
+def bucket_formulas(result: SimResult, point: SimPoint) -> list[dict]:
     """Per bucket of a simulated iteration (:class:`~rsdgc_sim.sim.result.SimResult` of
     ``simulate(profile, point)``): its collective, payload, simulated duration and, where a
     closed form exists (one algorithm on a uniform or structured topology), the closed form's
     value and its formula with the numbers put in; ``None`` where there is none (a bucket
     that mixes dense and sparse tensors, one worker, or a topology without one)."""
     from .collectives import Message, make_collective
-    from .topology import build_topology
+    from .topology.build import build_topology
 
     p = point.workers
     out = []
@@ -86,7 +91,7 @@ def bucket_formulas(result, point) -> list[dict]:
     return out
 
 
-def explain_iteration(result, point) -> str:
+def explain_iteration(result: SimResult, point: SimPoint) -> str:
     """:func:`bucket_formulas` as text: one line per bucket, the closed form beside the
     simulated time."""
     lines = [f"{result.compressor}, {point.workers} workers: iteration "

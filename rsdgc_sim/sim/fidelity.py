@@ -34,15 +34,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from ..errors import ConfigError
 from ..registry import Registry
 from .collectives import Collective, Message, Phase
 from .collectives.base import ClosedForm
 from .step import PhaseCost, step_exactness, step_seconds
-from .topology import Topology
+from .topology.graph import Topology
 
 FIDELITIES: Registry = Registry("fidelity")
 for _name, _help in (
@@ -100,6 +98,11 @@ def _sharing_work(topo: Topology, phase: Phase) -> float:
     else:
         flow = np.repeat(np.arange(n), hops)
         link = np.fromiter(itertools.chain.from_iterable(routes), dtype=np.int64, count=total)
+        # imported here: loading any scenario imports this module, and scipy.sparse alone
+        # takes longer to import than the rest of it
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
         # flows and links as one graph: flow k is node k, link l is node n + l
         m = n + len(topo.link_bw)
         adj = coo_matrix((np.ones(total), (flow, n + link)), shape=(m, m))

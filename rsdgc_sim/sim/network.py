@@ -157,48 +157,71 @@ class FlowNetwork:
 PhaseRounds = tuple[Sequence[tuple[int, int]], "float | Sequence[float]", int]
 
 
+class _PhaseIndex:
+    """The phases of :func:`run_phases` indexed once, before any transfer starts: per kept
+    phase (``repeat > 0``, some pairs) its ``pairs``, ``sizes`` and ``repeats``, its op
+    indices per rank (``ops_by_rank``, shared by phases that reuse one pairs object), the
+    phases each rank takes part in, in order (``rank_phases``), and the ``total`` number of
+    transfers."""
+
+    __slots__ = ("pairs_of", "sizes", "repeats", "ops_by_rank", "rank_phases", "total")
+
+    def __init__(self, phases: Sequence[PhaseRounds]):
+        self.pairs_of: list[Sequence[tuple[int, int]]] = []
+        self.sizes: list = []
+        self.repeats: list[int] = []
+        self.ops_by_rank: list[dict[int, list[int]]] = []
+        self.rank_phases: dict[int, list[int]] = {}
+        self.total = 0
+        shared: dict[int, dict[int, list[int]]] = {}  # id(pairs) -> rank -> op indices
+        for pairs, nbytes, repeat in phases:
+            if repeat <= 0 or not len(pairs):
+                continue
+            by_rank = shared.get(id(pairs))
+            if by_rank is None:
+                by_rank = shared[id(pairs)] = _ops_by_rank(pairs)
+            idx = len(self.pairs_of)
+            self.pairs_of.append(pairs)
+            self.sizes.append(nbytes)
+            self.repeats.append(repeat)
+            self.ops_by_rank.append(by_rank)
+            for q in by_rank:
+                self.rank_phases.setdefault(q, []).append(idx)
+            self.total += repeat * len(pairs)
+
+
+def _ops_by_rank(pairs: Sequence[tuple[int, int]]) -> dict[int, list[int]]:
+    """Per rank, the indices of the pairs it sends or receives in (once when it does both)."""
+    by_rank: dict[int, list[int]] = {}
+    for o, (src, dst) in enumerate(pairs):
+        by_rank.setdefault(src, []).append(o)
+        if dst != src:
+            by_rank.setdefault(dst, []).append(o)
+    return by_rank
+
+
 def run_phases(env: simpy.Environment, net: FlowNetwork,
                phases: Sequence[PhaseRounds]) -> simpy.Event:
     """Run phases of rounds: phase ``k`` is the pattern ``pairs`` of concurrent
     ``(src, dst)`` transfers carrying ``nbytes`` (one size, or one per pair), repeated
     ``repeat`` times, with rank-local dependencies (module docstring). Returns an event that
-    fires when every transfer has arrived. Rounds are generated as ranks reach them."""
+    fires when every transfer has arrived. Rounds are generated as ranks reach them.
+
+    The runner's state and its two steps (``try_start``, ``finish``) stay closures over
+    local variables: they run once per transfer, the simulator's inner loop."""
     done = env.event()
-    sizes: list = []
-    repeats: list[int] = []
-    ops_by_rank: list[dict[int, list[int]]] = []
-    pairs_of: list[Sequence[tuple[int, int]]] = []
-    shared: dict[int, dict[int, list[int]]] = {}  # id(pairs) -> rank -> op indices
-    rank_phases: dict[int, list[int]] = {}
-    total = 0
-    for pairs, nbytes, repeat in phases:
-        if repeat <= 0 or not len(pairs):
-            continue
-        by_rank = shared.get(id(pairs))
-        if by_rank is None:
-            by_rank = {}
-            for o, (src, dst) in enumerate(pairs):
-                by_rank.setdefault(src, []).append(o)
-                if dst != src:
-                    by_rank.setdefault(dst, []).append(o)
-            shared[id(pairs)] = by_rank
-        idx = len(pairs_of)
-        pairs_of.append(pairs)
-        sizes.append(nbytes)
-        repeats.append(repeat)
-        ops_by_rank.append(by_rank)
-        for q in by_rank:
-            rank_phases.setdefault(q, []).append(idx)
-        total += repeat * len(pairs)
-    if total == 0:
+    index = _PhaseIndex(phases)
+    if index.total == 0:
         done.succeed()
         return done
+    pairs_of, sizes, repeats = index.pairs_of, index.sizes, index.repeats
+    ops_by_rank, rank_phases = index.ops_by_rank, index.rank_phases
     # per rank: index into its phases, repetition, transfers of the round still in flight
     pos = dict.fromkeys(rank_phases, 0)
     rep = dict.fromkeys(rank_phases, 0)
     pending = {q: len(ops_by_rank[ph[0]][q]) for q, ph in rank_phases.items()}
     started: set[tuple[int, int, int]] = set()
-    left = [total]
+    left = [index.total]
 
     def at(q: int, k: int, r: int) -> bool:
         ph = rank_phases[q]

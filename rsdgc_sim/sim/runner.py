@@ -30,7 +30,7 @@ from .collectives import Collective, Message, Phase
 from .collectives.base import need_groups
 from .fidelity import choose_fidelity
 from .network import FlowNetwork, run_dag, run_phases
-from .topology import Topology
+from .topology.graph import Topology
 
 #: allreduce algorithms ``collective: auto`` always considers (see :func:`auto_candidates`)
 AUTO_CANDIDATES = ("ring", "halving_doubling", "tree", "double_binary_tree")

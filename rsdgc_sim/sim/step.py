@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .collectives import Collective, Phase
-from .topology import Topology
+from .topology.graph import Topology
 
 #: transfers whose latencies and per-byte costs agree to this relative tolerance count as
 #: equal (sums of link latencies over long arcs differ in the last bits)

@@ -24,7 +24,7 @@ import math
 
 from .collectives import Collective, Message
 from .collectives.base import log2_exact
-from .topology import Topology
+from .topology.graph import Topology
 
 #: above this many ranks the closed forms are used where they exist
 ENUMERATE_UP_TO = 1024

@@ -30,11 +30,14 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..progress import Transient
 from ..scenario.sweep import check_path, expand_sweep, split_path
+
+if TYPE_CHECKING:  # types only
+    from ..scenario import Scenario
 
 #: values sampled for the curve before bisecting
 SAMPLES = 13
@@ -77,7 +80,7 @@ class Breakeven:
                 "curve": [list(p) for p in self.curve]}
 
 
-def _base_value(scenario, path: str) -> Any:
+def _base_value(scenario: Scenario, path: str) -> Any:
     """The scenario's current value at ``path`` (the first of a grid axis list)."""
 
     node: Any = scenario.model_dump(mode="json")
@@ -89,7 +92,7 @@ def _base_value(scenario, path: str) -> Any:
     return node[0] if path in GRID_PATHS and isinstance(node, list) else node
 
 
-def default_range(scenario, path: str) -> tuple[float, float]:
+def default_range(scenario: Scenario, path: str) -> tuple[float, float]:
     """``lo, hi`` when not given: the grid axes' and a density's defaults."""
     if path in DEFAULT_RANGES:
         return DEFAULT_RANGES[path]
@@ -99,12 +102,12 @@ def default_range(scenario, path: str) -> tuple[float, float]:
                       f"for this path; defaults: {', '.join(DEFAULT_RANGES)}, *.density)")
 
 
-def is_integer_path(scenario, path: str) -> bool:
+def is_integer_path(scenario: Scenario, path: str) -> bool:
     v = _base_value(scenario, path)
     return path == "cluster.workers" or (isinstance(v, int) and not isinstance(v, bool))
 
 
-def check_single_point(scenario, path: str) -> None:
+def check_single_point(scenario: Scenario, path: str) -> None:
     """The scenario must be one point but for ``path``: refuse other lists and sweeps."""
     multi = [f"cluster.{name} ({len(getattr(scenario.cluster, name))} values)"
              for p, name in GRID_PATHS.items()
@@ -119,7 +122,7 @@ def check_single_point(scenario, path: str) -> None:
 class _Study:
     """Speedups over dense at one value of the path, every compressor at once, memoised."""
 
-    def __init__(self, scenario, path: str, profile_for: Callable[[Any], Any]):
+    def __init__(self, scenario: Scenario, path: str, profile_for: Callable[[Any], Any]):
         from ..scenario.model import Scenario
 
         self.base, self.path, self.profile_for = scenario, path, profile_for
@@ -153,7 +156,7 @@ class _Study:
         swept = self.base.model_copy(update={"sweep": {self.path: [value]}})
         return expand_sweep(swept, source=f"--vary {self.path}")[0].scenario
 
-    def _profile(self, sc):
+    def _profile(self, sc: Scenario):
         key = sc.model_dump_json(include=set(PROFILE_FIELDS)) if self.needs_profile else ""
         if key not in self._profiles:
             self._profiles[key] = self.profile_for(sc)
@@ -219,7 +222,7 @@ def _bisect(f: Callable[[Any], float], a: Any, b: Any, log: bool, integer: bool,
     return b if integer else (math.sqrt(a * b) if log else (a + b) / 2)
 
 
-def find_breakeven(scenario, path: str, profile_for: Callable[[Any], Any],
+def find_breakeven(scenario: Scenario, path: str, profile_for: Callable[[Any], Any],
                    lo: float | None = None, hi: float | None = None, samples: int = SAMPLES,
                    rtol: float = RTOL, progress: Callable[[str], None] | None = None
                    ) -> list[Breakeven]:

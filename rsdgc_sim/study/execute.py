@@ -7,13 +7,18 @@ go out in chunks of the same profile; every finished point is handed to ``on_don
 this process as soon as its chunk returns (that is where it is stored), so an interrupted
 study keeps everything finished so far.
 
->>> run_points(tasks, profiles, jobs=2, on_done=store_it)   # doctest: +SKIP
+>>> execute_points(tasks, profiles, jobs=2, on_done=store_it)   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import signal
+import socket
+import struct
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,7 +77,7 @@ def _ignore_sigint() -> None:
 MAX_JOBS = 256
 
 
-def run_points(
+def execute_points(
     tasks: list[PointTask],
     profiles: dict[str, Any],
     on_done: OnDone,
@@ -118,19 +123,91 @@ def _run_pool(tasks, profiles, on_done: OnDone, jobs: int) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _tcp_host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a plain TCP scheduler address (``tcp://h:p`` or ``h:p``); None
+    for another scheme (tls://, inproc://, ...), which is left to Dask."""
+    rest = address.removeprefix("tcp://")
+    if "://" in rest or ":" not in rest:
+        return None
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    try:
+        return host, int(port)
+    except ValueError:
+        return None
+
+
+#: the most frames a Dask handshake message plausibly has (its first 8 bytes are the
+#: frame count); anything larger is another protocol
+_MAX_HANDSHAKE_FRAMES = 1024
+
+
+def probe_dask(address: str, timeout_s: float = DASK_TIMEOUT_S) -> None:
+    """Check that a Dask scheduler speaks at a TCP ``address`` before Dask connects: a
+    scheduler writes its handshake first, a message whose first 8 bytes are its frame
+    count. Nothing listening, a listener that never writes (an HTTP server, a stalled
+    process) or bytes of another protocol (a proxy, HTTP) are one ConfigError within about
+    ``timeout_s``; Dask's own client would wait for minutes or try to allocate exabytes."""
+    hp = _tcp_host_port(address)
+    if hp is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    try:
+        with socket.create_connection(hp, timeout=timeout_s) as sock:
+            head = b""
+            while len(head) < 8:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = sock.recv(8 - len(head))
+                if not chunk:
+                    raise ConfigError(f"--dask {address}: the connection was closed without a "
+                                      f"word: not a Dask scheduler")
+                head += chunk
+    except TimeoutError:
+        raise ConfigError(f"--dask {address}: no Dask scheduler answered within {timeout_s:g} s "
+                          f"(something accepts connections there but says nothing: an HTTP "
+                          f"server such as the dashboard, usually port 8787, or a stalled "
+                          f"process; the scheduler listens on 8786 by default)") from None
+    except OSError as e:
+        raise ConfigError(f"--dask {address}: no Dask scheduler answered within {timeout_s:g} s "
+                          f"({e.strerror or e})") from None
+    frames = struct.unpack("<Q", head)[0]
+    if head.startswith(b"HTTP") or not 0 < frames <= _MAX_HANDSHAKE_FRAMES:
+        raise ConfigError(f"--dask {address}: something answers there, but not in Dask's "
+                          f"protocol (it began {head!r}): is this the scheduler's address?")
+
+
 def connect_dask(address: str, timeout_s: float = DASK_TIMEOUT_S):
     """A ``distributed.Client`` of the scheduler at ``address``, or a ConfigError within
-    about ``timeout_s`` when nothing answers there."""
+    about ``timeout_s`` when no scheduler answers there (:func:`probe_dask` first)."""
     try:
         from distributed import Client
     except ImportError:
         raise ConfigError("--dask needs Dask distributed: pip install -e '.[dask]'") from None
+    probe_dask(address, timeout_s)
     try:
         return Client(address, timeout=f"{timeout_s}s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as e:
+    except Exception as e:  # whatever Dask raises: one line
         why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-        raise ConfigError(f"--dask {address}: no Dask scheduler answered within {timeout_s:g} s "
-                          f"({why})") from None
+        error = ConfigError(f"--dask {address}: no Dask scheduler answered within "
+                            f"{timeout_s:g} s ({why})")
+    _collect_failed_client()
+    raise error
+
+
+def _collect_failed_client() -> None:
+    """Collect the half-made Client of a failed connection now, with its ``__del__``'s
+    complaint (``Exception ignored in Client.__del__``, seconds later) kept quiet."""
+    hook = sys.unraisablehook
+
+    def quiet(u) -> None:
+        if "Client.__del__" not in repr(getattr(u, "object", "")):
+            hook(u)
+
+    sys.unraisablehook = quiet
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
 
 
 def _run_dask(tasks, profiles, on_done: OnDone, address: str, timeout_s: float) -> None:

@@ -14,13 +14,17 @@ is :func:`rsdgc_sim.report.write_results`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..profile.schema import Profile
 from ..profile.store import ProfileStore
 from ..report.results import StudyResult
 from ..scenario import Scenario
 from .profiles import profile_scenario
+
+if TYPE_CHECKING:
+    from .execute import PointTask
+    from .points import PointStore
 
 Progress = Callable[[str], None]
 
@@ -54,58 +58,23 @@ def run_scenario(
     sweep order (the first path slowest), then workers, bandwidth, latency, then compressor.
     ``refresh``, ``pin``, ``profile_file``: as for :func:`profile_scenario`.
     """
-    from ..scenario.sweep import GRID_AXES, expand_sweep
-    from .execute import PointTask, run_points
-    from .points import PointStore, point_key, profile_identity
+    from ..scenario.sweep import expand_sweep
+    from .execute import execute_points
+    from .points import PointStore
 
     say = progress or (lambda _m: None)
     variants = expand_sweep(scenario)
-    # one profile per distinct set of what profiles depend on; the cache shares it further
-    profiles: dict[str, Profile] = {}
-    by_inputs: dict[str, str] = {}
-    variant_profile: list[str] = []
-    measured = reused = 0
-    for v in variants:
-        inputs = v.scenario.model_dump_json(
-            include={"model", "batch_size", "device", "seed", "profile", "compressors"})
-        if inputs not in by_inputs:
-            prof, cached = profile_scenario(v.scenario, store=store, refresh=refresh,
-                                            progress=progress, profile_file=profile_file,
-                                            pin=pin)
-            pid = profile_identity(prof)
-            profiles.setdefault(pid, prof)
-            by_inputs[inputs] = pid
-            reused, measured = reused + cached, measured + (not cached)
-        variant_profile.append(by_inputs[inputs])
+    profiles, variant_profile, measured, reused = _variant_profiles(
+        variants, store=store, refresh=refresh, progress=progress, profile_file=profile_file,
+        pin=pin)
     if len(variants) > 1:
         say(f"profiles: {measured} measured, {reused} reused (cache or file), "
             f"for {len(variants)} sweep variants")
-
-    tasks: list[PointTask] = []
-    for v, pid in zip(variants, variant_profile, strict=True):
-        cl = v.scenario.cluster
-        for gp in v.scenario.grid():
-            one = v.scenario.model_copy(update={"cluster": cl.model_copy(update={
-                "workers": [gp.workers], "bandwidth": [gp.bandwidth_bytes_per_s],
-                "latency": [gp.latency_s]})})
-            point = {**v.values, **{path: getattr(gp, f) for path, f in GRID_AXES.items()}}
-            tasks.append(PointTask(index=len(tasks), key=point_key(one, pid), point=point,
-                                   scenario=one, profile_id=pid))
-    axes: dict[str, list[Any]] = {}
-    for path in [*scenario.sweep, *GRID_AXES]:
-        values: list[Any] = []
-        for t in tasks:
-            if t.point[path] not in values:
-                values.append(t.point[path])
-        if len(values) > 1:
-            axes[path] = values
+    tasks = _point_tasks(variants, variant_profile)
+    axes = _axes(scenario, tasks)
 
     point_store = PointStore(points_dir) if points_dir is not None else None
-    found: dict[int, list[dict[str, Any]]] = {}
-    if point_store is not None and not fresh:
-        for t in tasks:
-            if (rows := point_store.get(t.key)) is not None:
-                found[t.index] = rows
+    found = _stored_rows(point_store, tasks) if not fresh else {}
     pending = [t for t in tasks if t.index not in found]
     if trace and len(pending) > TRACE_POINTS:
         say(f"warning: no traces: {len(pending)} points to simulate, more than "
@@ -117,38 +86,124 @@ def run_scenario(
         f"simulate {where}" if point_store is not None else
         f"points: {len(tasks)} to simulate {where}")
 
-    from ..progress import Eta, Transient
-
-    done_rows: dict[int, list[dict[str, Any]]] = {}
-    done_sims: dict[int, list[Any]] = {}
-    eta = Eta(len(pending), every_s=0.25)
-
-    def on_done(task: PointTask, rows: list[dict[str, Any]], sims: list[Any]) -> None:
-        if point_store is not None:
-            point_store.put(task.key, task.point, rows)
-        done_rows[task.index] = rows
-        done_sims[task.index] = sims
-        n = len(done_rows)
-        if eta.due() or n == len(pending):
-            say(Transient(_points_bar(n, len(pending), eta)))
-
+    done = _DonePoints(point_store, len(pending), say)
     try:
-        run_points(pending, profiles, on_done, jobs=jobs, dask=dask, trace=trace)
+        execute_points(pending, profiles, done.on_done, jobs=jobs, dask=dask, trace=trace)
     except KeyboardInterrupt:
-        raise StudyInterrupted(len(done_rows), len(pending), points_dir) from None
+        raise StudyInterrupted(len(done.rows), len(pending), points_dir) from None
 
     runs: list[dict[str, Any]] = []
     sims: list[Any] = []
     for t in tasks:
-        rows = found.get(t.index) or done_rows[t.index]
+        rows = found.get(t.index) or done.rows[t.index]
         runs += [{**r, "point": dict(t.point)} for r in rows]
-        sims += done_sims.get(t.index, [])
+        sims += done.sims.get(t.index, [])
     first = profiles[variant_profile[0]]
     return StudyResult(
         scenario=scenario, profile=first, runs=runs,
         sims=sims if len(sims) == len(runs) else [],
-        profile_cached=measured == 0, axes=axes, points_computed=len(done_rows),
+        profile_cached=measured == 0, axes=axes, points_computed=len(done.rows),
         points_reused=len(found), profiles_measured=measured, profiles_reused=reused)
+
+
+def _variant_profiles(variants: list[Any], **profile_args: Any
+                      ) -> tuple[dict[str, Profile], list[str], int, int]:
+    """One profile per distinct set of what profiles depend on (the cache shares it
+    further): the profiles by identity, each variant's profile identity, and how many were
+    measured and reused (from the cache or a file). ``profile_args``: for
+    :func:`profile_scenario`."""
+    from .points import profile_identity
+
+    profiles: dict[str, Profile] = {}
+    by_inputs: dict[str, str] = {}
+    variant_profile: list[str] = []
+    measured = reused = 0
+    for v in variants:
+        inputs = v.scenario.model_dump_json(
+            include={"model", "batch_size", "device", "seed", "profile", "compressors"})
+        if inputs not in by_inputs:
+            prof, cached = profile_scenario(v.scenario, **profile_args)
+            pid = profile_identity(prof)
+            profiles.setdefault(pid, prof)
+            by_inputs[inputs] = pid
+            reused, measured = reused + cached, measured + (not cached)
+        variant_profile.append(by_inputs[inputs])
+    return profiles, variant_profile, measured, reused
+
+
+def _point_tasks(variants: list[Any], variant_profile: list[str]) -> list[PointTask]:
+    """Every grid point of every sweep variant as a one-point scenario (a ``PointTask``
+    keyed by what its rows depend on), in sweep order, then workers, bandwidth, latency."""
+    from ..scenario.sweep import GRID_AXES
+    from .execute import PointTask
+    from .points import point_key
+
+    tasks: list[PointTask] = []
+    for v, pid in zip(variants, variant_profile, strict=True):
+        cl = v.scenario.cluster
+        for gp in v.scenario.grid():
+            one = v.scenario.model_copy(update={"cluster": cl.model_copy(update={
+                "workers": [gp.workers], "bandwidth": [gp.bandwidth_bytes_per_s],
+                "latency": [gp.latency_s]})})
+            point = {**v.values, **{path: getattr(gp, f) for path, f in GRID_AXES.items()}}
+            tasks.append(PointTask(index=len(tasks), key=point_key(one, pid), point=point,
+                                   scenario=one, profile_id=pid))
+    return tasks
+
+
+def _axes(scenario: Scenario, tasks: list[PointTask]) -> dict[str, list[Any]]:
+    """The sweep's and the grid's axes that take more than one value, with their values in
+    order of first appearance."""
+    from ..scenario.sweep import GRID_AXES
+
+    axes: dict[str, list[Any]] = {}
+    for path in [*scenario.sweep, *GRID_AXES]:
+        values: list[Any] = []
+        for t in tasks:
+            if t.point[path] not in values:
+                values.append(t.point[path])
+        if len(values) > 1:
+            axes[path] = values
+    return axes
+
+
+def _stored_rows(point_store: PointStore | None, tasks: list[PointTask]) -> dict[int, list[dict[str, Any]]]:
+    """The rows of the tasks finished before, found in the point store, by task index (a
+    point file that is not what this version writes, for its compressors, is not found:
+    the point is simulated again)."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    if point_store is not None:
+        for t in tasks:
+            labels = [c.key for c in t.scenario.compressors]
+            if (rows := point_store.get(t.key, labels)) is not None:
+                found[t.index] = rows
+    return found
+
+
+class _DonePoints:
+    """The points simulated in this run, as they complete: each stored in the point store
+    (when there is one), its rows and simulator results kept, the progress bar said."""
+
+    def __init__(self, point_store: PointStore | None, total: int, say: Progress):
+        from ..progress import Eta
+
+        self.point_store = point_store
+        self.total = total
+        self.say = say
+        self.rows: dict[int, list[dict[str, Any]]] = {}
+        self.sims: dict[int, list[Any]] = {}
+        self.eta = Eta(total, every_s=0.25)
+
+    def on_done(self, task: PointTask, rows: list[dict[str, Any]], sims: list[Any]) -> None:
+        from ..progress import Transient
+
+        if self.point_store is not None:
+            self.point_store.put(task.key, task.point, rows)
+        self.rows[task.index] = rows
+        self.sims[task.index] = sims
+        n = len(self.rows)
+        if self.eta.due() or n == self.total:
+            self.say(Transient(_points_bar(n, self.total, self.eta)))
 
 
 class StudyInterrupted(KeyboardInterrupt):

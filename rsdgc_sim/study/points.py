@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+
+if TYPE_CHECKING:  # types only
+    from ..profile.schema import Profile
+    from ..scenario import Scenario
 
 #: the layout of one point file (a file of another layout is not reused); 2: rows carry
 #: ``iteration_s_low``/``_high`` and ``speedup_vs_dense_low``/``_high``
@@ -30,13 +35,13 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def profile_identity(profile) -> str:
+def profile_identity(profile: Profile) -> str:
     """A hash of the profile's whole content (its cache key names what it was measured
     from, not what was measured: a re-measured profile must not reuse old points)."""
     return hashlib.sha256(profile.model_dump_json().encode("utf-8")).hexdigest()[:32]
 
 
-def point_key(scenario, profile_id: str) -> str:
+def point_key(scenario: Scenario, profile_id: str) -> str:
     """The key of a one-point scenario simulated with the profile ``profile_id``. The
     scenario's ``profile`` section is left out: how the profile was obtained (warm-up,
     iterations, a file, pinned or not) matters only through the profile itself, which
@@ -44,6 +49,20 @@ def point_key(scenario, profile_id: str) -> str:
     resolved = scenario.model_dump(mode="json", exclude={"name", "train", "sweep", "profile"})
     return _digest({"scenario": resolved, "profile": profile_id, "version": __version__,
                     "format": POINT_FORMAT})[:32]
+
+
+def valid_rows(rows: Any, labels: Sequence[str] | None = None) -> bool:
+    """Whether ``rows`` are the rows of one point as this version writes them
+    (:func:`rsdgc_sim.report.results.run_problem` finds nothing in any), one per compressor
+    (``labels``, in order, when given)."""
+    from ..report.results import run_problem
+
+    if not isinstance(rows, list) or not rows:
+        return False
+    if labels is not None and [r.get("compressor") if isinstance(r, dict) else None
+                               for r in rows] != list(labels):
+        return False
+    return all(run_problem(r) is None for r in rows)
 
 
 class PointStore:
@@ -55,16 +74,21 @@ class PointStore:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
-    def get(self, key: str) -> list[dict[str, Any]] | None:
-        """The stored rows of the point, or None when it is missing, unreadable, or from
-        another version (then it is computed again and overwritten)."""
+    def get(self, key: str, labels: Sequence[str] | None = None) -> list[dict[str, Any]] | None:
+        """The stored rows of the point, or None when it is missing, unreadable, from
+        another version, or not rows this version writes (hand-edited: wrong labels, a
+        negative or non-finite time, a string for a number, nesting, a FIFO or a device in
+        its place); then it is computed again and overwritten. ``labels``: the compressor
+        labels the point must hold, in order."""
+        from ..data_file import InvalidFile, read_json_data
+
         try:
-            data = json.loads(self.path(key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = read_json_data(self.path(key))
+        except (InvalidFile, OSError):
             return None
         if (not isinstance(data, dict) or data.get("format") != POINT_FORMAT
                 or data.get("version") != __version__ or data.get("key") != key
-                or not isinstance(data.get("rows"), list)):
+                or not valid_rows(data.get("rows"), labels)):
             return None
         return data["rows"]
 

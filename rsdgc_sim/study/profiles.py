@@ -26,11 +26,23 @@ def _profile_compressors(scenario: Scenario) -> dict[str, dict[str, Any]]:
     return specs
 
 
+def torch_version() -> str:
+    """``torch.__version__`` without importing torch (seconds): the installed distribution's
+    version, the same string (``tests/test_study_profiles.py`` checks it); torch's own where no
+    distribution is installed (a source tree on the path)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        import torch
+
+        return torch.__version__
+
+
 def profile_inputs(scenario: Scenario, devices: list[str]) -> dict[str, Any]:
     """Everything a scenario's profile depends on (the cache key's content)."""
-    import torch
-
-    from ..compress.neighborhood import compile_mode
+    from ..compress.compile_state import compile_mode
     from ..profile.devices import device_name
 
     return {
@@ -42,7 +54,7 @@ def profile_inputs(scenario: Scenario, devices: list[str]) -> dict[str, Any]:
         "warmup": scenario.profile.warmup,
         "iterations": scenario.profile.iterations,
         "seed": scenario.seed,
-        "torch": torch.__version__,
+        "torch": torch_version(),
         # torch.compile'd or eager NSI scores (after a failed compile: eager, and the reason)
         "nsi_compile": compile_mode(),
         # compression is measured per DDP bucket
@@ -60,11 +72,10 @@ def estimated_profile(scenario: Scenario, store: ProfileStore | None = None,
                       ) -> tuple[Profile, bool]:
     """The profile of a device model (``device: {model: H100-SXM}``): times estimated by a
     roofline from the model's FLOPs and bytes (counted on the meta device: no memory, no GPU),
-    cached like a measured one, and whether it came from the cache."""
-    import torch
-
-    from ..compress.neighborhood import compile_mode
-    from ..profile.estimate import COST_MODEL_VERSION, estimate_profile
+    cached like a measured one, and whether it came from the cache (found without importing
+    torch)."""
+    from ..compress.compile_state import compile_mode
+    from ..profile.cost_model import COST_MODEL_VERSION
 
     say = progress or (lambda _m: None)
     store = store if store is not None else ProfileStore()
@@ -73,12 +84,14 @@ def estimated_profile(scenario: Scenario, store: ProfileStore | None = None,
     key = profile_key({
         "model": scenario.model.model_dump(), "batch_size": scenario.batch_size,
         "device_model": dm.model_dump(mode="json"), "compressors": specs,
-        "seed": scenario.seed, "cost_model": COST_MODEL_VERSION, "torch": torch.__version__,
+        "seed": scenario.seed, "cost_model": COST_MODEL_VERSION, "torch": torch_version(),
         "nsi_compile": compile_mode()})
     if not refresh and (cached := store.get(key, on_invalid=say)) is not None:
         say(f"estimated profile {key} from the cache ({store.path(key)})")
         return cached, True
     m = scenario.model
+    from ..profile.estimate import estimate_profile
+
     say(f"estimating {m.name} (batch {scenario.batch_size}) on {dm.name} (a device model)")
     prof = estimate_profile(m.name, m.num_classes, m.input_size, scenario.batch_size, specs, dm,
                             seed=scenario.seed, progress=say)
@@ -139,8 +152,8 @@ def profile_from_file(scenario: Scenario, path: str, progress: Progress | None =
     """A profile measured elsewhere, checked against the scenario (model, input, batch,
     compressors and their parameters), said with who measured it and how stable it is (an
     unstable one is warned about: it cannot be measured again); torch-free."""
-    from ..profile.match import check_matches
     from ..profile.store import load_profile
+    from .profile_match import check_matches
 
     prof = load_profile(path)
     check_matches(scenario, prof, _profile_compressors(scenario), str(path))

@@ -44,95 +44,125 @@ def simulate_scenario(
     nominal bandwidth and latency of the grid point), and backward that overlaps a
     collective is stretched by the calibrated interference factor.
     """
-    from ..profile.quartiles import has_spread, quartile_profiles
-    from ..sim import simulate
-    from ..sim.explain import bucket_formulas
     from ..units import format_bandwidth, format_duration
 
     say = progress or (lambda _m: None)
-    labels = [c.key for c in scenario.compressors]
-    dense = scenario.dense_label()
-    sim_point = scenario.sim_point
-    if scenario.cluster.calibration:  # the links as calibrated, not as nominal
-        from ..calibration import calibrated_point, calibration_warnings, load_calibration
-
-        cal = load_calibration(scenario.cluster.calibration)
-        for warning in calibration_warnings(cal):  # another host, cores, version or format
-            say(f"note: {warning}")
-
-        def sim_point(label, point):
-            return calibrated_point(scenario.sim_point(label, point), cal)
-
+    grid_sim = _GridSimulator(scenario, profile, _sim_point(scenario, say))
     rows: list[dict[str, Any]] = []
     sims: list[Any] = []
-    # the profile at its median and, when it has a spread, at its quartiles
-    variants = {"median": profile}
-    if has_spread(profile):
-        variants["low"], variants["high"] = quartile_profiles(profile)
-    dense_cache: dict[tuple[str, int, float, float], float] = {}
-
-    def dense_time(workers: int, point, variant: str = "median") -> float:
-        k = (variant, workers, point.bandwidth_bytes_per_s, point.latency_s)
-        if k not in dense_cache:
-            pt = sim_point(dense, point.model_copy(update={"workers": workers}))
-            dense_cache[k] = simulate(variants[variant], pt).iteration_s
-        return dense_cache[k]
-
-    def times(label: str, point, value: float) -> dict[str, float]:
-        """The iteration time under each profile variant (``value``: the median's)."""
-        out = {"median": value}
-        for v in variants.keys() - {"median"}:
-            out[v] = (dense_time(point.workers, point, v) if label == dense
-                      else simulate(variants[v], sim_point(label, point)).iteration_s)
-        return out
-
     grid = scenario.grid()
     for i, point in enumerate(grid):
         say(f"simulating point {i + 1}/{len(grid)}: {point.workers} workers, "
             f"{format_bandwidth(point.bandwidth_bytes_per_s)}, "
             f"{format_duration(point.latency_s)} latency")
-        for label in labels:
-            pt = sim_point(label, point)
-            res = simulate(profile, pt, trace=trace)
-            if label == dense:
-                dense_cache[("median", point.workers, point.bandwidth_bytes_per_s,
-                             point.latency_s)] = res.iteration_s
-            ts = times(label, point, res.iteration_s)
-            it_low, it_high = min(ts.values()), max(ts.values())
-            speedup = dense_time(point.workers, point) / res.iteration_s
-            # dense and this one under the same profile variant: they share its compute
-            sps = [dense_time(point.workers, point, v) / t if t > 0 else None
-                   for v, t in ts.items()]
-            # None: unbounded (this run takes no time at all under a quartile)
-            sp_low = min([speedup, *(x for x in sps if x is not None)])
-            sp_high = None if None in sps else max([speedup, *sps])
+        for c in scenario.compressors:
+            row, res = grid_sim.run(c.key, point, trace)
             sims.append(res)
-            sent = res.bytes_sent_per_worker
-            rows.append({
-                "compressor": label,
-                "workers": point.workers,
-                "topology": scenario.cluster.topology.name,
-                "collective": res.collective,
-                "fidelity": res.fidelity,
-                "exact": res.exact,
-                "bandwidth_bytes_per_s": point.bandwidth_bytes_per_s,
-                "latency_s": point.latency_s,
-                "iteration_s": res.iteration_s,
-                "iteration_s_low": it_low,
-                "iteration_s_high": it_high,
-                "compute_s": res.compute_s,
-                "compression_s": res.compression_s,
-                "communication_s": res.communication_s,
-                "exposed_communication_s": res.exposed_communication_s,
-                "bytes_sent_per_worker": sent,
-                "bytes_transmitted_per_worker": res.bytes_transmitted_per_worker,
-                "compression_ratio": profile.dense_bytes / sent if sent else None,
-                "speedup_vs_dense": speedup,
-                "speedup_vs_dense_low": sp_low,
-                "speedup_vs_dense_high": sp_high,
-                "scaling_efficiency": dense_time(1, point) / res.iteration_s,
-                "samples_per_s": point.workers * scenario.batch_size / res.iteration_s,
-                # each bucket's collective: simulated, and the closed form where one exists
-                "buckets": bucket_formulas(res, pt),
-            })
+            rows.append(row)
     return rows, sims
+
+
+def _sim_point(scenario: Scenario, say: Progress) -> Callable[[str, Any], Any]:
+    """``(label, grid point) -> simulator point``: the scenario's, or with
+    ``cluster.calibration`` the links as calibrated, not as nominal (its warnings said)."""
+    if not scenario.cluster.calibration:
+        return scenario.sim_point
+    from ..calibration import calibrated_point, calibration_warnings, load_calibration
+
+    cal = load_calibration(scenario.cluster.calibration)
+    for warning in calibration_warnings(cal):  # another host, cores, version or format
+        say(f"note: {warning}")
+
+    def sim_point(label, point):
+        return calibrated_point(scenario.sim_point(label, point), cal)
+
+    return sim_point
+
+
+class _GridSimulator:
+    """Simulates one compressor at one grid point into its row: with the profile at its
+    median and, when it has a spread, at its quartiles; the dense reference of each point,
+    worker count and profile variant simulated once and cached."""
+
+    def __init__(self, scenario: Scenario, profile: Profile, sim_point: Callable[[str, Any], Any]):
+        from ..profile.quartiles import has_spread, quartile_profiles
+        from ..sim import simulate
+
+        self.simulate = simulate
+        self.scenario = scenario
+        self.profile = profile
+        self.sim_point = sim_point
+        self.dense = scenario.dense_label()
+        self.variants = {"median": profile}
+        if has_spread(profile):
+            self.variants["low"], self.variants["high"] = quartile_profiles(profile)
+        self.dense_cache: dict[tuple[str, int, float, float], float] = {}
+
+    def dense_time(self, workers: int, point, variant: str = "median") -> float:
+        """The dense iteration time at ``point`` with ``workers`` workers, profile ``variant``."""
+        k = (variant, workers, point.bandwidth_bytes_per_s, point.latency_s)
+        if k not in self.dense_cache:
+            pt = self.sim_point(self.dense, point.model_copy(update={"workers": workers}))
+            self.dense_cache[k] = self.simulate(self.variants[variant], pt).iteration_s
+        return self.dense_cache[k]
+
+    def times(self, label: str, point, value: float) -> dict[str, float]:
+        """The iteration time under each profile variant (``value``: the median's)."""
+        out = {"median": value}
+        for v in self.variants.keys() - {"median"}:
+            out[v] = (self.dense_time(point.workers, point, v) if label == self.dense
+                      else self.simulate(self.variants[v], self.sim_point(label, point)).iteration_s)
+        return out
+
+    def run(self, label: str, point, trace: bool) -> tuple[dict[str, Any], Any]:
+        """Compressor ``label`` at grid ``point``: its row and the simulator's result."""
+        pt = self.sim_point(label, point)
+        res = self.simulate(self.profile, pt, trace=trace)
+        if label == self.dense:
+            self.dense_cache[("median", point.workers, point.bandwidth_bytes_per_s,
+                              point.latency_s)] = res.iteration_s
+        ts = self.times(label, point, res.iteration_s)
+        speedup = self.dense_time(point.workers, point) / res.iteration_s
+        # dense and this one under the same profile variant: they share its compute
+        sps = [self.dense_time(point.workers, point, v) / t if t > 0 else None
+               for v, t in ts.items()]
+        # None: unbounded (this run takes no time at all under a quartile)
+        speedups = (speedup, min([speedup, *(x for x in sps if x is not None)]),
+                    None if None in sps else max([speedup, *sps]))
+        return self._row(label, point, pt, res, ts, speedups), res
+
+    def _row(self, label: str, point, pt, res, ts: dict[str, float],
+             speedups: tuple[float, float, float | None]) -> dict[str, Any]:
+        """The row of one run: the point, the simulator's times and bytes, and the metrics
+        derived from them (see :func:`simulate_scenario`)."""
+        from ..sim.explain import bucket_formulas
+
+        speedup, sp_low, sp_high = speedups
+        sent = res.bytes_sent_per_worker
+        return {
+            "compressor": label,
+            "workers": point.workers,
+            "topology": self.scenario.cluster.topology.name,
+            "collective": res.collective,
+            "fidelity": res.fidelity,
+            "exact": res.exact,
+            "bandwidth_bytes_per_s": point.bandwidth_bytes_per_s,
+            "latency_s": point.latency_s,
+            "iteration_s": res.iteration_s,
+            "iteration_s_low": min(ts.values()),
+            "iteration_s_high": max(ts.values()),
+            "compute_s": res.compute_s,
+            "compression_s": res.compression_s,
+            "communication_s": res.communication_s,
+            "exposed_communication_s": res.exposed_communication_s,
+            "bytes_sent_per_worker": sent,
+            "bytes_transmitted_per_worker": res.bytes_transmitted_per_worker,
+            "compression_ratio": self.profile.dense_bytes / sent if sent else None,
+            "speedup_vs_dense": speedup,
+            "speedup_vs_dense_low": sp_low,
+            "speedup_vs_dense_high": sp_high,
+            "scaling_efficiency": self.dense_time(1, point) / res.iteration_s,
+            "samples_per_s": point.workers * self.scenario.batch_size / res.iteration_s,
+            # each bucket's collective: simulated, and the closed form where one exists
+            "buckets": bucket_formulas(res, pt),
+        }

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..scenario import Scenario
+from ..scenario.model import MAX_TRAIN_WORKERS
 
 #: the columns of ``tta.csv`` (``tta.json``'s rows have these keys)
 TTA_FIELDS = [
@@ -63,6 +64,12 @@ def tta_workers(scenario: Scenario) -> list[int]:
             f"tta trains with as many virtual workers as the cluster has, because the global "
             f"batch (workers x batch_size) sets the accuracy reached per step; remove "
             f"train.workers or make it equal")
+    if too_many := [w for w in cluster if w > MAX_TRAIN_WORKERS]:
+        raise ConfigError(
+            f"cluster.workers {too_many}: tta trains as many virtual workers as the cluster "
+            f"has, at most {MAX_TRAIN_WORKERS} (train.workers' limit); for larger clusters "
+            f"`rsdgc-sim run` gives the time per iteration, and `train` the accuracy at up to "
+            f"{MAX_TRAIN_WORKERS} workers")
     return cluster
 
 
@@ -127,14 +134,15 @@ def tta_scenario(
 
 def write_tta(result: TtaResult, out_dir: str | Path, plot: bool = True) -> list[Path]:
     """``tta.json``, ``tta.csv`` and ``tta.png`` (accuracy against simulated wall-clock
-    time), each written atomically."""
-    from ..files import write_bytes_atomic, write_csv_atomic, write_json_atomic
+    time), all or nothing: every file is made and every path checked before any is
+    written."""
+    from ..files import csv_bytes, json_bytes, write_files_atomic
 
     out = Path(out_dir)
-    written = [write_json_atomic(out / "tta.json", result.to_dict()),
-               write_csv_atomic(out / "tta.csv", result.rows, TTA_FIELDS)]
+    files = {out / "tta.json": json_bytes(result.to_dict(), str(out / "tta.json")),
+             out / "tta.csv": csv_bytes(result.rows, TTA_FIELDS)}
     if plot:
         from ..report.tta_plot import plot_tta
 
-        written.append(write_bytes_atomic(out / "tta.png", plot_tta(result.to_dict())))
-    return written
+        files[out / "tta.png"] = plot_tta(result.to_dict())
+    return write_files_atomic(files)

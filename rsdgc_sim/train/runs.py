@@ -20,8 +20,25 @@ def checkpoint_name(label: str, workers: int) -> str:
     return f"{re.sub(r'[^A-Za-z0-9._=-]+', '_', label)}-{workers}w.pt"
 
 
+def _checkpoints(scenario: Scenario, worker_counts: Sequence[int],
+                 checkpoint_dir: str | Path | None) -> dict[tuple[str, int], Path]:
+    """Every run's checkpoint file, each checked writable (not a folder, its folder
+    writable) before any run trains: a checkpoint replaced by a folder is one OutputError
+    at the start, not a crash after the first run's minutes of training."""
+    if checkpoint_dir is None:
+        return {}
+    from ..files import check_writable_file
+
+    out = {}
+    for workers in worker_counts:
+        for label in scenario.compressor_specs():
+            path = Path(checkpoint_dir) / checkpoint_name(label, workers)
+            out[(label, workers)] = check_writable_file(path, "checkpoint")
+    return out
+
+
 def train_compressors(
-    scenario, worker_counts: Sequence[int], progress=None, *, eval_every: int | None = None,
+    scenario: Scenario, worker_counts: Sequence[int], progress=None, *, eval_every: int | None = None,
     checkpoint_dir: str | Path | None = None, describe: Describe | None = None,
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Train every compressor of ``scenario`` at every count in ``worker_counts``; returns
@@ -33,6 +50,7 @@ def train_compressors(
     from .virtual import train_virtual
 
     tr, m = scenario.train, scenario.model
+    checkpoints = _checkpoints(scenario, worker_counts, checkpoint_dir)
     check_fits(m.name, m.num_classes, m.input_size, scenario.batch_size,
                states=max(worker_counts), what="training")
     device = training_device(scenario.device)
@@ -41,7 +59,7 @@ def train_compressors(
     runs: dict[tuple[str, int], dict[str, Any]] = {}
     for workers in worker_counts:
         for label, spec in scenario.compressor_specs().items():
-            ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / checkpoint_name(label, workers)
+            ckpt = checkpoints.get((label, workers))
             res = train_virtual(
                 m.name, m.num_classes, m.input_size, spec, workers, scenario.batch_size, tr.steps,
                 data, lr=tr.lr, momentum=tr.momentum, test_fraction=tr.test_fraction,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..ddp.semantics import MIN_DENSE_ITERS
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingError
 from ..progress import Eta, Transient
 
 
@@ -141,70 +142,145 @@ def train_virtual(
     ``checkpoint_every_s`` seconds and at the end; when it exists and was saved by a run with
     the same arguments, training resumes from it (a file from other arguments is replaced)."""
     from ..compress import create
-    from ..models import create as create_model
-    from .engine import VirtualDDP
 
     if workers < 1 or steps < 1 or batch_size < 1:
         raise ConfigError(f"train: workers, steps and batch_size must be >= 1 (got {workers}, {steps}, {batch_size})")
-    say = progress or (lambda _m: None)
     t0 = time.perf_counter()
     comp = create(compressor["name"], **{k: v for k, v in compressor.items() if k != "name"})
     label = label or comp.label
+    net, opt, engine = _replica(model, num_classes, input_size, comp, workers, seed=seed, lr=lr,
+                                momentum=momentum, dense_iters=dense_iters, device=device,
+                                buckets=(first_bucket_bytes, bucket_cap_bytes))
+    shards, test = split(len(data), workers, test_fraction, seed, getattr(data, "test_indices", None))
+    tr = _Training(net, opt, engine, data, shards, test, _RunState(), device, workers, batch_size,
+                   label, progress or (lambda _m: None))
+    if checkpoint is not None:
+        tr.checkpoint = Path(checkpoint)
+        tr.key = _checkpoint_key(model, num_classes, input_size, dict(compressor), workers,
+                                 batch_size, steps, data_fingerprint(data), lr, momentum,
+                                 test_fraction, eval_every, seed, dense_iters, first_bucket_bytes,
+                                 bucket_cap_bytes)
+        tr.resume()
+    resumed_from = tr.run.step
+    _train_steps(tr, steps, eval_every, progress, progress_every_s, checkpoint_every_s)
+    return _result(tr, steps, dense_iters, resumed_from, t0)
+
+
+def _replica(model: str, num_classes: int, input_size: int, comp: Any, workers: int, *, seed: int,
+             lr: float, momentum: float, dense_iters: int, device: str, buckets: tuple[int, int]):
+    """The seeded model in training mode on ``device``, its SGD optimizer (without momentum
+    when ``comp`` applies it itself) and the virtual DDP engine of ``workers`` ranks over it
+    (DDP's first and later bucket caps ``buckets``)."""
+    from ..models import create as create_model
+    from .engine import VirtualDDP
+
     net = create_model(model, num_classes=num_classes, input_size=input_size, seed=seed).to(device)
     net.train()
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=comp.optimizer_momentum(momentum))
     engine = VirtualDDP(net, comp, workers, seed=seed, dense_iters=dense_iters,
-                        first_bucket_bytes=first_bucket_bytes, bucket_cap_bytes=bucket_cap_bytes,
-                        device=device)
-    shards, test = split(len(data), workers, test_fraction, seed, getattr(data, "test_indices", None))
-    run = _RunState()
-    key = ""
-    if checkpoint is not None:
-        key = _checkpoint_key(model, num_classes, input_size, dict(compressor), workers,
-                              batch_size, steps, data_fingerprint(data), lr, momentum,
-                              test_fraction, eval_every, seed, dense_iters, first_bucket_bytes,
-                              bucket_cap_bytes)
-        _resume(Path(checkpoint), key, net, opt, engine, run, say, label, workers)
-    resumed_from = run.step
-    eta = Eta(steps - run.step, every_s=progress_every_s)
-    last_save = time.monotonic()
-    loss_sum, loss_n = torch.zeros((), device=device), 0  # training loss since the last message
-    for step in range(run.step, steps):
+                        first_bucket_bytes=buckets[0], bucket_cap_bytes=buckets[1], device=device)
+    return net, opt, engine
+
+
+@dataclass
+class _Training:
+    """What the phases of one :func:`train_virtual` run share: the replica, its optimizer and
+    engine, each worker's shard of ``data`` and the test indices, the counters a checkpoint
+    keeps (``run``), and the checkpoint's file (None: no checkpoint) and key."""
+
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    engine: Any
+    data: Any
+    shards: list[torch.Tensor]
+    test: torch.Tensor
+    run: _RunState
+    device: str
+    workers: int
+    batch_size: int
+    label: str
+    say: Callable[[str], None]
+    checkpoint: Path | None = None
+    key: str = ""
+
+    def step(self, step: int) -> torch.Tensor:
+        """Train step ``step``: each worker's batch through the engine, then the optimizer;
+        count the payload bytes. Returns the workers' summed training loss (a tensor: no
+        device sync)."""
         batches = []
-        for w in range(workers):
-            x, y = data.batch(worker_batch(shards[w], step, batch_size))
-            batches.append((x.to(device), y.to(device)))
-        it = engine.iterate(batches, cross_entropy)
-        opt.step()
-        loss_sum += it.loss_sum
-        loss_n += workers
+        for w in range(self.workers):
+            x, y = self.data.batch(worker_batch(self.shards[w], step, self.batch_size))
+            batches.append((x.to(self.device), y.to(self.device)))
+        it = self.engine.iterate(batches, cross_entropy)
+        self.opt.step()
+        run = self.run
         if it.compressed:
             run.payload_bytes += it.payload_bytes
             run.compressed_steps += 1
         else:
             run.dense_bytes = it.payload_bytes
         run.step = step + 1
+        return it.loss_sum
+
+    def evaluate(self) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) on the test indices; a non-finite loss (training
+        diverged: a learning rate far too large) is one TrainingError naming the run."""
+        loss, acc = evaluate(self.net, self.data, self.test, self.device)
+        if not math.isfinite(loss):
+            raise TrainingError(f"{self.label}, {self.workers} workers: training diverged (the "
+                                f"test loss is {loss} after step {self.run.step}); lower "
+                                f"train.lr, or check the data")
+        return loss, acc
+
+    def resume(self) -> None:
+        """Load the checkpoint when it exists and has this run's key."""
+        _resume(self.checkpoint, self.key, self.net, self.opt, self.engine, self.run, self.say,
+                self.label, self.workers)
+
+    def save(self) -> None:
+        """Save the checkpoint (atomically)."""
+        _save(self.checkpoint, self.key, self.net, self.opt, self.engine, self.run)
+
+
+def _train_steps(tr: _Training, steps: int, eval_every: int, progress: Callable[[str], None] | None,
+                 progress_every_s: float, checkpoint_every_s: float) -> None:
+    """Train from the run's step up to ``steps``: progress at most every
+    ``progress_every_s`` (with the mean training loss since the last message), the test
+    accuracy every ``eval_every`` steps, a checkpoint every ``checkpoint_every_s``."""
+    run, say, workers = tr.run, tr.say, tr.workers
+    resumed_from = run.step
+    eta = Eta(steps - run.step, every_s=progress_every_s)
+    last_save = time.monotonic()
+    loss_sum, loss_n = torch.zeros((), device=tr.device), 0  # training loss since the last message
+    for step in range(run.step, steps):
+        loss_sum += tr.step(step)
+        loss_n += workers
         if progress is not None and eta.due():  # float(): a device sync, only when said
             mean_loss, loss_sum, loss_n = float(loss_sum) / loss_n, torch.zeros_like(loss_sum), 0
-            say(Transient(f"{label}, {workers} workers: step "
+            say(Transient(f"{tr.label}, {workers} workers: step "
                           f"{eta.update(run.step - resumed_from, f'loss {mean_loss:.3g}')}"))
         if eval_every and run.step % eval_every == 0 and run.step < steps:
-            loss, acc = evaluate(net, data, test, device)
+            loss, acc = tr.evaluate()
             run.history.append({"step": run.step, "loss": loss, "accuracy": acc})
-            say(f"{label}, {workers} workers: step {run.step}/{steps}, test accuracy {acc:.3f}")
-        if checkpoint is not None and time.monotonic() - last_save >= checkpoint_every_s:
-            _save(Path(checkpoint), key, net, opt, engine, run)
+            say(f"{tr.label}, {workers} workers: step {run.step}/{steps}, test accuracy {acc:.3f}")
+        if tr.checkpoint is not None and time.monotonic() - last_save >= checkpoint_every_s:
+            tr.save()
             last_save = time.monotonic()
-    loss, acc = evaluate(net, data, test, device)
+
+
+def _result(tr: _Training, steps: int, dense_iters: int, resumed_from: int, t0: float) -> TrainResult:
+    """The final evaluation, the last checkpoint, and the run's :class:`TrainResult`."""
+    run = tr.run
+    loss, acc = tr.evaluate()
     history = [*run.history, {"step": steps, "loss": loss, "accuracy": acc}]
-    if checkpoint is not None:
-        _save(Path(checkpoint), key, net, opt, engine, run)
+    if tr.checkpoint is not None:
+        tr.save()
     sent = run.payload_bytes / run.compressed_steps if run.compressed_steps else run.dense_bytes
     return TrainResult(
-        compressor=label, workers=workers, steps=steps, batch_size=batch_size,
+        compressor=tr.label, workers=tr.workers, steps=steps, batch_size=tr.batch_size,
         final_accuracy=acc, final_loss=loss, bytes_sent_per_worker=sent,
         wall_s=time.perf_counter() - t0, history=history, dense_iters=dense_iters,
-        buckets=len(engine.buckets or []), resumed_from=resumed_from,
+        buckets=len(tr.engine.buckets or []), resumed_from=resumed_from,
     )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
-from ...files import write_bytes_atomic
+from ...files import write_bytes_atomic, write_files_atomic
 from .axes import axis_of, pick_x, resolve_path, study_axes
 
 #: what every plot reads from each run, and the formats it writes
@@ -131,26 +131,36 @@ def write_plot(data: Mapping[str, Any], path: str | Path, kind: str = "speedup",
     return write_bytes_atomic(path, draw(data, kind, fmt=suffix[1:], title=title, **kw))
 
 
-def write_plots(data: Mapping[str, Any], out_dir: str | Path, title: str = "",
-                trace: Mapping[str, Any] | None = None,
-                kinds: Sequence[str] | None = None,
-                skipped: list[tuple[str, str]] | None = None) -> list[Path]:
-    """The default kinds (or ``kinds``) as ``<kind>.png`` in ``out_dir``. A default kind
-    this study cannot draw (more panels than fit) is left out and added to ``skipped`` as
-    (kind, reason); a kind asked for raises."""
-    out = Path(out_dir)
-    written = []
+def draw_plots(data: Mapping[str, Any], title: str = "",
+               trace: Mapping[str, Any] | None = None,
+               kinds: Sequence[str] | None = None,
+               skipped: list[tuple[str, str]] | None = None) -> dict[str, bytes]:
+    """The default kinds (or ``kinds``) drawn as PNG, by kind. A default kind this study
+    cannot draw (more panels than fit) is left out and added to ``skipped`` as (kind,
+    reason); a kind asked for raises."""
+    drawn: dict[str, bytes] = {}
     for k in (kinds or default_kinds(data, trace is not None)):
         try:
-            written.append(write_plot(data, out / f"{k}.png", k, title,
-                                      trace=trace if k == "timeline" else None))
+            drawn[k] = draw(data, k, fmt="png", title=title,
+                            trace=trace if k == "timeline" else None)
         except ConfigError as e:
             if kinds:
                 raise
             if skipped is not None:
                 skipped.append((k, str(e)))
-    return written
+    return drawn
 
 
-__all__ = ["FORMATS", "KINDS", "check_runs", "default_kinds", "draw", "write_plot",
-           "write_plots"]
+def write_plots(data: Mapping[str, Any], out_dir: str | Path, title: str = "",
+                trace: Mapping[str, Any] | None = None,
+                kinds: Sequence[str] | None = None,
+                skipped: list[tuple[str, str]] | None = None) -> list[Path]:
+    """:func:`draw_plots` as ``<kind>.png`` in ``out_dir``, all drawn before any is written
+    (:func:`rsdgc_sim.files.write_files_atomic`)."""
+    out = Path(out_dir)
+    drawn = draw_plots(data, title, trace, kinds, skipped)
+    return write_files_atomic({out / f"{k}.png": b for k, b in drawn.items()}, "plot")
+
+
+__all__ = ["FORMATS", "KINDS", "check_runs", "default_kinds", "draw", "draw_plots",
+           "write_plot", "write_plots"]

@@ -54,8 +54,8 @@ def line_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: str, ki
     labels = list(dict.fromkeys(r["compressor"] for r in runs))
     if kind == "speedup":
         labels = [lb for lb in labels if lb != dense] or labels
+    groups = panels(runs, axes, [x])  # too many panels: refused before matplotlib loads
     col = colours(labels)
-    groups = panels(runs, axes, [x])
     fig, axs = grid(len(groups))
     ys_all: list[float] = []
     marked = 0

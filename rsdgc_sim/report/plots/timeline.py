@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import ConfigError
+from ...strict import excerpt
 from .figure import pyplot, save
 
 #: span category -> colour
@@ -27,7 +28,7 @@ def runs_of_trace(trace: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
     if not isinstance(events, list) or not events:
         raise ConfigError("not a trace.json of `rsdgc-sim run` (no traceEvents)")
     out: dict[int, dict[str, Any]] = {}
-    for ev in events:
+    for i, ev in enumerate(events):
         if not isinstance(ev, Mapping) or "pid" not in ev:
             continue
         run = out.setdefault(ev["pid"], {"name": str(ev["pid"]), "spans": [], "threads": {}})
@@ -36,8 +37,22 @@ def runs_of_trace(trace: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
         elif ev.get("ph") == "M" and ev.get("name") == "thread_name":
             run["threads"][ev["tid"]] = str(ev.get("args", {}).get("name", ev["tid"]))
         elif ev.get("ph") == "X":
+            _check_span(ev, i)
             run["spans"].append(ev)
     return out
+
+
+def _check_span(ev: Mapping[str, Any], i: int) -> None:
+    """A span the timeline can draw: finite, non-negative ``ts`` and ``dur`` (numbers) and
+    a name; anything else is one ConfigError naming the event."""
+    if not isinstance(ev.get("name"), str):
+        raise ConfigError(f"not a trace.json of `rsdgc-sim run`: event {i} has no name")
+    for key in ("ts", "dur"):
+        v = ev.get(key)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            raise ConfigError(f"not a trace.json of `rsdgc-sim run`: event {i} "
+                              f"({excerpt(ev['name'])}) has {key} {excerpt(v)}, not a finite "
+                              f"time >= 0")
 
 
 def pick_runs(runs: Sequence[Mapping[str, Any]], dense: str, compressor: str | None) -> list[int]:

@@ -30,7 +30,7 @@ import numpy as np
 from ...errors import ConfigError, TopologyError
 from ...registry import Registry
 from ...strict import excerpt
-from ..topology import Topology
+from ..topology.graph import Topology
 
 #: name -> Collective subclass
 COLLECTIVES: Registry = Registry("collective")

@@ -2,7 +2,7 @@
 
 For each grid point of a scenario that fits the machine (workers, bandwidth), in order:
 
-1. before anything runs, the calibration (:mod:`.calibrated`: given, the scenario's, or
+1. before anything runs, the calibration (:mod:`.calibrate`: given, the scenario's, or
    measured now) and a profile measured alone with the threads and cores of one rank
    (:mod:`.profile_alone`, or ``profile`` given: e.g. ``rsdgc-sim profile``'s);
 2. one launch of N ranks (:mod:`.point`), each pinned to its cores, running every
@@ -26,13 +26,13 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-from ..calibration import Calibration
+from ..calibration import Calibration, apply_calibration
 from ..errors import ConfigError, EmulationError
 from ..stats import iqr
-from .calibrated import calibration_notes, choose_calibration, link_values
+from .calibrate import calibration_notes, choose_calibration
 from .cores import available_cores, core_plan
 from .netns import capabilities, remove_stale
-from .point import run_point, train_spec
+from .point import launch_point, train_spec
 from .predict import (
     compose_from_run,
     compression_totals,
@@ -116,6 +116,35 @@ def emulate_scenario(
     if iterations < 1 or warmup < 0:
         raise ConfigError(f"iterations must be >= 1 and warmup >= 0, got {iterations}, {warmup}")
     notes: list[str] = []
+    caps, mode = _link_mode(notes)
+    points = _points(scenario, caps.netem, max_workers, notes)
+    for n in notes:
+        say(n)
+    first = core_plan(min(p[0] for p in points), threads)
+    cal = choose_calibration(scenario, calibration, calibrate, [p[1] for p in points],
+                             first.threads, say)  # fmt: skip
+    for n in calibration_notes(cal, mode):
+        notes.append(n)
+        say(n)
+    report = EmulateReport(
+        scenario=scenario.name, model=scenario.model.name, mode=mode, netem=caps.netem,
+        notes=notes, calibration=None if cal is None else json.loads(cal.model_dump_json()),
+        cases=[],
+    )  # fmt: skip
+    emulation = _Emulation(scenario, report, cal, _given_profile(profile), out_dir=out_dir,
+                           iterations=iterations, warmup=warmup, timeout_s=timeout_s,
+                           threads=threads, say=say)
+    for workers, bw, lat in points:
+        emulation.point(workers, bw, lat)
+    if out_dir is not None:
+        write_report(report, out_dir)
+    return report
+
+
+def _link_mode(notes: list[str]):
+    """This machine's capabilities and how links are emulated: ``netns`` (network namespaces
+    with tbf, stale ones removed first) or ``loopback`` (unshaped); what is missing goes to
+    ``notes``."""
     caps = capabilities()
     mode = "netns" if caps.netns and caps.tbf else "loopback"
     if mode == "loopback":
@@ -131,72 +160,88 @@ def emulate_scenario(
             "predictions use the links' own (calibrated) per-message latency instead of the "
             "scenario's latency"
         )
-    points = _points(scenario, caps.netem, max_workers, notes)
-    for n in notes:
-        say(n)
-    first = core_plan(min(p[0] for p in points), threads)
-    cal = choose_calibration(scenario, calibration, calibrate, [p[1] for p in points],
-                             first.threads, say)  # fmt: skip
-    for n in calibration_notes(cal, mode):
-        notes.append(n)
-        say(n)
-    given_profile = _given_profile(profile)
+    return caps, mode
 
-    compressors = [
-        {"label": c.key, "name": c.name, "params": c.params} for c in scenario.compressors
-    ]
-    done = {json.dumps(c.key, sort_keys=True): c for c in load_cases(out_dir)}
-    profiles: dict[tuple, object] = {}
-    cases: list[EmulateCase] = []
-    report = EmulateReport(
-        scenario=scenario.name, model=scenario.model.name, mode=mode, netem=caps.netem,
-        notes=notes, calibration=None if cal is None else json.loads(cal.model_dump_json()),
-        cases=cases,
-    )  # fmt: skip
-    for workers, bw, lat in points:
-        plan = core_plan(workers, threads)
-        keys = {c["label"]: case_key(scenario, c, workers, bw, lat, iterations=iterations,
-                                     warmup=warmup, threads=plan.threads, mode=mode)
-                for c in compressors}  # fmt: skip
-        old = [done.get(json.dumps(k, sort_keys=True)) for k in keys.values()]
+
+class _Emulation:
+    """The grid points of one :func:`emulate_scenario` run, one at a time (:meth:`point`),
+    into ``report`` (its notes and cases): the cases measured before (in ``out_dir``) are
+    reused, the profiles measured alone are kept per thread count and cores."""
+
+    def __init__(self, scenario, report: EmulateReport, cal, given_profile, *,
+                 out_dir: str | Path | None, iterations: int, warmup: int, timeout_s: float,
+                 threads: int | None, say: Progress):
+        self.scenario = scenario
+        self.report = report
+        self.cal = cal
+        self.given_profile = given_profile
+        self.out_dir = out_dir
+        self.iterations, self.warmup, self.timeout_s = iterations, warmup, timeout_s
+        self.threads = threads
+        self.say = say
+        self.compressors = [
+            {"label": c.key, "name": c.name, "params": c.params} for c in scenario.compressors
+        ]
+        self.done = {json.dumps(c.key, sort_keys=True): c for c in load_cases(out_dir)}
+        self.profiles: dict[tuple, object] = {}
+
+    def point(self, workers: int, bw: float, lat: float) -> None:
+        """Every compressor at one grid point: reused when all its cases were measured
+        with the same configuration, else one launch of ``workers`` ranks, compared with
+        the predictions; the report rewritten."""
+        report, say, mode = self.report, self.say, self.report.mode
+        plan = core_plan(workers, self.threads)
+        keys = {c["label"]: case_key(self.scenario, c, workers, bw, lat, iterations=self.iterations,
+                                     warmup=self.warmup, threads=plan.threads, mode=mode)
+                for c in self.compressors}  # fmt: skip
+        old = [self.done.get(json.dumps(k, sort_keys=True)) for k in keys.values()]
         if all(c is not None for c in old):
             say(f"{workers} ranks at {bw * 8 / 1e6:g} Mbit/s: already measured, skipped")
-            cases.extend(old)
-            continue
+            report.cases.extend(old)
+            return
         if plan.oversubscribed:
             note = (f"{workers} ranks x {plan.threads} threads on {plan.available} cores: "
                     "oversubscribed")
-            if note not in notes:
-                notes.append(note)
-        prof = given_profile
-        if prof is None:
-            pk = (plan.threads, tuple(plan.cpus[0]))
-            if pk not in profiles:
-                from .profile_alone import measure_profile_alone
-
-                say(f"profiling alone with {plan.threads} thread(s) on cores {plan.cpus[0]}")
-                profiles[pk] = measure_profile_alone(scenario, compressors, plan.threads,
-                                                     plan.cpus[0], timeout_s)  # fmt: skip
-            prof = profiles[pk]
+            if note not in report.notes:
+                report.notes.append(note)
+        prof = self._profile(plan)
         say(f"emulating {workers} ranks at {bw * 8 / 1e6:g} Mbit/s ({mode})")
-        spec = train_spec(scenario, compressors, plan, warmup=warmup, iterations=iterations,
-                          timeout_s=timeout_s)  # fmt: skip
+        results = self._launch(workers, bw, lat, plan)
+        new = _cases(self.scenario, self.compressors, keys, results, prof, self.cal, plan, workers,
+                     bw, lat, report.notes, say)  # fmt: skip
+        report.cases.extend(new)
+        if self.out_dir is not None:
+            write_report(report, self.out_dir)
+
+    def _profile(self, plan):
+        """The profile to predict from: the given one, else one measured alone with the
+        plan's threads on its first rank's cores (once per threads and cores)."""
+        if self.given_profile is not None:
+            return self.given_profile
+        pk = (plan.threads, tuple(plan.cpus[0]))
+        if pk not in self.profiles:
+            from .profile_alone import measure_profile_alone
+
+            self.say(f"profiling alone with {plan.threads} thread(s) on cores {plan.cpus[0]}")
+            self.profiles[pk] = measure_profile_alone(self.scenario, self.compressors, plan.threads,
+                                                      plan.cpus[0], self.timeout_s)  # fmt: skip
+        return self.profiles[pk]
+
+    def _launch(self, workers: int, bw: float, lat: float, plan) -> list:
+        """One launch of ``workers`` ranks running every compressor; the ranks' results. A
+        failed launch keeps the cases measured before in the report and raises."""
+        spec = train_spec(self.scenario, self.compressors, plan, warmup=self.warmup,
+                          iterations=self.iterations, timeout_s=self.timeout_s)  # fmt: skip
+        shaped = bw if self.report.mode == "netns" else None
         try:
-            results = run_point(workers, bw if mode == "netns" else None, lat, spec, timeout_s)
+            return launch_point(workers, shaped, lat, spec, self.timeout_s)
         except EmulationError as e:
+            cases, out_dir = self.report.cases, self.out_dir
             if out_dir is not None and cases:
-                write_report(report, out_dir)
+                write_report(self.report, out_dir)
             kept = f"; the {len(cases)} case(s) measured before are in emulate.json" \
                 if out_dir is not None and cases else ""
             raise EmulationError(f"{workers} ranks at {bw * 8 / 1e6:g} Mbit/s: {e}{kept}") from None
-        new = _cases(scenario, compressors, keys, results, prof, cal, plan, workers, bw, lat,
-                     notes, say)  # fmt: skip
-        cases.extend(new)
-        if out_dir is not None:
-            write_report(report, out_dir)
-    if out_dir is not None:
-        write_report(report, out_dir)
-    return report
 
 
 def _given_profile(profile):
@@ -211,7 +256,7 @@ def _given_profile(profile):
 
 def _cases(scenario, compressors, keys, results, prof, cal, plan, workers, bw, lat, notes,
            say) -> list[EmulateCase]:
-    link = link_values(cal, bw, lat)
+    link = apply_calibration(cal, bw, lat)
     # the composition's latency: the calibrated one, or the run's when larger (with more
     # ranks than cores a message also waits for its receiver to get a CPU)
     run_alpha = run_latency_s(results, workers)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ProfileError
-from .schema import Profile
+from ..profile.schema import Profile
+from ..scenario import Scenario
 
 
 def _resolved(spec: dict[str, Any]) -> dict[str, Any]:
@@ -18,7 +19,7 @@ def _resolved(spec: dict[str, Any]) -> dict[str, Any]:
     return {"name": spec["name"], **check_compressor(spec["name"], params)}
 
 
-def differences(scenario, profile: Profile, compressors: dict[str, dict[str, Any]]) -> list[str]:
+def differences(scenario: Scenario, profile: Profile, compressors: dict[str, dict[str, Any]]) -> list[str]:
     """What differs between ``scenario`` (with the compressors it will simulate, label ->
     spec) and ``profile``; empty when the profile answers the scenario."""
     m = scenario.model
@@ -46,7 +47,7 @@ def differences(scenario, profile: Profile, compressors: dict[str, dict[str, Any
     return out
 
 
-def check_matches(scenario, profile: Profile, compressors: dict[str, dict[str, Any]],
+def check_matches(scenario: Scenario, profile: Profile, compressors: dict[str, dict[str, Any]],
                   source: str) -> None:
     """Raise ProfileError naming ``source`` and every difference, in one line."""
     diffs = differences(scenario, profile, compressors)

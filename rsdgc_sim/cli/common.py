@@ -1,0 +1,81 @@
+"""What the command modules share: the path parameter type, the consoles (messages on
+stderr, tables on stdout), the status line, loading a scenario and opening the profile
+cache. Only click is imported here; rich and the library are imported when used."""
+
+from __future__ import annotations
+
+import contextlib
+
+import click
+
+#: --pin-profile's help, on every command that takes a cached profile and --refresh
+PIN_HELP = ("reuse the cached profile even when it is unstable (a spread above its target), "
+            "with a warning; by default it is measured again. Same as `profile: {pin: true}` "
+            "in the scenario")
+
+
+class SafePath(click.Path):
+    """``click.Path`` that reports a NUL byte or an over-long name as a usage error (click's
+    own check would raise ValueError from ``os.stat``, a traceback)."""
+
+    def convert(self, value, param, ctx):
+        text = str(value)
+        if "\0" in text:
+            self.fail("the path contains a NUL byte", param, ctx)
+        try:
+            return super().convert(value, param, ctx)
+        except (OSError, ValueError) as e:
+            self.fail(f"{text[:200]!r}: {getattr(e, 'strerror', None) or e}", param, ctx)
+
+
+def stderr_console(quiet: bool = False):
+    """Progress and messages: stderr."""
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet, log_path=False)
+
+
+@contextlib.contextmanager
+def progress_status(err, first: str):
+    """A status line on stderr that also logs every lasting message (warnings in yellow);
+    yields the callback. Transient messages (counts, ETAs) only update the status line."""
+    from ..progress import Transient
+
+    with err.status(first) as status:
+        def say(m: str) -> None:
+            status.update(m)
+            if not isinstance(m, Transient):
+                err.log(m, markup=False, style="yellow" if m.startswith("warning:") else None)
+
+        yield say
+
+
+def stdout_console():
+    """Tables: stdout; a pipe or a file gets the whole table, never cut to 80 columns."""
+    from rich.console import Console
+
+    out = Console()
+    if not out.is_terminal:
+        out.width = 200
+    return out
+
+
+def load(scenario: str | None):
+    """The scenario of the command line (None: the bundled quickstart)."""
+    from ..scenario import load_scenario
+
+    return load_scenario(scenario)
+
+
+def profile_store(cache_dir: str | None):
+    """The profile cache, checked writable before anything is measured."""
+    from ..files import check_writable_dir
+    from ..profile.store import ProfileStore
+
+    store = ProfileStore(cache_dir)
+    check_writable_dir(store.root / "profiles", "profile cache")
+    return store
+
+
+__all__ = ["PIN_HELP", "SafePath", "load", "profile_store", "progress_status",
+           "stderr_console", "stdout_console"]

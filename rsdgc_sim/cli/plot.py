@@ -1,0 +1,72 @@
+"""``rsdgc-sim plot``: draw a plot of a results.json of ``run``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import SafePath
+
+
+def _read_results(src) -> dict:
+    """A results.json for plotting: any version (older files keep plotting: their axes
+    are read off the rows); one line saying what the file is otherwise."""
+    from ..errors import ConfigError
+    from ..report.results import read_results_json
+
+    data = read_results_json(src)
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if isinstance(runs, list) and runs and isinstance(runs[0], dict) and "final_accuracy" in runs[0]:
+        raise ConfigError(f"{src}: a train.json (accuracy per compressor); `plot` draws the "
+                          f"results.json of `rsdgc-sim run`")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{src}: not a results.json of `rsdgc-sim run` (not an object)")
+    return data
+
+
+@click.command()
+@click.argument("results", type=SafePath(dir_okay=False))
+@click.option("--kind", default="speedup", show_default=True,
+              type=click.Choice(["speedup", "iteration", "breakdown", "efficiency", "heatmap",
+                                 "timeline"]),
+              help="speedup over dense, iteration time, stacked breakdown, scaling "
+                   "efficiency, heat map over two swept axes, or one iteration's timeline")
+@click.option("--x", "x_path", default=None, metavar="PATH",
+              help="swept axis on x (cluster.bandwidth, workers, compressors.1.density, ...; "
+                   "default: the swept numeric axis with the most values)")
+@click.option("--y", "y_path", default=None, metavar="PATH", help="heat map: the axis on y")
+@click.option("--compressor", default=None,
+              help="timeline: the compressor drawn under dense (default: the first)")
+@click.option("--out", "out_path", type=SafePath(dir_okay=False), default=None,
+              help="PNG or SVG file, by its suffix (default: KIND.png beside RESULTS)")
+def plot(results, kind, x_path, y_path, compressor, out_path):
+    """Draw a plot of a results.json of `run` (the timeline reads trace.json beside it)."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..files import check_writable_file
+    from ..report.plots import FORMATS, check_runs, write_plot
+
+    src = Path(results)
+    dest = check_writable_file(out_path or src.with_name(f"{kind}.png"), "plot", FORMATS)
+    data = _read_results(src)
+    check_runs(data.get("runs"), str(src), kind=kind)
+    trace = None
+    if kind == "timeline":
+        tpath = src.with_name("trace.json")
+        try:
+            trace = json.loads(tpath.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{tpath}: no such file; the timeline reads the trace.json "
+                              f"that `run` writes beside results.json (unless --no-trace)") from None
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{tpath}: not a trace.json ({str(e)[:80]})") from None
+    scen = data.get("scenario")
+    name = scen.get("name", src.stem) if isinstance(scen, dict) else src.stem
+    try:
+        dest = write_plot(data, dest, kind, title=name, x=x_path, y=y_path, trace=trace,
+                          compressor=compressor)
+    except ConfigError as e:
+        raise e.with_context(str(src)) from None
+    click.echo(f"wrote {dest}")
