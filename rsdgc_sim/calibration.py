@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationError
 
+from . import __version__
 from .data_file import InvalidFile, read_json_data
 from .errors import ConfigError, ScenarioFileError
 from .files import write_text_atomic
@@ -166,8 +167,6 @@ class Calibration(Strict):
 
 
 def _package_version() -> str:
-    from . import __version__
-
     return __version__
 
 
@@ -227,6 +226,7 @@ def fit_link(
        ``latency_seconds`` (e.g. a lower quantile per size), those times are used here
        instead of ``seconds``.
     """
+    # lazy: numpy, scipy
     import numpy as np
     from scipy.optimize import lsq_linear
 

@@ -1,5 +1,5 @@
 """`rsdgc-sim breakeven`: bisection on the simulator for where compression stops (or
-starts) paying off, checked against the closed form d = 1/p (rsdgc_sim/sim/breakeven.py)."""
+starts) paying off, checked against the closed form d = 1/p (rsdgc_sim/study/breakeven.py)."""
 
 from __future__ import annotations
 

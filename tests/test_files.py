@@ -108,3 +108,4 @@ def test_run_writes_nothing_when_one_output_is_occupied(tmp_path):
     assert "results.csv: is a folder" in r.output
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir() if p.is_file()}
     assert after == {k: v for k, v in before.items() if k != "results.csv"}
+

@@ -184,7 +184,7 @@ def test_the_range_holds_the_value_when_the_simulator_is_not_monotone(monkeypatc
     """Hook scheduling can make a faster profile finish later: the range is the least and
     greatest of the three simulations, so it still holds the value (here a simulator whose
     times run backwards)."""
-    import rsdgc_sim.sim as sim
+    import rsdgc_sim.study.simulate as sim  # where simulate_scenario looks simulate up
 
     real = sim.simulate
 
@@ -208,7 +208,7 @@ def test_dense_is_simulated_once_per_point_and_profile(monkeypatch):
     """The dense reference is cached for the quartile profiles too: per point, dense runs
     once at each of the three profiles (its own row and every speedup share them), and a
     profile without spread is simulated at its median only."""
-    import rsdgc_sim.sim as sim
+    import rsdgc_sim.study.simulate as sim  # where simulate_scenario looks simulate up
 
     real = sim.simulate
     calls: list[tuple[str, int]] = []

@@ -166,3 +166,37 @@ def test_simulate_uses_the_profiles_ready_order():
     prof = prof.model_copy(update={"devices": [dev]})
     r = simulate(prof, point(ddp=DDPConfig(first_bucket_bytes=500, bucket_cap_bytes=500)))
     assert [b.params for b in r.buckets] == [["t1"], ["t0"]]
+
+
+def test_hook_mode_is_not_monotone_in_bandwidth_and_that_is_kept():
+    """The documented behaviour (docs/simulator.md, "Not monotone in the link"): with one
+    compute thread a faster link can give a slower iteration (an earlier decompression
+    takes the thread ahead of the next compression); with compression beside backward the
+    same two points are ordered. Pinned on the committed ResNet-50 V100 profile."""
+    from pathlib import Path
+
+    from rsdgc_sim.profile.store import load_profile
+    from rsdgc_sim.scenario import scenario_from_dict
+    from rsdgc_sim.scenario.model import GridPoint
+    from rsdgc_sim.sim import simulate
+
+    root = Path(__file__).resolve().parents[1]
+    prof = load_profile(root / "scenarios" / "teaching" / "profiles" / "resnet50_v100.json")
+    times = {}
+    for blocking in (True, False):
+        sc = scenario_from_dict({
+            "schema_version": 1, "name": "m",
+            "model": {"name": "resnet50", "num_classes": prof.num_classes,
+                      "input_size": prof.input_size},
+            "batch_size": prof.batch_size, "device": {"model": "V100"},
+            "compressors": [{"name": "topk", "density": 0.01}],
+            "cluster": {"workers": [8], "topology": {"name": "switch"}, "bandwidth": "1Gbit/s",
+                        "latency": "5us"},
+            "ddp": {"compression_blocks_backward": blocking}})
+        label = sc.compressors[0].key
+        times[blocking] = [simulate(prof, sc.sim_point(label, GridPoint(
+            workers=8, bandwidth_bytes_per_s=bw, latency_s=5e-6))).iteration_s
+            for bw in (315442396.3043456, 326584403.1954157)]
+    slow, fast = times[True]
+    assert fast > slow * 1.02  # 3 % slower on a 3.5 % faster link
+    assert times[False][1] <= times[False][0]

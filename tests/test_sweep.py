@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from rsdgc_sim.cli import cli
@@ -173,3 +174,36 @@ def test_the_sweep_cap_is_inclusive(tiny, monkeypatch):
     with pytest.raises(ConfigError, match=r"sweep: 6 combinations \(3 seed x 2 batch_size\), "
                                           r"more than the 4 a study takes"):
         scenario_from_dict(_with_sweep(tiny, {"seed": [1, 2, 3], "batch_size": [1, 2]}))
+
+
+def test_max_variants_raises_the_cap_for_one_run(tiny, tmp_path, monkeypatch):
+    """Past the cap the message says how to raise it; `run --max-variants N` takes a sweep
+    of N combinations; the option is bounded."""
+    from rsdgc_sim.scenario import sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "MAX_VARIANTS", 2)
+    tiny["device"] = {"model": "V100"}  # estimated: no measuring
+    tiny["cluster"]["workers"] = [2]
+    tiny["cluster"]["bandwidth"] = ["1Gbit/s"]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_with_sweep(tiny, {"seed": [1, 2, 3]})))
+    t0 = time.perf_counter()
+    r = CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "o"), "-q"])
+    one_line_error(r, r"sweep: 3 combinations \(3 seed\), more than the 2 a study takes \(or "
+                      r"raise the cap: run --max-variants N\)", t0)
+    r = CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "o"), "-q",
+                                 "--no-plot", "--max-variants", "3"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["run", str(path), "--max-variants", "1000001"])
+    assert r.exit_code == 2 and "1000001 is not in the range 1<=x<=1000000" in r.output
+
+
+def test_the_max_variants_option_states_the_caps_of_the_code():
+    """`run --max-variants` spells the caps out (the command module stays light to import);
+    they must be the code's."""
+    from rsdgc_sim.cli.run import run
+    from rsdgc_sim.scenario.sweep import MAX_VARIANTS, MAX_VARIANTS_HARD
+
+    opt = next(p for p in run.params if p.name == "max_variants")
+    assert opt.type.max == MAX_VARIANTS_HARD
+    assert f"default {MAX_VARIANTS:,}, at most {MAX_VARIANTS_HARD:,}" in opt.help

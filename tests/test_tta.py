@@ -168,11 +168,11 @@ def test_killed_tta_resumes_from_its_checkpoints(tta_data, write_scenario, tmp_p
         return original(*a, **kw)
 
     out = tmp_path / "out"
-    monkeypatch.setattr("rsdgc_sim.train.virtual.train_virtual", stop_in_topk)
+    monkeypatch.setattr("rsdgc_sim.train.runs.train_virtual", stop_in_topk)
     r = CliRunner().invoke(cli, ["tta", str(path), "--out", str(out), "--no-plot"])
     assert r.exit_code != 0 and not (out / "tta.json").exists()
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["none-2w.pt", "topk_density=0.1_-2w.pt"]
-    monkeypatch.setattr("rsdgc_sim.train.virtual.train_virtual", original)
+    monkeypatch.setattr("rsdgc_sim.train.runs.train_virtual", original)
     r = CliRunner().invoke(cli, ["tta", str(path), "--out", str(out), "--no-plot"])
     assert r.exit_code == 0, r.output
     assert "resuming at step 30" in r.output and "resuming at step 12" in r.output

@@ -16,6 +16,7 @@ one-line message on stderr and exit code 2; nothing below it exits.
 from __future__ import annotations
 
 import importlib
+import textwrap
 
 import click
 
@@ -80,7 +81,6 @@ def short_help(text: str, limit: int) -> str:
         return text
     if limit < len("..."):
         return "..."
-    import textwrap
 
     return textwrap.shorten(text, limit, placeholder="...", break_on_hyphens=False)
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+from ..errors import ConfigError
+from ..files import check_writable_file, write_bytes_atomic
+from ..report.plots import FORMATS
+from ..report.plots.axes import axis_of
 from .common import SafePath, load, profile_store, progress_status, stderr_console, stdout_console
 
 
@@ -22,13 +26,13 @@ from .common import SafePath, load, profile_store, progress_status, stderr_conso
                    "none in range), direction, lo, hi, curve")
 @click.option("--cache", "cache_dir", type=SafePath(file_okay=False), default=None,
               help="profile cache folder")
-def breakeven(scenario, path, lo, hi, plot_path, no_plot, as_json, cache_dir):
+def breakeven(scenario: str, path: str, lo: str | None, hi: str | None, plot_path: str,
+              no_plot: bool, as_json: bool, cache_dir: str | None) -> None:
     """Per compressor, the value of PATH at which compression stops (or starts) paying off:
     where its speedup over dense crosses 1, by bisection on the simulator."""
-    from rich.table import Table
+    from rich.table import Table  # lazy: rich
 
-    from ..files import check_writable_file, write_bytes_atomic
-    from ..report.plots import FORMATS
+    # lazy: imports pydantic, numpy, networkx, simpy, yaml
     from ..study.breakeven import find_breakeven, to_json_lines
     from ..study.profiles import profile_scenario
 
@@ -45,8 +49,6 @@ def breakeven(scenario, path, lo, hi, plot_path, no_plot, as_json, cache_dir):
     if as_json:
         click.echo(to_json_lines(res))
     else:
-        from ..report.plots.axes import axis_of
-
         ax = axis_of(path, [res[0].lo, res[0].hi])
         t = Table(title=f"{sc.name}: where the speedup over dense crosses 1, {path} from "
                         f"{ax.tick(res[0].lo)} to {ax.tick(res[0].hi)}")
@@ -58,7 +60,7 @@ def breakeven(scenario, path, lo, hi, plot_path, no_plot, as_json, cache_dir):
                       r.direction or "-", f"{r.curve[0][1]:.3f}", f"{r.curve[-1][1]:.3f}")
         stdout_console().print(t)
     if not no_plot:
-        from ..report.plots.breakeven import breakeven_plot
+        from ..report.plots.breakeven import breakeven_plot  # lazy: imports matplotlib, numpy, PIL
 
         fmt = plot_path.rsplit(".", 1)[-1].lower()
         write_bytes_atomic(plot_path, breakeven_plot(res, fmt, title=f"{sc.name}: break-even"))
@@ -69,6 +71,7 @@ def _range_value(path: str, text: str | None, option: str):
     """--lo/--hi in the unit of PATH (bandwidth, duration) or as a number."""
     if text is None:
         return None
+    # lazy: imports pydantic, yaml
     from ..units import parse_bandwidth, parse_duration
     from ..yaml_file import parse_yaml
 
@@ -78,7 +81,5 @@ def _range_value(path: str, text: str | None, option: str):
         return parse_duration(text, option)
     v = parse_yaml(text, option)
     if not isinstance(v, int | float) or isinstance(v, bool):
-        from ..errors import ConfigError
-
         raise ConfigError(f"{option}: expected a number, got {text[:40]!r}")
     return v

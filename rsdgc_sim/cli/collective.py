@@ -34,7 +34,11 @@ import click
 from ..errors import ConfigError, ScenarioFileError, UnknownNameError
 from ..scenario.model import MAX_WORKERS
 from ..sim.collective_time import collective_time
+from ..sim.collectives import COLLECTIVES, Message, make_collective
 from ..sim.config import TopologySpec
+from ..sim.fidelity import link_seconds_estimate, link_transfers
+from ..sim.runner import auto_candidates
+from ..sim.topology import build_topology
 from ..strict import excerpt
 from ..units import (
     MAX_BANDWIDTH,
@@ -92,8 +96,6 @@ def _topology_name(ctx: click.Context, param: click.Parameter, value: str) -> st
 def _check_inputs(algorithm: str, workers: int, nbytes: str, bandwidth: str, latency: str,
                   fidelity: str) -> tuple[float, float, float]:
     """Sizes, bandwidth and latency in SI units, within bounds; workers within bounds."""
-    from ..sim.collectives import COLLECTIVES
-
     if algorithm not in COLLECTIVES:
         shown = algorithm if len(algorithm) <= 60 else algorithm[:57] + "..."
         raise UnknownNameError("collective", shown, COLLECTIVES.names())
@@ -126,11 +128,6 @@ def _check_link_time(algorithm: str, workers: int, n: float, bw: float, lat: flo
                      spec: TopologySpec, params: dict[str, Any] | None) -> None:
     """Refuse a ``link`` run expected to take more than LINK_SECONDS_LIMIT (every
     candidate of ``auto``), before any flow starts."""
-    from ..sim.collectives import Message, make_collective
-    from ..sim.fidelity import link_seconds_estimate, link_transfers
-    from ..sim.runner import auto_candidates
-    from ..sim.topology import build_topology
-
     if workers <= 1:
         return
     if algorithm == "auto":

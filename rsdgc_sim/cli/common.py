@@ -8,6 +8,9 @@ import contextlib
 
 import click
 
+from ..files import check_writable_dir
+from ..progress import Transient
+
 #: --pin-profile's help, on every command that takes a cached profile and --refresh
 PIN_HELP = ("reuse the cached profile even when it is unstable (a spread above its target), "
             "with a warning; by default it is measured again. Same as `profile: {pin: true}` "
@@ -30,7 +33,7 @@ class SafePath(click.Path):
 
 def stderr_console(quiet: bool = False):
     """Progress and messages: stderr."""
-    from rich.console import Console
+    from rich.console import Console  # lazy: rich
 
     return Console(stderr=True, quiet=quiet, log_path=False)
 
@@ -39,8 +42,6 @@ def stderr_console(quiet: bool = False):
 def progress_status(err, first: str):
     """A status line on stderr that also logs every lasting message (warnings in yellow);
     yields the callback. Transient messages (counts, ETAs) only update the status line."""
-    from ..progress import Transient
-
     with err.status(first) as status:
         def say(m: str) -> None:
             status.update(m)
@@ -52,7 +53,7 @@ def progress_status(err, first: str):
 
 def stdout_console():
     """Tables: stdout; a pipe or a file gets the whole table, never cut to 80 columns."""
-    from rich.console import Console
+    from rich.console import Console  # lazy: rich
 
     out = Console()
     if not out.is_terminal:
@@ -60,17 +61,17 @@ def stdout_console():
     return out
 
 
-def load(scenario: str | None):
-    """The scenario of the command line (None: the bundled quickstart)."""
-    from ..scenario import load_scenario
+def load(scenario: str | None, max_variants: int | None = None):
+    """The scenario of the command line (None: the bundled quickstart); ``max_variants``:
+    the cap on its sweep's combinations (``run --max-variants``)."""
+    from ..scenario import load_scenario  # lazy: imports pydantic, numpy, networkx, simpy, yaml
 
-    return load_scenario(scenario)
+    return load_scenario(scenario, max_variants=max_variants)
 
 
 def profile_store(cache_dir: str | None):
     """The profile cache, checked writable before anything is measured."""
-    from ..files import check_writable_dir
-    from ..profile.store import ProfileStore
+    from ..profile.store import ProfileStore  # lazy: imports pydantic
 
     store = ProfileStore(cache_dir)
     check_writable_dir(store.root / "profiles", "profile cache")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..report.compare import compare_files, compare_table, unmatched_lines
 from .common import SafePath
 
 
@@ -13,9 +14,7 @@ from .common import SafePath
 def compare(a, b):
     """Two results.json side by side, matched by point: iteration time and its breakdown
     (compute, compression, exposed and hidden communication), changes highlighted."""
-    from rich.console import Console
-
-    from ..report.compare import compare_files, compare_table, unmatched_lines
+    from rich.console import Console  # lazy: rich
 
     cmp, _da, _db = compare_files(a, b)
     out = Console(width=100, force_terminal=None)

@@ -7,15 +7,24 @@ emulation failures; the group turns them into a one-line message and exit code 2
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from ..calibration import save_calibration
+from ..emulate.calibrate import InterferenceSpec, calibrate_in_torchrun, calibrate_links
+from ..emulate.orchestrate import emulate_scenario
+from ..files import check_writable_dir
+from ..models import check_model
 from ..units import format_bandwidth, parse_bandwidth
 from .common import SafePath
 
+if TYPE_CHECKING:  # types only
+    from ..emulate.report import EmulateReport
+
 
 def _console():
-    from rich.console import Console
+    from rich.console import Console  # lazy: rich
 
     return Console(width=100)
 
@@ -24,11 +33,12 @@ def _pct(x) -> str:
     return "-" if x is None else f"{x:+.1%}"
 
 
-def emulate_table(report):
+def emulate_table(report: EmulateReport):
     """A rich table of an :class:`~rsdgc_sim.emulate.report.EmulateReport`: per case the
     measured median (and IQR), the prediction and the composition with their errors; ``*``
     after the ranks: oversubscribed; ``~`` after the prediction error: the measured spread
     exceeds it."""
+    # lazy: rich
     from rich import box
     from rich.table import Table
 
@@ -69,12 +79,11 @@ def emulate_table(report):
               help="torch threads per rank (default: the cores divided among the ranks)")
 @click.option("--max-workers", type=click.IntRange(1), default=None,
               help="skip grid points with more ranks (default: 2 x CPU cores)")
-def emulate_cmd(scenario, out_dir, iterations, warmup, timeout_s, calibration, no_calibrate,
-                profile_file, threads, max_workers):  # fmt: skip
+def emulate_cmd(scenario: Path, out_dir: Path, iterations: int, warmup: int, timeout_s: float,
+                calibration: Path | None, no_calibrate: bool, profile_file: Path | None,
+                threads: int | None, max_workers: int | None) -> None:  # fmt: skip
     """Real DDP training over emulated links, beside the simulator's prediction."""
-    from ..emulate.orchestrate import emulate_scenario
-    from ..files import check_writable_dir
-    from ..scenario import load_scenario
+    from ..scenario import load_scenario  # lazy: imports numpy, networkx, simpy, yaml
 
     console = _console()
     sc = load_scenario(scenario)
@@ -119,10 +128,6 @@ def calibrate_cmd(out_file, bandwidths, repeats, max_message_s, in_torchrun, int
                   interference_repeats):
     """Measure point-to-point latency and bandwidth, fit alpha/beta, save a calibration
     file that scenarios can name (cluster.calibration)."""
-    from ..calibration import save_calibration
-    from ..emulate.calibrate import InterferenceSpec, calibrate_in_torchrun, calibrate_links
-    from ..models import check_model
-
     console = _console()
     if in_torchrun:
         cal = calibrate_in_torchrun(repeats=repeats, max_message_s=max_message_s)

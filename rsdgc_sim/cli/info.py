@@ -13,8 +13,9 @@ from .common import stdout_console
 @click.command(name="list")
 def list_():
     """List models, compressors, topologies and collectives."""
-    from rich.table import Table
+    from rich.table import Table  # lazy: rich
 
+    # lazy: these import torch, pydantic, numpy, networkx, simpy, yaml
     from ..compress import COMPRESSORS
     from ..models import MODELS
     from ..sim import COLLECTIVES, TOPOLOGIES
@@ -33,6 +34,6 @@ def list_():
 @click.command()
 def schema():
     """Print the JSON schema of scenario files."""
-    from ..scenario import Scenario
+    from ..scenario import Scenario  # lazy: imports pydantic, numpy, networkx, simpy, yaml
 
     click.echo(json.dumps(Scenario.model_json_schema(), indent=2))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from .common import SafePath
@@ -54,14 +52,7 @@ def plot(results, kind, x_path, y_path, compressor, out_path):
     check_runs(data.get("runs"), str(src), kind=kind)
     trace = None
     if kind == "timeline":
-        tpath = src.with_name("trace.json")
-        try:
-            trace = json.loads(tpath.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{tpath}: no such file; the timeline reads the trace.json "
-                              f"that `run` writes beside results.json (unless --no-trace)") from None
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"{tpath}: not a trace.json ({str(e)[:80]})") from None
+        trace = _read_trace(src.with_name("trace.json"))
     scen = data.get("scenario")
     name = scen.get("name", src.stem) if isinstance(scen, dict) else src.stem
     try:
@@ -70,3 +61,24 @@ def plot(results, kind, x_path, y_path, compressor, out_path):
     except ConfigError as e:
         raise e.with_context(str(src)) from None
     click.echo(f"wrote {dest}")
+
+
+def _read_trace(path):
+    """The trace.json beside a results.json, read as users' data (a regular file only, no
+    NaN or infinity) and checked drawable; every problem is one ConfigError naming it."""
+    from ..data_file import InvalidFile, read_json_data
+    from ..errors import ConfigError
+    from ..report.plots.timeline import runs_of_trace
+
+    try:
+        trace = read_json_data(path)
+    except InvalidFile as e:
+        if e.missing:
+            raise ConfigError(f"{path}: no such file; the timeline reads the trace.json that "
+                              f"`run` writes beside results.json (unless --no-trace)") from None
+        raise ConfigError(f"{path}: not a trace.json ({e})") from None
+    try:
+        runs_of_trace(trace)
+    except ConfigError as e:
+        raise e.with_context(str(path)) from None
+    return trace

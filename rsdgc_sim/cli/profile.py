@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..files import check_writable_file
 from .common import (
     PIN_HELP,
     SafePath,
@@ -23,7 +24,8 @@ from .common import (
 @click.option("--pin-profile", is_flag=True, help=PIN_HELP)
 @click.option("--cache", "cache_dir", type=SafePath(file_okay=False), default=None,
               help="profile cache folder")
-def profile(scenario, out_path, refresh, pin_profile, cache_dir):
+def profile(scenario: str, out_path: str | None, refresh: bool, pin_profile: bool,
+            cache_dir: str | None) -> None:
     """Measure (or show the cached) profile of SCENARIO: forward/backward, gradient-ready
     times and per-tensor compression costs on the scenario's devices, then its quality
     (stable, or unstable: which times) and the samples discarded while measuring.
@@ -31,7 +33,7 @@ def profile(scenario, out_path, refresh, pin_profile, cache_dir):
     An unstable cached profile is measured again unless pinned (--pin-profile, or
     `profile: {pin: true}` in the scenario)."""
 
-    from ..files import check_writable_file
+    # lazy: imports rich, pydantic, numpy, networkx, simpy, yaml
     from ..profile.store import save_profile
     from ..report.profile_table import profile_quality_lines, profile_tables
     from ..study.profiles import profile_scenario

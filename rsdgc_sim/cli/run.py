@@ -47,8 +47,12 @@ TABLE_ROWS = 300
               help="simulate every point again (default: reuse the finished points in OUT/points)")
 @click.option("--table", "full_table", is_flag=True,
               help=f"print the table even with more than {TABLE_ROWS} rows")
+@click.option("--max-variants", type=click.IntRange(min=1, max=1_000_000), default=None,
+              metavar="N", help="take a sweep of up to N combinations (default 10,000, at most "
+                                "1,000,000: scenario.sweep's MAX_VARIANTS and MAX_VARIANTS_HARD; "
+                                "each is validated before anything runs)")
 def run(scenario, out_dir, refresh_profile, pin_profile, cache_dir, profile_file, no_trace,
-        no_plot, wide, quiet, jobs, dask_address, fresh, full_table):
+        no_plot, wide, quiet, jobs, dask_address, fresh, full_table, max_variants):
     """Profile (or reuse the cached profile), simulate every grid point, print the table and
     write results.json, results.csv, trace.json and the plots. Without SCENARIO, runs the
     bundled quickstart.
@@ -61,14 +65,14 @@ def run(scenario, out_dir, refresh_profile, pin_profile, cache_dir, profile_file
     (--pin-profile, or `profile: {pin: true}` in the scenario)."""
     from pathlib import Path
 
-    from ..files import check_writable_dir
+    from ..files import check_writable_dir, shown
     from ..report.results import write_results
     from ..study.orchestrate import TRACE_POINTS, StudyInterrupted, run_scenario
 
     t0 = time.perf_counter()
     if dask_address is not None and jobs > 1:
         raise click.UsageError("--jobs and --dask exclude each other (Dask has its own workers)")
-    sc = load(scenario)
+    sc = load(scenario, max_variants)
     check_writable_dir(out_dir)
     points_dir = str(Path(out_dir) / "points")
     check_writable_dir(points_dir, "point store")
@@ -91,7 +95,8 @@ def run(scenario, out_dir, refresh_profile, pin_profile, cache_dir, profile_file
     err.print(f"points: {res.points_computed} simulated, {res.points_reused} reused from "
               f"{points_dir}; profiles: {res.profiles_measured} measured, "
               f"{res.profiles_reused} reused")
-    err.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.1f} s")
+    err.print(f"wrote {', '.join(p.name for p in paths)} to {shown(out_dir)} in "
+              f"{time.perf_counter() - t0:.1f} s")
 
 
 def _print_study(res, sc, wide: bool, full_table: bool) -> None:

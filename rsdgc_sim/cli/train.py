@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from ..files import check_writable_dir, write_json_atomic
 from .common import SafePath, load, progress_status, stderr_console, stdout_console
 
 
@@ -13,14 +16,12 @@ from .common import SafePath, load, progress_status, stderr_console, stdout_cons
               help="folder for train.json")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="override train.steps")
 @click.option("--workers", type=click.IntRange(min=1), multiple=True, help="override train.workers (repeatable)")
-def train(scenario, out_dir, steps, workers):
+def train(scenario: str | None, out_dir: str, steps: int | None, workers: tuple[int, ...]) -> None:
     """Train with N virtual workers per compressor (the scenario's `train` section) and report
     the test accuracy each reaches: the accuracy cost of compression at N workers."""
-    from pathlib import Path
+    from rich.table import Table  # lazy: rich
 
-    from rich.table import Table
-
-    from ..files import check_writable_dir, write_json_atomic
+    # lazy: imports torch, pydantic, numpy, networkx, simpy, yaml
     from ..train.runs import train_scenario
     from ..units import format_size
 

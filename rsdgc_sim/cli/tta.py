@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from ..errors import ConfigError
+from ..files import check_writable_dir
 from .common import SafePath, load, profile_store, progress_status, stderr_console, stdout_console
 
+if TYPE_CHECKING:  # types only
+    from ..scenario import Scenario
+    from ..study.tta import TtaResult
 
-def _with_train(sc, update: dict):
+
+def _with_train(sc: Scenario, update: dict) -> Scenario:
     """``sc`` with ``update`` in its train section, validated by the strict schema like a
     scenario file's values (``--target nan``, ``--steps 10000001`` are refused there)."""
-    from pydantic import ValidationError
+    from pydantic import ValidationError  # lazy: pydantic
 
-    from ..errors import ConfigError
-    from ..strict import validation_message
+    from ..strict import validation_message  # lazy: imports pydantic
 
     train = type(sc.train)
     try:
@@ -38,15 +45,14 @@ def _with_train(sc, update: dict):
 @click.option("--profile", "profile_file", type=SafePath(dir_okay=False), default=None,
               help="simulate with this profile instead of measuring")
 @click.option("--no-plot", is_flag=True, help="do not write tta.png")
-def tta(scenario, out_dir, target, steps, cache_dir, profile_file, no_plot):
+def tta(scenario: str, out_dir: str, target: float | None, steps: int | None,
+        cache_dir: str | None, profile_file: str | None, no_plot: bool) -> None:
     """Time to accuracy: train every compressor with as many virtual workers as the cluster
     has until train.steps, find the first step at which the test accuracy reaches
     train.target, and multiply by the simulated iteration time at every grid point.
 
     A killed run resumes from its checkpoints in OUT/checkpoints (same scenario, same result)."""
-    from pathlib import Path
-
-    from ..files import check_writable_dir
+    # lazy: imports pydantic, numpy, networkx, simpy, yaml
     from ..study.tta import check_tta, tta_scenario, write_tta
 
     t0 = time.perf_counter()
@@ -67,11 +73,11 @@ def tta(scenario, out_dir, target, steps, cache_dir, profile_file, no_plot):
     err.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.1f} s")
 
 
-def tta_table(res):
+def tta_table(res: TtaResult):
     """The rows as a rich table (fits 100 columns)."""
-    from rich.table import Table
+    from rich.table import Table  # lazy: rich
 
-    from ..units import format_bandwidth, format_duration
+    from ..units import format_bandwidth, format_duration  # lazy: imports pydantic
 
     sc = res.scenario
     t = Table(title=f"{sc.name}: steps and simulated time to {sc.train.target:g} test "

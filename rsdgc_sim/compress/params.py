@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..errors import ConfigError
 from ..registry import Registry
+from ..strict import excerpt, loc_text
 
 #: how sparsifiers choose their elements (see :mod:`rsdgc_sim.compress.select`)
 SELECTORS = ("exact", "sampled")
@@ -189,8 +190,6 @@ for _name, _cls in {
 def format_validation(name: str, model: type[BaseModel], err: ValidationError) -> str:
     """The message of a bad parameter: each problem with its field and the bad value, then
     the compressor's parameters."""
-    from ..strict import excerpt, loc_text
-
     parts = []
     for e in err.errors():
         loc = loc_text(tuple(e["loc"])) if e["loc"] else ""

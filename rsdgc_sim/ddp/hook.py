@@ -48,6 +48,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..compress import create
 from ..compress.payload import Payload
 from ..errors import ConfigError
 from .bucket_work import BucketSend, dense_send, finish_receive, prepare_send
@@ -226,8 +227,6 @@ def make_comm_hook(
     if not dist.is_available() or not dist.is_initialized():
         raise ConfigError("make_comm_hook needs torch.distributed initialised (init_process_group)")
     if isinstance(compressor, str):
-        from ..compress import create
-
         comp = create(compressor, **params)
     else:
         if params:

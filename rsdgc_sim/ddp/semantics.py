@@ -38,6 +38,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from ..compress.memory import CompressorState
 from ..compress.payload import Payload
@@ -96,8 +98,6 @@ def tensor_names(model: torch.nn.Module) -> dict[int, str]:
 
 
 def _is_ddp(model: torch.nn.Module) -> bool:
-    from torch.nn.parallel import DistributedDataParallel
-
     return isinstance(model, DistributedDataParallel)
 
 
@@ -115,8 +115,6 @@ def bucket_assignment(
     ``ready_order``, cut when a bucket holds at least ``first_bucket_bytes`` (the first) or
     ``bucket_cap_bytes`` (the others). Uses DDP's own ``_compute_bucket_assignment_by_size``
     on placeholder tensors of those sizes, so the cut is DDP's by construction."""
-    import torch.distributed as dist
-
     if sorted(ready_order) != list(range(len(sizes_bytes))):
         raise ConfigError("ready_order must list every tensor exactly once")
     # one byte per element: DDP cuts on bytes, so the placeholders' dtype does not matter

@@ -171,9 +171,9 @@ def calibrate_in_torchrun(
     calibration on rank 0, None on the others."""
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         raise EmulationError("not started by torchrun (RANK and WORLD_SIZE are not set)")
-    import torch.distributed as dist
+    import torch.distributed as dist  # lazy: torch
 
-    from .worker import run_calibrate
+    from .worker import run_calibrate  # lazy: imports torch, numpy
 
     backend = "gloo"
     dist.init_process_group(backend=backend)

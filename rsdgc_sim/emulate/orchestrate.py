@@ -25,12 +25,14 @@ import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..calibration import Calibration, apply_calibration
 from ..errors import ConfigError, EmulationError
+from ..profile.store import load_profile
 from ..stats import iqr
 from .calibrate import calibration_notes, choose_calibration
-from .cores import available_cores, core_plan
+from .cores import CorePlan, available_cores, core_plan
 from .netns import capabilities, remove_stale
 from .point import launch_point, train_spec
 from .predict import (
@@ -40,6 +42,7 @@ from .predict import (
     predict_before,
     run_latency_s,
 )
+from .profile_alone import measure_profile_alone
 from .report import (
     EmulateCase,
     EmulateReport,
@@ -47,6 +50,10 @@ from .report import (
     relative_error,
     write_report,
 )
+
+if TYPE_CHECKING:  # types only
+    from ..profile.schema import Profile
+    from ..scenario import Scenario
 
 Progress = Callable[[str], None]
 
@@ -56,7 +63,7 @@ def fits_machine(workers: int, max_workers: int | None) -> bool:
     return 1 <= workers <= limit
 
 
-def case_key(scenario, compressor: dict, workers: int, bw: float, lat: float, *,
+def case_key(scenario: Scenario, compressor: dict, workers: int, bw: float, lat: float, *,
              iterations: int, warmup: int, threads: int, mode: str) -> dict:
     """Everything a measured case depends on: a rerun reuses a case only when equal."""
     return {
@@ -70,7 +77,7 @@ def case_key(scenario, compressor: dict, workers: int, bw: float, lat: float, *,
     }  # fmt: skip
 
 
-def _points(scenario, netem: bool, max_workers: int | None, notes: list[str]):
+def _points(scenario: Scenario, netem: bool, max_workers: int | None, notes: list[str]):
     points: list[tuple[int, float, float]] = []
     skipped = []
     lats = sorted(set(scenario.cluster.latency))
@@ -93,7 +100,7 @@ def _points(scenario, netem: bool, max_workers: int | None, notes: list[str]):
 
 
 def emulate_scenario(
-    scenario,
+    scenario: Scenario,
     *,
     out_dir: str | Path | None = None,
     iterations: int = 10,
@@ -101,7 +108,7 @@ def emulate_scenario(
     timeout_s: float = 600.0,
     calibration: Calibration | str | Path | None = None,
     calibrate: bool = True,
-    profile=None,
+    profile: Profile | str | Path | None = None,
     max_workers: int | None = None,
     threads: int | None = None,
     progress: Progress | None = None,
@@ -168,7 +175,8 @@ class _Emulation:
     into ``report`` (its notes and cases): the cases measured before (in ``out_dir``) are
     reused, the profiles measured alone are kept per thread count and cores."""
 
-    def __init__(self, scenario, report: EmulateReport, cal, given_profile, *,
+    def __init__(self, scenario: Scenario, report: EmulateReport, cal: Calibration | None,
+                 given_profile: Profile | None, *,
                  out_dir: str | Path | None, iterations: int, warmup: int, timeout_s: float,
                  threads: int | None, say: Progress):
         self.scenario = scenario
@@ -213,21 +221,19 @@ class _Emulation:
         if self.out_dir is not None:
             write_report(report, self.out_dir)
 
-    def _profile(self, plan):
+    def _profile(self, plan: CorePlan) -> Profile:
         """The profile to predict from: the given one, else one measured alone with the
         plan's threads on its first rank's cores (once per threads and cores)."""
         if self.given_profile is not None:
             return self.given_profile
         pk = (plan.threads, tuple(plan.cpus[0]))
         if pk not in self.profiles:
-            from .profile_alone import measure_profile_alone
-
             self.say(f"profiling alone with {plan.threads} thread(s) on cores {plan.cpus[0]}")
             self.profiles[pk] = measure_profile_alone(self.scenario, self.compressors, plan.threads,
                                                       plan.cpus[0], self.timeout_s)  # fmt: skip
         return self.profiles[pk]
 
-    def _launch(self, workers: int, bw: float, lat: float, plan) -> list:
+    def _launch(self, workers: int, bw: float, lat: float, plan: CorePlan) -> list[dict[str, Any]]:
         """One launch of ``workers`` ranks running every compressor; the ranks' results. A
         failed launch keeps the cases measured before in the report and raises."""
         spec = train_spec(self.scenario, self.compressors, plan, warmup=self.warmup,
@@ -244,18 +250,18 @@ class _Emulation:
             raise EmulationError(f"{workers} ranks at {bw * 8 / 1e6:g} Mbit/s: {e}{kept}") from None
 
 
-def _given_profile(profile):
+def _given_profile(profile: Profile | str | Path | None) -> Profile | None:
     if profile is None:
         return None
     if isinstance(profile, str | Path):
-        from ..profile.store import load_profile
-
         return load_profile(profile)
     return profile
 
 
-def _cases(scenario, compressors, keys, results, prof, cal, plan, workers, bw, lat, notes,
-           say) -> list[EmulateCase]:
+def _cases(scenario: Scenario, compressors: list[dict[str, Any]], keys: dict[str, dict],
+           results: list[dict[str, Any]], prof: Profile, cal: Calibration | None, plan: CorePlan,
+           workers: int, bw: float, lat: float, notes: list[str],
+           say: Progress) -> list[EmulateCase]:
     link = apply_calibration(cal, bw, lat)
     # the composition's latency: the calibrated one, or the run's when larger (with more
     # ranks than cores a message also waits for its receiver to get a CPU)

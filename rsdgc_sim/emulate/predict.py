@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # types only
 
 
 def _simulate(profile: Profile, point: SimPoint) -> float:
-    from ..sim import simulate
+    from ..sim import simulate  # lazy: imports numpy, networkx, simpy, yaml
 
     return float(simulate(profile, point).iteration_s)
 
@@ -38,7 +38,7 @@ def _simulate(profile: Profile, point: SimPoint) -> float:
 def sim_point(scenario: Scenario, label: str, workers: int, link: LinkValues, *, blocking: bool = True):
     """The scenario's SimPoint for ``label`` at ``workers`` on ``link`` (bandwidth, latency
     and interference factor as given)."""
-    from ..scenario.model import GridPoint
+    from ..scenario.model import GridPoint  # lazy: imports numpy, networkx, simpy, yaml
 
     point = scenario.sim_point(label, GridPoint(
         workers=workers, bandwidth_bytes_per_s=link.bandwidth_bytes_per_s,

@@ -20,7 +20,7 @@ def measure_profile_alone(scenario: Scenario, compressors: list[dict[str, Any]],
                           cpus: list[int], timeout_s: float = 600.0):
     """A :class:`~rsdgc_sim.profile.schema.Profile` of ``scenario``'s model and
     ``compressors`` measured in one process with ``threads`` torch threads on ``cpus``."""
-    from ..profile.schema import Profile
+    from ..profile.schema import Profile  # lazy: imports pydantic
 
     spec = {
         "task": "profile", "model": scenario.model.name,

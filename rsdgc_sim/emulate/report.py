@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..files import write_json_atomic
+
 REPORT_FILE = "emulate.json"
 
 
@@ -95,6 +97,4 @@ def load_cases(out_dir: str | Path | None) -> list[EmulateCase]:
 
 
 def write_report(report: EmulateReport, out_dir: str | Path) -> Path:
-    from ..files import write_json_atomic
-
     return write_json_atomic(Path(out_dir) / REPORT_FILE, report.to_json())

@@ -23,32 +23,31 @@ A spec's ``cpus`` (one list of core ids per rank) pins each rank to its cores
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
 import statistics
 import sys
+import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
 
+from ..models import create as create_model
 from .launcher import write_result
 
 
 def _init(backend: str = "gloo", timeout_s: float = 120.0) -> None:
-    from datetime import timedelta
-
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
 
 
 def _no_buffer_sync() -> dict[str, bool]:
     """DDP keyword that stops the buffer broadcast at every forward (renamed in torch 2.13)."""
-    import inspect
-
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
     if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
         return {"forward_sync_buffers": False}
     return {"broadcast_buffers": False}
@@ -84,7 +83,7 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _measure_profile(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec's Profile measured on this rank's CPU, every rank at once (as JSON data)."""
-    from ..profile.measure import measure_profile
+    from ..profile.measure import measure_profile  # lazy: imports pydantic
 
     compressors = {c["label"]: {"name": c["name"], **c.get("params", {})} for c in spec["compressors"]}
     dist.barrier()
@@ -118,10 +117,7 @@ def _train_case(spec: dict[str, Any], c: dict[str, Any], x: torch.Tensor, y: tor
     warmed up (DDP's bucket rebuild, the hook's dense iterations, then ``warmup``
     compressed ones), timed over ``iterations``, then the same iterations under
     ``no_sync``; per-iteration times and the hook's statistics per iteration."""
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    from ..ddp import make_comm_hook
-    from ..models import create as create_model
+    from ..ddp import make_comm_hook  # lazy: imports pydantic
 
     seed = int(spec.get("seed", 0))
     net = create_model(spec["model"], num_classes=int(spec["num_classes"]),
@@ -272,10 +268,6 @@ def run_interference(spec: dict[str, Any]) -> dict[str, Any]:
     once, as in training), then ``repeats`` alone again. The communication thread stops after
     the all-reduce in which any rank's stop flag (its first element) is set, so every rank
     issues the same number of all-reduces."""
-    import threading
-
-    from ..models import create as create_model
-
     rank = dist.get_rank()
     net = create_model(spec["model"], num_classes=int(spec["num_classes"]),
                        input_size=int(spec["input_size"]), seed=int(spec.get("seed", 0)))
@@ -321,7 +313,7 @@ def run_interference(spec: dict[str, Any]) -> dict[str, Any]:
 
 def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec's Profile measured in this process, alone (see the module docstring)."""
-    from ..profile.measure import measure_profile
+    from ..profile.measure import measure_profile  # lazy: imports pydantic
 
     compressors = {c["label"]: {"name": c["name"], **c.get("params", {})}
                    for c in spec["compressors"]}

@@ -33,9 +33,9 @@ class Footprint:
 def estimate(model: str, num_classes: int, input_size: int, batch_size: int,
              states: int = 1) -> Footprint:
     """The memory needed to profile (or train) ``model`` with ``states`` compressor states."""
-    import torch
+    import torch  # lazy: torch
 
-    from .zoo import create
+    from .zoo import create  # lazy: imports torch, numpy
 
     net = create(model, num_classes=num_classes, input_size=input_size, device="meta")
     params = sum(p.numel() for p in net.parameters())

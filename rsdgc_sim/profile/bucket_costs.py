@@ -39,8 +39,10 @@ from typing import Any
 
 import torch
 
+from ..compress.base import Compressor
+from ..compress.memory import CompressorState
 from ..ddp.bucket_work import BucketSend, dense_send, finish_receive, prepare_send
-from ..ddp.semantics import capacity_bound, uses_compressor
+from ..ddp.semantics import bucket_assignment, capacity_bound, uses_compressor
 from ..errors import ProfileError
 from ..progress import Eta, Transient
 from .devices import synchronize
@@ -84,8 +86,6 @@ def ready_order(names: Sequence[str], ready_s: Mapping[str, float]) -> list[int]
 def bucket_names(names: Sequence[str], sizes_bytes: Sequence[int], ready_s: Mapping[str, float],
                  first_bucket_bytes: int, bucket_cap_bytes: int) -> list[list[str]]:
     """DDP's rebuilt buckets as lists of tensor names, in communication order."""
-    from ..ddp.semantics import bucket_assignment
-
     order = ready_order(names, ready_s)
     return [[names[i] for i in b]
             for b in bucket_assignment(sizes_bytes, order, first_bucket_bytes, bucket_cap_bytes)]
@@ -179,8 +179,6 @@ class _BucketTimer:
 
     def __init__(self, comp: Any, buckets: Sequence[Sequence[str]], device: str, clock: Clock,
                  seed: int, start: int):
-        from ..compress.memory import CompressorState
-
         self.comp = comp
         self.buckets = buckets
         self.device = device
@@ -264,26 +262,23 @@ class _BucketTimer:
         self.last[b] = send
 
 
-def _payloads(comp, grads, buckets, last: Mapping[int, BucketSend], seed: int, start: int
-              ) -> dict[str, Any]:
+def _payloads(comp: Compressor, grads, buckets, last: Mapping[int, BucketSend], seed: int,
+              start: int) -> dict[str, Any]:
     """Each tensor's steady-state payload: the last timed iteration's, or, for a compressor
     that does not compress in the hook, ``compress_many``'s (its wire size and kind)."""
     if last:
         return {n: p for b in range(len(buckets)) for n, (_, p) in
                 zip(buckets[b], last[b].parts, strict=True)}
-    from ..compress.memory import CompressorState
 
     state = CompressorState(seed=seed)
     state.iteration = start
     return dict(comp.compress_many({n: grads[n] for b in buckets for n in b}, state))
 
 
-def _weights(comp, grads, payloads, device, timed, start, seed, rounds, say, every_s, name
-             ) -> dict[str, dict[str, float]]:
+def _weights(comp: Compressor, grads, payloads, device, timed, start, seed, rounds, say, every_s,
+             name) -> dict[str, dict[str, float]]:
     """Each tensor's own compress, decompress and accumulate time (medians of ``rounds``),
     the shares a bucket's measured time is split by."""
-    from ..compress.memory import CompressorState
-
     state = CompressorState(seed=seed)
     state.iteration = start
     sums = {n: torch.zeros_like(g) for n, g in grads.items()}

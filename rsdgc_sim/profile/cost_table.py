@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from ..compress.layerwise import allocate
+from ..compress.neighborhood import compiled_enabled
 from ..compress.params import COMPRESSOR_PARAMS, validate
 from ..compress.payload import INDEX_BYTES
 from ..compress.select import FILTER_MIN_NUMEL, MIN_SAMPLE_HITS, MIN_SAMPLES, k_for
@@ -215,8 +216,6 @@ def _select(t: Traffic, selector: str, n: int, k: int, kind: str, sample_ratio: 
 
 
 def _compiled_score(n: int, kind: str) -> bool:
-    from ..compress.neighborhood import compiled_enabled
-
     return compiled_enabled(n, torch.device("cpu" if kind == "cpu" else "cuda"))
 
 

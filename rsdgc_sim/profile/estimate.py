@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ..compress.neighborhood import compile_mode
 from ..errors import ConfigError, ProfileError
 from .cost_model import COST_MODEL_VERSION  # torch-free: the cache key reads it from there
 from .cost_table import (
@@ -74,8 +75,6 @@ def estimate_profile(
     docstring), marked ``estimated=True``. ``compressors`` maps a label to
     ``{"name": ..., **params}``, as for :func:`rsdgc_sim.profile.measure.measure_profile`.
     ``seed`` is recorded only (nothing random is drawn)."""
-    from ..compress.neighborhood import compile_mode
-
     if not isinstance(device, DeviceModel):
         raise ConfigError(f"device must be a DeviceModel, got {type(device).__name__}")
     say = progress or (lambda _msg: None)

@@ -53,8 +53,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..compress import create as create_compressor
+from ..compress.neighborhood import compile_mode
 from ..ddp.semantics import DDP_BUCKET_CAP_BYTES, DDP_FIRST_BUCKET_BYTES
 from ..errors import ConfigError
+from ..models import create as create_model
 from ..progress import Transient
 from ..stats import iqr
 from .bucket_costs import bucket_names, measure_compression, steady_state_iteration
@@ -170,8 +173,6 @@ class _DeviceRun:
     def build(self) -> None:
         """The replica (seeded), its parameters that train, SGD with momentum and a seeded
         batch, on the device."""
-        from ..models import create as create_model
-
         job, device = self.job, self.device
         self.net = create_model(job.model, num_classes=job.num_classes, input_size=job.input_size,
                                 seed=job.seed).to(device)
@@ -273,8 +274,6 @@ class _DeviceRun:
                            buckets: list[list[str]]) -> dict[str, TensorCost]:
         """Compressor ``spec``'s per-tensor costs, measured per bucket through the hook's
         code (:func:`rsdgc_sim.profile.bucket_costs.measure_compression`)."""
-        from ..compress import create as create_compressor
-
         job = self.job
         comp = create_compressor(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
         got = measure_compression(comp, self.backward, buckets, self.device, job.rule,
@@ -306,8 +305,6 @@ class _DeviceRun:
     def result(self, times: dict[str, list[float]], compression: dict[str, dict[str, TensorCost]]
                ) -> tuple[list[TensorInfo], DeviceProfile]:
         """The model's tensors and this device's :class:`DeviceProfile`."""
-        from ..compress.neighborhood import compile_mode
-
         params = self.params
         tensors = [TensorInfo(name=n, shape=list(p.shape), numel=p.numel(), dtype_bytes=p.element_size())
                    for n, p in params]

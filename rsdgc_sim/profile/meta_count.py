@@ -47,6 +47,7 @@ from torch.utils.flop_counter import flop_registry
 from torch.utils.module_tracker import ModuleTracker
 
 from ..errors import ConfigError
+from ..models import create as create_model
 from .schema import TensorInfo
 
 __all__ = ["FRESH_MIN_BYTES", "OpCount", "StepCount", "count_training_step", "op_count"]
@@ -195,8 +196,6 @@ def count_training_step(
     """Run one training step of zoo ``model`` on ``meta`` tensors and count its ops (no
     memory is allocated, nothing is computed). ``foreach``: the optimizer's multi-tensor
     kernels (PyTorch's default on GPUs) instead of a loop over parameters (CPUs)."""
-    from ..models import create as create_model
-
     net = create_model(model, num_classes=num_classes, input_size=input_size, device="meta")
     net.train()
     params = [(n, p) for n, p in net.named_parameters() if p.requires_grad]

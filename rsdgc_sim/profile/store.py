@@ -26,6 +26,7 @@ import re
 import shutil
 import stat
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -308,8 +309,6 @@ def _duration(seconds: float) -> str:
 
 def _report(callback: Callable[[str], None] | None, message: str) -> None:
     if callback is None:
-        import warnings
-
         warnings.warn(message, RuntimeWarning, stacklevel=3)
     else:
         callback(message)

@@ -13,6 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .plots.axes import FLAT_AXES, axis_of
+from .plots.figure import short_value
+
 #: flat keys that identify a point when a row has no ``point``
 FLAT_POINT = ("workers", "bandwidth_bytes_per_s", "latency_s", "topology")
 #: the breakdown compared: (column, row field or callable)
@@ -32,8 +35,6 @@ def part(row: Mapping[str, Any], name: str) -> float:
 
 def point_of(row: Mapping[str, Any]) -> dict[str, Any]:
     """Every value that places the row: its ``point``, completed by the flat keys."""
-    from .plots.axes import FLAT_AXES
-
     out = dict(row.get("point") or {})
     for key in FLAT_POINT:
         if key in row and FLAT_AXES[key] not in out:
@@ -83,9 +84,6 @@ def compare_runs(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]])
 
 
 def point_label(row: Mapping[str, Any], paths: Sequence[str]) -> str:
-    from .plots.axes import axis_of
-    from .plots.figure import short_value
-
     pt = point_of(row)
     return ", ".join(short_value(axis_of(p, [pt[p]]), pt[p]) for p in paths if p in pt) or "-"
 
@@ -103,6 +101,7 @@ def compare_table(cmp: Comparison, name_a: str = "A", name_b: str = "B", width: 
     """A rich table: point, compressor, iteration in A and B (ms), change (%), and the
     change of each part of the breakdown (ms); rows whose iteration changed by more than
     :data:`HIGHLIGHT` in red (slower) or green (faster), the part that moved most in bold."""
+    # lazy: rich
     from rich import box
     from rich.table import Table
 
@@ -142,7 +141,7 @@ def unmatched_lines(cmp: Comparison, name_a: str = "A", name_b: str = "B") -> li
 def compare_files(path_a: str, path_b: str) -> tuple[Comparison, dict, dict]:
     """Load two results.json files (this version's format; another version's is refused
     with its version) and match their rows."""
-    from .results import load_results
+    from .results import load_results  # lazy: imports pydantic
 
     a, b = load_results(path_a), load_results(path_b)
     return compare_runs(a["runs"], b["runs"]), a, b

@@ -9,8 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import __version__
+from ..data_file import InvalidFile, read_json_data
+from ..errors import ConfigError
 from ..files import csv_bytes, json_bytes, write_files_atomic
 from ..strict import excerpt
+from ..units import format_bandwidth, format_duration
+from .plots import draw_plots
 
 if TYPE_CHECKING:  # types only: report reads what the layers below produce
     from ..profile.schema import Profile
@@ -114,8 +119,6 @@ class StudyResult:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        from .. import __version__
-
         return {
             "format": RESULTS_FORMAT,
             "version": __version__,
@@ -147,7 +150,6 @@ def write_results(result: StudyResult, out_dir: str | Path, trace: bool = True, 
         trace_data = combined_trace(result)
         files[out / "trace.json"] = json_bytes(trace_data, str(out / "trace.json"))
     if plot:  # speedup.png, breakdown.png, ... (the kinds that fit this study)
-        from .plots import draw_plots
 
         title = f"{result.scenario.name}: {result.profile.model}, batch {result.profile.batch_size}/worker"
         drawn = draw_plots(result.to_dict(), title, trace=trace_data)
@@ -173,9 +175,6 @@ def read_results_json(src: Path) -> Any:
     (through the project's reader of users' data files: a regular file only, so a FIFO or
     a device such as /dev/zero is refused from its ``stat`` instead of read forever; a
     size cap; UTF-8; no non-finite numbers)."""
-    from ..data_file import InvalidFile, read_json_data
-    from ..errors import ConfigError
-
     try:
         return read_json_data(src)
     except InvalidFile as e:
@@ -187,16 +186,12 @@ def read_results_json(src: Path) -> Any:
 def load_results(path: str | Path) -> dict:
     """A results.json of `rsdgc-sim run`, checked to be of this version's format; anything
     else is one ConfigError saying what it is (another version: which)."""
-    from ..errors import ConfigError
-
     src = Path(path)
     data = read_results_json(src)
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
         raise ConfigError(f"{src}: not a results.json of `rsdgc-sim run` (no list of runs)")
     fmt = data.get("format")
     if fmt != RESULTS_FORMAT:
-        from .. import __version__
-
         by = (f"rsdgc-sim {data['version']}" if isinstance(data.get("version"), str)
               else "an earlier rsdgc-sim (no version recorded)")
         raise ConfigError(f"{src}: written by {by}, results format {fmt or 1}; this is "
@@ -211,8 +206,7 @@ def load_results(path: str | Path) -> dict:
 def combined_trace(result: StudyResult) -> dict:
     """One Chrome trace for the whole study: one process per run (compressor x grid point),
     one thread per worker, each run's iteration starting at time 0."""
-    from ..sim.trace import chrome_trace
-    from ..units import format_bandwidth, format_duration
+    from ..sim.trace import chrome_trace  # lazy: imports numpy, networkx, simpy, yaml
 
     events: list[dict] = []
     for pid, (row, sim) in enumerate(zip(result.runs, result.sims, strict=True)):

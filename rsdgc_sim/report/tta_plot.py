@@ -11,7 +11,7 @@ MAX_PANELS = 9
 
 
 def _panel_title(row: dict[str, Any]) -> str:
-    from ..units import format_bandwidth, format_duration
+    from ..units import format_bandwidth, format_duration  # lazy: imports pydantic
 
     return (f"{row['workers']} workers, {format_bandwidth(row['bandwidth_bytes_per_s'])}, "
             f"{format_duration(row['latency_s'])}")
@@ -21,10 +21,10 @@ def plot_tta(data: dict[str, Any], fmt: str = "png") -> bytes:
     """``data``: a ``tta.json`` (``rows`` and ``runs``). Accuracy at each evaluated step is
     drawn at ``step x iteration_s`` of that compressor at that grid point; the target is a
     dashed line and each compressor's time to it a dot."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     rows, runs = data["rows"], data["runs"]
     history = {(r["compressor"], r["workers"]): r["history"] for r in runs}

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..yaml_file import read_yaml_file
 from .model import Scenario
-from .sweep import expand_sweep
+from .sweep import MAX_VARIANTS_HARD, expand_sweep
 from .validate import validate_scenario
 
 
@@ -21,15 +21,21 @@ def bundled_path(name: str = "quickstart") -> Path:
     return Path(str(resources.files("rsdgc_sim") / "data" / f"{name}.yaml"))
 
 
-def scenario_from_dict(data: Any, source: str = "scenario", base_dir: str | Path | None = None) -> Scenario:
+def scenario_from_dict(data: Any, source: str = "scenario", base_dir: str | Path | None = None,
+                       max_variants: int | None = None) -> Scenario:
     """Validate plain data (as from YAML) into a Scenario
     (:func:`rsdgc_sim.scenario.validate.validate_scenario`), and with a ``sweep`` every one
     of its variants too, now, before anything is measured.
 
     Relative file paths in it (``cluster.calibration`` and a topology given as a file,
     ``cluster.topology.name: my_lab.yaml``) are taken from ``base_dir`` (the scenario file's
-    folder; default: the working directory) and stored absolute."""
+    folder; default: the working directory) and stored absolute. ``max_variants`` raises
+    (or lowers) the cap on the sweep's combinations (default
+    :data:`~rsdgc_sim.scenario.sweep.MAX_VARIANTS`, at most
+    :data:`~rsdgc_sim.scenario.sweep.MAX_VARIANTS_HARD`)."""
     scenario = validate_scenario(data, source, base_dir)
+    if max_variants is not None:
+        scenario._max_variants = min(int(max_variants), MAX_VARIANTS_HARD)
     if scenario.sweep:
         expand_sweep(scenario, source)
     return scenario
@@ -41,7 +47,9 @@ def read_yaml(path: str | Path) -> Any:
     return read_yaml_file(path)
 
 
-def load_scenario(path: str | Path | None = None) -> Scenario:
-    """Load and validate a scenario file; ``None`` loads the bundled quickstart."""
+def load_scenario(path: str | Path | None = None, max_variants: int | None = None) -> Scenario:
+    """Load and validate a scenario file; ``None`` loads the bundled quickstart.
+    ``max_variants``: as for :func:`scenario_from_dict`."""
     p = bundled_path() if path is None else Path(path)
-    return scenario_from_dict(read_yaml(p), source=str(p), base_dir=p.parent)
+    return scenario_from_dict(read_yaml(p), source=str(p), base_dir=p.parent,
+                              max_variants=max_variants)

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from ..profile.device_models import device_model
 from ..sim.config import DDPConfig, SimPoint, StragglerConfig, TopologySpec
 from ..strict import Strict
 from ..units import LinkBandwidth, LinkLatency, Size
@@ -209,6 +210,9 @@ class Scenario(Strict):
         "{cluster.topology.name: [switch, fat_tree], compressors.1.density: [0.1, 0.01]}")
     #: the scenario file's folder: relative file paths among the sweep's values start there
     _base_dir: str | None = PrivateAttr(default=None)
+    #: the most sweep combinations this scenario may expand to (``run --max-variants``;
+    #: None: :data:`rsdgc_sim.scenario.sweep.MAX_VARIANTS`)
+    _max_variants: int | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _unique_labels(self) -> Scenario:
@@ -241,7 +245,6 @@ class Scenario(Strict):
         for, or None when the profile is measured on the devices at hand."""
         if not isinstance(self.device, dict):
             return None
-        from ..profile.device_models import device_model
 
         return device_model(self.device, field="device")
 

@@ -17,7 +17,6 @@ grid inside every variant; they cannot be swept (list their values in ``cluster`
 
 from __future__ import annotations
 
-import copy
 import difflib
 import itertools
 import typing
@@ -135,12 +134,20 @@ def check_path(path: str, data: dict, model: type[BaseModel]) -> list[str | int]
     return parts
 
 
-def _set(data: Any, parts: list[str | int], value: Any) -> None:
-    node = data
-    for p in parts[:-1]:
-        node = node[p if isinstance(node, list) else str(p)]
-    last = parts[-1]
-    node[last if isinstance(node, list) else str(last)] = value
+def _with(data: Any, parts: list[str | int], value: Any) -> Any:
+    """``data`` with ``value`` at ``parts``: a new container for each level of the path,
+    everything else shared (a deep copy of the whole scenario per variant took most of a
+    large sweep's load time; validation does not change its input)."""
+    if not parts:
+        return value
+    head, rest = parts[0], parts[1:]
+    if isinstance(data, list):
+        out = list(data)
+        out[int(head)] = _with(data[int(head)], rest, value)
+        return out
+    out = dict(data)
+    out[str(head)] = _with(data.get(str(head)), rest, value) if rest else value
+    return out
 
 
 def format_value(value: Any) -> str:
@@ -168,6 +175,9 @@ def _describe(values: dict[str, Any]) -> str:
 #: before anything runs; a larger one is refused at once with its size, never validated
 #: for hours
 MAX_VARIANTS = 10_000
+#: the most ``run --max-variants`` raises it to (each variant is a validated scenario in
+#: memory: about 10 KB)
+MAX_VARIANTS_HARD = 1_000_000
 
 #: a swept path longer than this is refused without being echoed in full
 MAX_PATH_CHARS = 200
@@ -197,10 +207,12 @@ def expand_sweep(scenario: Scenario, source: str = "scenario",
         base_dir = scenario._base_dir
     if not scenario.sweep:
         return [Variant(values={}, scenario=scenario)]
-    if (n := sweep_size(scenario)) > MAX_VARIANTS:
+    cap = scenario._max_variants or MAX_VARIANTS
+    if (n := sweep_size(scenario)) > cap:
         sizes = " x ".join(f"{len(v)} {p}" for p, v in scenario.sweep.items())
+        more = "" if n > MAX_VARIANTS_HARD else " (or raise the cap: run --max-variants N)"
         raise ConfigError(f"{source}: sweep: {n:,} combinations ({_short(sizes)}), more than the "
-                          f"{MAX_VARIANTS:,} a study takes (each is validated, and may need a "
+                          f"{cap:,} a study takes{more} (each is validated, and may need a "
                           f"profile, before anything runs): sweep fewer values, or split the "
                           f"study")
     data = scenario.model_dump(mode="json", exclude={"sweep"})
@@ -210,14 +222,15 @@ def expand_sweep(scenario: Scenario, source: str = "scenario",
         raise e.with_context(source) from None
     out: list[Variant] = []
     paths = list(scenario.sweep)
+    checked: set[tuple] = set()  # names checked once for all the variants
     for combo in itertools.product(*(scenario.sweep[p] for p in paths)):
         values = dict(zip(paths, combo, strict=True))
-        point = copy.deepcopy(data)
+        point = data
         for path, value in values.items():
-            _set(point, parts[path], value)
+            point = _with(point, parts[path], value)
         try:
             variant = validate_scenario(point, source=f"sweep point {_describe(values)}",
-                                         base_dir=base_dir)
+                                         base_dir=base_dir, checked=checked)
         except RsdgcError as e:
             raise e.with_context(source) from None
         out.append(Variant(values=values, scenario=variant))

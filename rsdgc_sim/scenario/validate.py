@@ -5,17 +5,25 @@ builds each variant through here)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from ..calibration import load_calibration
+from ..compress.params import check_compressor
 from ..errors import ConfigError, RsdgcError
+from ..models.catalog import CATALOG, check_model
+from ..sim import COLLECTIVES, FIDELITIES, TOPOLOGIES
+from ..sim.collectives import make_collective
+from ..sim.topology import build_topology, resolve_topology_path
 from ..strict import excerpt, validation_message
 from .model import Scenario
 
 
-def validate_scenario(data: Any, source: str = "scenario", base_dir: str | Path | None = None) -> Scenario:
+def validate_scenario(data: Any, source: str = "scenario", base_dir: str | Path | None = None,
+                      checked: set[tuple] | None = None) -> Scenario:
     """Validate plain data (as from YAML) into a Scenario, then check every name in it.
 
     Relative file paths in it (``cluster.calibration`` and a topology given as a file,
@@ -30,7 +38,7 @@ def validate_scenario(data: Any, source: str = "scenario", base_dir: str | Path 
         raise ConfigError(f"{source}: {validation_message(e, Scenario)}") from None
     try:
         scenario = _resolve_paths(scenario, Path(base_dir or "."))
-        check_names(scenario)
+        check_names(scenario, checked)
     except RsdgcError as e:
         raise e.with_context(source) from None
     if scenario.sweep:  # relative paths among the swept values start at the file's folder
@@ -77,57 +85,60 @@ def _resolve_paths(scenario: Scenario, base: Path) -> Scenario:
     return scenario
 
 
-def check_names(scenario: Scenario) -> None:
+def check_names(scenario: Scenario, checked: set[tuple] | None = None) -> None:
     """Names and parameters that only their registries know: model, compressors (with their
-    parameters), topology, collectives, fidelity."""
-    from ..compress.params import check_compressor
-    from ..models.catalog import CATALOG, check_model
-    from ..sim import COLLECTIVES, FIDELITIES, TOPOLOGIES
-    from ..sim.collectives import make_collective
-    from ..sim.topology import build_topology, resolve_topology_path
+    parameters), topology, collectives, fidelity. ``checked``: the checks already passed
+    (a sweep's variants share one set, so each distinct model, compressor, topology,
+    collective or device is checked once, not once per variant)."""
+    done = checked if checked is not None else set()
 
-    try:
-        CATALOG.get(scenario.model.name)
-    except ConfigError as e:
-        raise e.with_context("model.name") from None
-    try:
-        check_model(scenario.model.name, scenario.model.input_size)
-    except ConfigError as e:
-        raise e.with_context("model.input_size") from None
+    def once(key: tuple, where: str, check, error: type[RsdgcError] = ConfigError) -> None:
+        if key in done:
+            return
+        try:
+            check()
+        except error as e:
+            raise e.with_context(where) from None
+        done.add(key)
+
+    m = scenario.model
+    once(("model", m.name), "model.name", lambda: CATALOG.get(m.name))
+    once(("input", m.name, m.input_size), "model.input_size",
+         lambda: check_model(m.name, m.input_size))
     for i, c in enumerate(scenario.compressors):
-        try:
-            check_compressor(c.name, c.params)
-        except ConfigError as e:
-            raise e.with_context(f"compressors[{i}]") from None
+        once(("compressor", c.name, _key(c.params)), f"compressors[{i}]",
+             lambda c=c: check_compressor(c.name, c.params))
     cl = scenario.cluster
-    if resolve_topology_path(cl.topology.name) is None:  # not a topology file: a generator
-        try:
-            TOPOLOGIES.get(cl.topology.name)
-        except ConfigError as e:
-            raise e.with_context("cluster.topology.name") from None
     spec = cl.topology.spec()
-    for workers in sorted(set(cl.workers)):  # parameters, files, and whether the workers fit
-        try:
-            build_topology(spec.name, workers, cl.bandwidth[0], cl.latency[0], spec.params)
-        except ConfigError as e:
-            raise e.with_context(f"cluster.topology ({workers} workers)") from None
-    for field in ("collective", "sparse_collective"):
-        try:
-            COLLECTIVES.get(getattr(cl, field))
-        except ConfigError as e:
-            raise e.with_context(f"cluster.{field}") from None
-    if cl.collective != "auto":
-        try:
-            make_collective(cl.collective, cl.collective_params)
-        except ConfigError as e:
-            raise e.with_context("cluster.collective_params") from None
-    if cl.calibration:
-        from ..calibration import load_calibration  # torch-free
 
-        try:
-            load_calibration(cl.calibration)
-        except RsdgcError as e:
-            raise e.with_context("cluster.calibration") from None
-    scenario.device_model()  # a device model's name and numbers (ConfigError names the field)
+    def generator() -> None:
+        if resolve_topology_path(cl.topology.name) is None:  # not a file: a generator
+            TOPOLOGIES.get(cl.topology.name)
+
+    once(("topology", cl.topology.name), "cluster.topology.name", generator)
+    for workers in sorted(set(cl.workers)):  # parameters, files, and whether the workers fit
+        once(("build", spec.name, _key(spec.params), workers, cl.bandwidth[0], cl.latency[0]),
+             f"cluster.topology ({workers} workers)",
+             lambda w=workers: build_topology(spec.name, w, cl.bandwidth[0], cl.latency[0],
+                                              spec.params))
+    for field in ("collective", "sparse_collective"):
+        once(("collective", getattr(cl, field)), f"cluster.{field}",
+             lambda f=field: COLLECTIVES.get(getattr(cl, f)))
+    if cl.collective != "auto":
+        once(("collective_params", cl.collective, _key(cl.collective_params)),
+             "cluster.collective_params", lambda: make_collective(cl.collective,
+                                                                  cl.collective_params))
+    if cl.calibration:
+        once(("calibration", cl.calibration), "cluster.calibration",
+             lambda: load_calibration(cl.calibration), RsdgcError)
+    # a device model's name and numbers (its ConfigError names the field itself)
+    if ("device", _key(scenario.device)) not in done:
+        scenario.device_model()
+        done.add(("device", _key(scenario.device)))
     if cl.fidelity not in FIDELITIES:
         raise ConfigError(f"cluster.fidelity: unknown fidelity {cl.fidelity!r}; choose one of: {', '.join(FIDELITIES)}")
+
+
+def _key(value: Any) -> str:
+    """A hashable key of a section's value (its parameters)."""
+    return json.dumps(value, sort_keys=True, default=str)

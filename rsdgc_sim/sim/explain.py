@@ -6,10 +6,11 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from .collectives import Collective, Message
+from .collectives import Collective, Message, make_collective
 from .fidelity import closed_form
 from .runner import CollectiveRun
 from .step import phase_cost
+from .topology.build import build_topology
 from .topology.graph import Topology
 
 if TYPE_CHECKING:  # types only
@@ -65,9 +66,6 @@ def bucket_formulas(result: SimResult, point: SimPoint) -> list[dict]:
     closed form exists (one algorithm on a uniform or structured topology), the closed form's
     value and its formula with the numbers put in; ``None`` where there is none (a bucket
     that mixes dense and sparse tensors, one worker, or a topology without one)."""
-    from .collectives import Message, make_collective
-    from .topology.build import build_topology
-
     p = point.workers
     out = []
     topos: dict[int, Topology] = {}

@@ -98,8 +98,8 @@ def _sharing_work(topo: Topology, phase: Phase) -> float:
     else:
         flow = np.repeat(np.arange(n), hops)
         link = np.fromiter(itertools.chain.from_iterable(routes), dtype=np.int64, count=total)
-        # imported here: loading any scenario imports this module, and scipy.sparse alone
-        # takes longer to import than the rest of it
+        # lazy: scipy (loading any scenario imports this module, and scipy.sparse alone
+        # takes longer to import than the rest of it)
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
 

@@ -30,14 +30,16 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from pydantic import ValidationError
 
 from ..errors import ConfigError
 from ..progress import Transient
+from ..scenario import Scenario
 from ..scenario.sweep import check_path, expand_sweep, split_path
-
-if TYPE_CHECKING:  # types only
-    from ..scenario import Scenario
+from ..sim.simulate import simulate
+from ..strict import validation_message
 
 #: values sampled for the curve before bisecting
 SAMPLES = 13
@@ -123,8 +125,6 @@ class _Study:
     """Speedups over dense at one value of the path, every compressor at once, memoised."""
 
     def __init__(self, scenario: Scenario, path: str, profile_for: Callable[[Any], Any]):
-        from ..scenario.model import Scenario
-
         self.base, self.path, self.profile_for = scenario, path, profile_for
         self.grid = path in GRID_PATHS
         if not self.grid:
@@ -141,10 +141,6 @@ class _Study:
         """The scenario with the path at ``value``, checked by the strict schema (a value
         outside a field's limits is a ConfigError naming the path, as in a scenario file)."""
         if self.grid:
-            from pydantic import ValidationError
-
-            from ..strict import validation_message
-
             name = GRID_PATHS[self.path]
             cluster = type(self.base.cluster)
             try:
@@ -166,7 +162,6 @@ class _Study:
         """Speedup over dense of each compressor (scenario order, dense excluded)."""
         if value in self._memo:
             return self._memo[value]
-        from ..sim.simulate import simulate
 
         sc = self.scenario_at(value)
         prof = self._profile(sc)

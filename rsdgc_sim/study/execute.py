@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import gc
 import math
+import multiprocessing
 import signal
 import socket
 import struct
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import __version__
 from ..errors import ConfigError
 
 #: seconds a Dask scheduler has to answer before `--dask` gives up (nothing is lost)
@@ -46,7 +49,7 @@ OnDone = Callable[[PointTask, list[dict[str, Any]], list[Any]], None]
 
 def compute_points(scenarios: list[Any], profile: Any, trace: bool = False) -> list[tuple]:
     """(rows, sims) of each one-point scenario: what a worker runs (torch-free)."""
-    from .simulate import simulate_scenario
+    from .simulate import simulate_scenario  # lazy: imports pydantic, numpy, networkx, simpy, yaml
 
     return [simulate_scenario(sc, profile, trace=trace) for sc in scenarios]
 
@@ -103,10 +106,7 @@ def execute_points(
             on_done(t, rows, sims if trace else [])
 
 
-def _run_pool(tasks, profiles, on_done: OnDone, jobs: int) -> None:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
+def _run_pool(tasks: list[PointTask], profiles: dict[str, Any], on_done: OnDone, jobs: int) -> None:
     # spawn: the parent may hold torch's threads (it measured a profile); forking them is unsafe
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_ignore_sigint)
@@ -180,7 +180,7 @@ def connect_dask(address: str, timeout_s: float = DASK_TIMEOUT_S):
     """A ``distributed.Client`` of the scheduler at ``address``, or a ConfigError within
     about ``timeout_s`` when no scheduler answers there (:func:`probe_dask` first)."""
     try:
-        from distributed import Client
+        from distributed import Client  # lazy: distributed (an optional extra)
     except ImportError:
         raise ConfigError("--dask needs Dask distributed: pip install -e '.[dask]'") from None
     probe_dask(address, timeout_s)
@@ -210,8 +210,9 @@ def _collect_failed_client() -> None:
         sys.unraisablehook = hook
 
 
-def _run_dask(tasks, profiles, on_done: OnDone, address: str, timeout_s: float) -> None:
-    from distributed import as_completed
+def _run_dask(tasks: list[PointTask], profiles: dict[str, Any], on_done: OnDone, address: str,
+              timeout_s: float) -> None:
+    from distributed import as_completed  # lazy: distributed (an optional extra)
 
     client = connect_dask(address, timeout_s)
     futures = []
@@ -230,8 +231,6 @@ def _run_dask(tasks, profiles, on_done: OnDone, address: str, timeout_s: float) 
             try:
                 result = fut.result()
             except Exception as e:  # a worker without the package, or of another version
-                from .. import __version__
-
                 raise ConfigError(
                     f"--dask {address}: a worker failed ({type(e).__name__}: "
                     f"{str(e).splitlines()[0][:160] if str(e) else ''}); workers need "

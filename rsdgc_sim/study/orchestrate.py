@@ -14,17 +14,17 @@ is :func:`rsdgc_sim.report.write_results`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..profile.schema import Profile
 from ..profile.store import ProfileStore
+from ..progress import Eta, Transient
 from ..report.results import StudyResult
 from ..scenario import Scenario
+from ..scenario.sweep import GRID_AXES, expand_sweep
+from .execute import PointTask, execute_points
+from .points import PointStore, point_key, profile_identity
 from .profiles import profile_scenario
-
-if TYPE_CHECKING:
-    from .execute import PointTask
-    from .points import PointStore
 
 Progress = Callable[[str], None]
 
@@ -58,10 +58,6 @@ def run_scenario(
     sweep order (the first path slowest), then workers, bandwidth, latency, then compressor.
     ``refresh``, ``pin``, ``profile_file``: as for :func:`profile_scenario`.
     """
-    from ..scenario.sweep import expand_sweep
-    from .execute import execute_points
-    from .points import PointStore
-
     say = progress or (lambda _m: None)
     variants = expand_sweep(scenario)
     profiles, variant_profile, measured, reused = _variant_profiles(
@@ -112,8 +108,6 @@ def _variant_profiles(variants: list[Any], **profile_args: Any
     further): the profiles by identity, each variant's profile identity, and how many were
     measured and reused (from the cache or a file). ``profile_args``: for
     :func:`profile_scenario`."""
-    from .points import profile_identity
-
     profiles: dict[str, Profile] = {}
     by_inputs: dict[str, str] = {}
     variant_profile: list[str] = []
@@ -134,10 +128,6 @@ def _variant_profiles(variants: list[Any], **profile_args: Any
 def _point_tasks(variants: list[Any], variant_profile: list[str]) -> list[PointTask]:
     """Every grid point of every sweep variant as a one-point scenario (a ``PointTask``
     keyed by what its rows depend on), in sweep order, then workers, bandwidth, latency."""
-    from ..scenario.sweep import GRID_AXES
-    from .execute import PointTask
-    from .points import point_key
-
     tasks: list[PointTask] = []
     for v, pid in zip(variants, variant_profile, strict=True):
         cl = v.scenario.cluster
@@ -154,8 +144,6 @@ def _point_tasks(variants: list[Any], variant_profile: list[str]) -> list[PointT
 def _axes(scenario: Scenario, tasks: list[PointTask]) -> dict[str, list[Any]]:
     """The sweep's and the grid's axes that take more than one value, with their values in
     order of first appearance."""
-    from ..scenario.sweep import GRID_AXES
-
     axes: dict[str, list[Any]] = {}
     for path in [*scenario.sweep, *GRID_AXES]:
         values: list[Any] = []
@@ -185,8 +173,6 @@ class _DonePoints:
     (when there is one), its rows and simulator results kept, the progress bar said."""
 
     def __init__(self, point_store: PointStore | None, total: int, say: Progress):
-        from ..progress import Eta
-
         self.point_store = point_store
         self.total = total
         self.say = say
@@ -195,8 +181,6 @@ class _DonePoints:
         self.eta = Eta(total, every_s=0.25)
 
     def on_done(self, task: PointTask, rows: list[dict[str, Any]], sims: list[Any]) -> None:
-        from ..progress import Transient
-
         if self.point_store is not None:
             self.point_store.put(task.key, task.point, rows)
         self.rows[task.index] = rows

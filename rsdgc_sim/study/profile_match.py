@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..compress.params import check_compressor
 from ..errors import ProfileError
 from ..profile.schema import Profile
 from ..scenario import Scenario
 
 
 def _resolved(spec: dict[str, Any]) -> dict[str, Any]:
-    from ..compress.params import check_compressor
-
     params = {k: v for k, v in spec.items() if k != "name"}
     return {"name": spec["name"], **check_compressor(spec["name"], params)}
 

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from ..compress.compile_state import compile_mode
+from ..models.footprint import check_fits
+from ..profile.cost_model import COST_MODEL_VERSION
+from ..profile.quality import busy_warning, provenance_text, quality_text, unstable_quantities
 from ..profile.schema import Profile
-from ..profile.store import ProfileStore, profile_key
+from ..profile.store import ProfileStore, load_profile, profile_key
 from ..scenario import Scenario
+from .profile_match import check_matches
 
 Progress = Callable[[str], None]
 
@@ -30,20 +36,17 @@ def torch_version() -> str:
     """``torch.__version__`` without importing torch (seconds): the installed distribution's
     version, the same string (``tests/test_study_profiles.py`` checks it); torch's own where no
     distribution is installed (a source tree on the path)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("torch")
     except PackageNotFoundError:
-        import torch
+        import torch  # lazy: torch
 
         return torch.__version__
 
 
 def profile_inputs(scenario: Scenario, devices: list[str]) -> dict[str, Any]:
     """Everything a scenario's profile depends on (the cache key's content)."""
-    from ..compress.compile_state import compile_mode
-    from ..profile.devices import device_name
+    from ..profile.devices import device_name  # lazy: imports torch
 
     return {
         "model": scenario.model.model_dump(),
@@ -74,9 +77,6 @@ def estimated_profile(scenario: Scenario, store: ProfileStore | None = None,
     roofline from the model's FLOPs and bytes (counted on the meta device: no memory, no GPU),
     cached like a measured one, and whether it came from the cache (found without importing
     torch)."""
-    from ..compress.compile_state import compile_mode
-    from ..profile.cost_model import COST_MODEL_VERSION
-
     say = progress or (lambda _m: None)
     store = store if store is not None else ProfileStore()
     dm = scenario.device_model()
@@ -90,7 +90,7 @@ def estimated_profile(scenario: Scenario, store: ProfileStore | None = None,
         say(f"estimated profile {key} from the cache ({store.path(key)})")
         return cached, True
     m = scenario.model
-    from ..profile.estimate import estimate_profile
+    from ..profile.estimate import estimate_profile  # lazy: imports torch
 
     say(f"estimating {m.name} (batch {scenario.batch_size}) on {dm.name} (a device model)")
     prof = estimate_profile(m.name, m.num_classes, m.input_size, scenario.batch_size, specs, dm,
@@ -113,8 +113,6 @@ def _measured_here(prof: Profile) -> bool:
 
 
 def _unstable_text(prof: Profile) -> str:
-    from ..profile.quality import unstable_quantities
-
     return "; ".join(map(str, unstable_quantities(prof)))
 
 
@@ -122,8 +120,6 @@ def _say_reused(prof: Profile, say: Progress, where: str, why: str) -> None:
     """Say where the reused ``prof`` comes from, who measured it (host, pid, when, load,
     torch threads, discarded samples) and how stable it is, then warn about a busy machine
     and an unstable profile (``why``: why it is reused all the same)."""
-    from ..profile.quality import busy_warning, provenance_text, quality_text
-
     say(f"profile {prof.key or '(no key)'} {where}")
     say(f"  {provenance_text(prof)}; {quality_text(prof)}")
     if busy := busy_warning(prof):
@@ -152,9 +148,6 @@ def profile_from_file(scenario: Scenario, path: str, progress: Progress | None =
     """A profile measured elsewhere, checked against the scenario (model, input, batch,
     compressors and their parameters), said with who measured it and how stable it is (an
     unstable one is warned about: it cannot be measured again); torch-free."""
-    from ..profile.store import load_profile
-    from .profile_match import check_matches
-
     prof = load_profile(path)
     check_matches(scenario, prof, _profile_compressors(scenario), str(path))
     if progress:
@@ -192,10 +185,9 @@ def profile_scenario(
         return profile_from_file(scenario, str(path), progress), True
     if scenario.device_model() is not None:
         return estimated_profile(scenario, store, refresh, progress)
-    from ..models.footprint import check_fits
+    # lazy: imports torch
     from ..profile.devices import resolve_devices
     from ..profile.measure import measure_profile
-    from ..profile.quality import unstable_quantities
 
     say = progress or (lambda _m: None)
     pinned = pin or scenario.profile.pin

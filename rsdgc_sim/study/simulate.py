@@ -7,8 +7,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..calibration import calibrated_point, calibration_warnings, load_calibration
+from ..profile.quartiles import has_spread, quartile_profiles
 from ..profile.schema import Profile
 from ..scenario import Scenario
+from ..scenario.model import GridPoint
+from ..sim import simulate
+from ..sim.config import SimPoint
+from ..sim.explain import bucket_formulas
+from ..sim.result import SimResult
+from ..units import format_bandwidth, format_duration
 
 Progress = Callable[[str], None]
 
@@ -44,8 +52,6 @@ def simulate_scenario(
     nominal bandwidth and latency of the grid point), and backward that overlaps a
     collective is stretched by the calibrated interference factor.
     """
-    from ..units import format_bandwidth, format_duration
-
     say = progress or (lambda _m: None)
     grid_sim = _GridSimulator(scenario, profile, _sim_point(scenario, say))
     rows: list[dict[str, Any]] = []
@@ -62,18 +68,17 @@ def simulate_scenario(
     return rows, sims
 
 
-def _sim_point(scenario: Scenario, say: Progress) -> Callable[[str, Any], Any]:
+def _sim_point(scenario: Scenario, say: Progress) -> Callable[[str, GridPoint], SimPoint]:
     """``(label, grid point) -> simulator point``: the scenario's, or with
     ``cluster.calibration`` the links as calibrated, not as nominal (its warnings said)."""
     if not scenario.cluster.calibration:
         return scenario.sim_point
-    from ..calibration import calibrated_point, calibration_warnings, load_calibration
 
     cal = load_calibration(scenario.cluster.calibration)
     for warning in calibration_warnings(cal):  # another host, cores, version or format
         say(f"note: {warning}")
 
-    def sim_point(label, point):
+    def sim_point(label: str, point: GridPoint) -> SimPoint:
         return calibrated_point(scenario.sim_point(label, point), cal)
 
     return sim_point
@@ -84,10 +89,8 @@ class _GridSimulator:
     median and, when it has a spread, at its quartiles; the dense reference of each point,
     worker count and profile variant simulated once and cached."""
 
-    def __init__(self, scenario: Scenario, profile: Profile, sim_point: Callable[[str, Any], Any]):
-        from ..profile.quartiles import has_spread, quartile_profiles
-        from ..sim import simulate
-
+    def __init__(self, scenario: Scenario, profile: Profile,
+                 sim_point: Callable[[str, GridPoint], SimPoint]):
         self.simulate = simulate
         self.scenario = scenario
         self.profile = profile
@@ -98,7 +101,7 @@ class _GridSimulator:
             self.variants["low"], self.variants["high"] = quartile_profiles(profile)
         self.dense_cache: dict[tuple[str, int, float, float], float] = {}
 
-    def dense_time(self, workers: int, point, variant: str = "median") -> float:
+    def dense_time(self, workers: int, point: GridPoint, variant: str = "median") -> float:
         """The dense iteration time at ``point`` with ``workers`` workers, profile ``variant``."""
         k = (variant, workers, point.bandwidth_bytes_per_s, point.latency_s)
         if k not in self.dense_cache:
@@ -106,7 +109,7 @@ class _GridSimulator:
             self.dense_cache[k] = self.simulate(self.variants[variant], pt).iteration_s
         return self.dense_cache[k]
 
-    def times(self, label: str, point, value: float) -> dict[str, float]:
+    def times(self, label: str, point: GridPoint, value: float) -> dict[str, float]:
         """The iteration time under each profile variant (``value``: the median's)."""
         out = {"median": value}
         for v in self.variants.keys() - {"median"}:
@@ -114,7 +117,7 @@ class _GridSimulator:
                       else self.simulate(self.variants[v], self.sim_point(label, point)).iteration_s)
         return out
 
-    def run(self, label: str, point, trace: bool) -> tuple[dict[str, Any], Any]:
+    def run(self, label: str, point: GridPoint, trace: bool) -> tuple[dict[str, Any], SimResult]:
         """Compressor ``label`` at grid ``point``: its row and the simulator's result."""
         pt = self.sim_point(label, point)
         res = self.simulate(self.profile, pt, trace=trace)
@@ -131,12 +134,10 @@ class _GridSimulator:
                     None if None in sps else max([speedup, *sps]))
         return self._row(label, point, pt, res, ts, speedups), res
 
-    def _row(self, label: str, point, pt, res, ts: dict[str, float],
+    def _row(self, label: str, point: GridPoint, pt: SimPoint, res: SimResult, ts: dict[str, float],
              speedups: tuple[float, float, float | None]) -> dict[str, Any]:
         """The row of one run: the point, the simulator's times and bytes, and the metrics
         derived from them (see :func:`simulate_scenario`)."""
-        from ..sim.explain import bucket_formulas
-
         speedup, sp_low, sp_high = speedups
         sent = res.bytes_sent_per_worker
         return {

@@ -17,13 +17,19 @@ it. Neither number comes from the other: the simulator never sees the training r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..files import csv_bytes, json_bytes, write_files_atomic
+from ..profile.store import ProfileStore
+from ..report.tta_plot import plot_tta
 from ..scenario import Scenario
 from ..scenario.model import MAX_TRAIN_WORKERS
+from .profiles import profile_scenario
+from .simulate import simulate_scenario
 
 #: the columns of ``tta.csv`` (``tta.json``'s rows have these keys)
 TTA_FIELDS = [
@@ -84,17 +90,15 @@ def check_tta(scenario: Scenario) -> None:
 
 def tta_scenario(
     scenario: Scenario,
-    store=None,
-    progress=None,
+    store: ProfileStore | None = None,
+    progress: Callable[[str], None] | None = None,
     profile_file: str | None = None,
     checkpoint_dir: str | Path | None = None,
 ) -> TtaResult:
     """Train every compressor at every cluster worker count, simulate every grid point, and
     join them (see the module docstring). ``checkpoint_dir``: training checkpoints, so that
     a killed run resumes (to the same result) when started again."""
-    from ..train.runs import train_compressors
-    from .profiles import profile_scenario
-    from .simulate import simulate_scenario
+    from ..train.runs import train_compressors  # lazy: imports torch
 
     check_tta(scenario)
     tr = scenario.train
@@ -136,13 +140,9 @@ def write_tta(result: TtaResult, out_dir: str | Path, plot: bool = True) -> list
     """``tta.json``, ``tta.csv`` and ``tta.png`` (accuracy against simulated wall-clock
     time), all or nothing: every file is made and every path checked before any is
     written."""
-    from ..files import csv_bytes, json_bytes, write_files_atomic
-
     out = Path(out_dir)
     files = {out / "tta.json": json_bytes(result.to_dict(), str(out / "tta.json")),
              out / "tta.csv": csv_bytes(result.rows, TTA_FIELDS)}
     if plot:
-        from ..report.tta_plot import plot_tta
-
         files[out / "tta.png"] = plot_tta(result.to_dict())
     return write_files_atomic(files)

@@ -24,7 +24,9 @@ import torch
 
 from ..errors import ConfigError
 from ..scenario.validate import BUILTIN_DATASETS
+from .fashion_mnist import CLASSES, FashionMNISTData
 from .image_folder import IMAGE_SUFFIXES, ImageFolderData
+from .synthetic_rs import DEFAULT_DIFFICULTY, SyntheticRSData
 
 __all__ = ["DATASETS", "IMAGE_SUFFIXES", "ImageFolderData", "SyntheticData", "load_dataset"]
 
@@ -80,13 +82,9 @@ def load_dataset(spec: str, num_classes: int, input_size: int, samples: int, see
     if spec == "synthetic":
         return SyntheticData(num_classes, input_size, samples, seed=seed)
     if spec == "synthetic_rs":
-        from .synthetic_rs import DEFAULT_DIFFICULTY, SyntheticRSData
-
         return SyntheticRSData(num_classes, input_size, samples, seed=seed,
                                difficulty=DEFAULT_DIFFICULTY if difficulty is None else difficulty)
     if spec == "fashion_mnist":
-        from .fashion_mnist import CLASSES, FashionMNISTData
-
         if num_classes != len(CLASSES):
             raise ConfigError(f"train.dataset fashion_mnist has {len(CLASSES)} classes, "
                               f"model.num_classes is {num_classes}")

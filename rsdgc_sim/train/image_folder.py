@@ -52,7 +52,7 @@ def find_corrupt(files: list[Path], progress: Callable[[str], None] | None = Non
                  progress_every_s: float = 2.0) -> list[tuple[Path, str]]:
     """(path, reason) of every file Pillow cannot open or ``verify()``; says how far it is
     (a :class:`~rsdgc_sim.progress.Transient`) every ``progress_every_s`` seconds."""
-    from PIL import Image
+    from PIL import Image  # lazy: PIL
 
     bad: list[tuple[Path, str]] = []
     eta = Eta(len(files), every_s=progress_every_s)
@@ -99,7 +99,7 @@ class ImageFolderData:
         return self._y
 
     def _load(self, path: Path) -> torch.Tensor:
-        from PIL import Image
+        from PIL import Image  # lazy: PIL
 
         try:
             with Image.open(path) as im:

@@ -8,6 +8,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..files import check_writable_file
+from ..models.footprint import check_fits
+from ..profile.devices import training_device
+from .data import load_dataset
+from .virtual import train_virtual
+
 if TYPE_CHECKING:
     from ..scenario import Scenario
 
@@ -27,7 +33,6 @@ def _checkpoints(scenario: Scenario, worker_counts: Sequence[int],
     at the start, not a crash after the first run's minutes of training."""
     if checkpoint_dir is None:
         return {}
-    from ..files import check_writable_file
 
     out = {}
     for workers in worker_counts:
@@ -44,11 +49,6 @@ def train_compressors(
     """Train every compressor of ``scenario`` at every count in ``worker_counts``; returns
     ``{(label, workers): TrainResult.to_dict()}``. ``eval_every`` overrides
     ``train.eval_every``; ``checkpoint_dir`` keeps a resumable checkpoint per run."""
-    from ..models.footprint import check_fits
-    from ..profile.devices import training_device
-    from .data import load_dataset
-    from .virtual import train_virtual
-
     tr, m = scenario.train, scenario.model
     checkpoints = _checkpoints(scenario, worker_counts, checkpoint_dir)
     check_fits(m.name, m.num_classes, m.input_size, scenario.batch_size,

@@ -27,9 +27,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .. import __version__
+from ..compress import create
 from ..ddp.semantics import MIN_DENSE_ITERS
 from ..errors import ConfigError, TrainingError
+from ..models import create as create_model
 from ..progress import Eta, Transient
+from .engine import VirtualDDP
 
 
 @dataclass
@@ -141,8 +145,6 @@ def train_virtual(
     ``checkpoint``: a file this run saves its state to (atomically) every
     ``checkpoint_every_s`` seconds and at the end; when it exists and was saved by a run with
     the same arguments, training resumes from it (a file from other arguments is replaced)."""
-    from ..compress import create
-
     if workers < 1 or steps < 1 or batch_size < 1:
         raise ConfigError(f"train: workers, steps and batch_size must be >= 1 (got {workers}, {steps}, {batch_size})")
     t0 = time.perf_counter()
@@ -171,9 +173,6 @@ def _replica(model: str, num_classes: int, input_size: int, comp: Any, workers: 
     """The seeded model in training mode on ``device``, its SGD optimizer (without momentum
     when ``comp`` applies it itself) and the virtual DDP engine of ``workers`` ranks over it
     (DDP's first and later bucket caps ``buckets``)."""
-    from ..models import create as create_model
-    from .engine import VirtualDDP
-
     net = create_model(model, num_classes=num_classes, input_size=input_size, seed=seed).to(device)
     net.train()
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=comp.optimizer_momentum(momentum))
@@ -314,20 +313,21 @@ def data_fingerprint(data) -> str:
 
 
 def _checkpoint_key(*args: Any) -> str:
-    from .. import __version__
-
     text = json.dumps([CHECKPOINT_VERSION, __version__, *args], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _save(path: Path, key: str, net, opt, engine, run: _RunState) -> None:
+def _save(path: Path, key: str, net: torch.nn.Module, opt: torch.optim.Optimizer,
+          engine: VirtualDDP, run: _RunState) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save({"key": key, "model": net.state_dict(), "optimizer": opt.state_dict(),
                 "engine": engine.state_dict(), "run": asdict(run)}, tmp)
     os.replace(tmp, path)
 
 
-def _resume(path: Path, key: str, net, opt, engine, run: _RunState, say, label: str, workers: int) -> None:
+def _resume(path: Path, key: str, net: torch.nn.Module, opt: torch.optim.Optimizer,
+            engine: VirtualDDP, run: _RunState, say: Callable[[str], None], label: str,
+            workers: int) -> None:
     if not path.exists():
         return
     try:

@@ -24,6 +24,9 @@ from typing import Any
 from ...errors import ConfigError
 from ...files import write_bytes_atomic, write_files_atomic
 from .axes import axis_of, pick_x, resolve_path, study_axes
+from .breakdown import breakdown_plot
+from .heatmap import heatmap_plot
+from .lines import line_plot
 
 #: what every plot reads from each run, and the formats it writes
 PLOT_FIELDS = ("compressor", "workers", "bandwidth_bytes_per_s", "latency_s", "iteration_s",
@@ -73,19 +76,13 @@ def draw(data: Mapping[str, Any], kind: str, fmt: str = "png", x: str | None = N
     axes = study_axes(data)
     dense = dense_label(data)
     if kind in ("speedup", "iteration", "efficiency"):
-        from .lines import line_plot
-
         return line_plot(data, axes, pick_x(axes, x), kind, dense, fmt, title)
     if kind == "breakdown":
-        from .breakdown import breakdown_plot
-
         return breakdown_plot(data, axes, pick_x(axes, x), fmt, title)
     if kind == "heatmap":
-        from .heatmap import heatmap_plot
-
         xp, yp = heat_axes(axes, x, y)
         return heatmap_plot(data, axes, xp, yp, dense, fmt, title)
-    from .timeline import timeline_plot
+    from .timeline import timeline_plot  # lazy: imports pydantic
 
     if trace is None:
         raise ConfigError("--kind timeline reads trace.json (written by `run` beside "

@@ -9,6 +9,7 @@ used, which differ between compressors). Both keep plotting.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ class Axis:
         """A value as a tick or panel label, with its unit."""
         if not self.numeric:
             return str(value)
-        from ...units import format_bandwidth, format_duration
+        from ...units import format_bandwidth, format_duration  # lazy: imports pydantic
 
         if self.path == "cluster.bandwidth":
             return format_bandwidth(value)
@@ -124,8 +125,6 @@ def pick_x(axes: Mapping[str, list[Any]], want: str | None, numeric_only: bool =
     if want is not None:
         path = resolve_path(want)
         if path not in axes:
-            import difflib
-
             have = sorted(axes) or ["(none: one point only)"]
             near = difflib.get_close_matches(path, list(axes), n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""

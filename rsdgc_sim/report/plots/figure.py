@@ -19,10 +19,10 @@ PANEL_W, PANEL_H = 4.6, 3.4
 
 
 def pyplot():
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     return plt
 
@@ -86,7 +86,7 @@ def grid(n: int, height: float = PANEL_H, width: float = PANEL_W, sharey: bool =
 
 def set_x(ax, axis: Axis, values: Sequence[Any]) -> None:
     """Scale, ticks at the swept values (with their units) and label of the x axis."""
-    from matplotlib.ticker import NullFormatter, NullLocator
+    from matplotlib.ticker import NullFormatter, NullLocator  # lazy: matplotlib
 
     if axis.log:
         ax.set_xscale("log", base=2 if axis.path == "cluster.workers" else 10)

@@ -13,6 +13,7 @@ from .figure import grid, save
 
 def heatmap_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: str, y: str,
                  dense: str, fmt: str, title: str) -> bytes:
+    # lazy: matplotlib, numpy
     import numpy as np
     from matplotlib.colors import Normalize
     from matplotlib.ticker import FixedLocator, FuncFormatter

@@ -156,7 +156,7 @@ def _mark_breakeven(ax, xa: Axis, px: list[float], py: list[float], colour, n: i
 def _y_range(axs, kind: str, ys: list[float]) -> None:
     """Speedup: a log axis when it spans more than 10x (1 in the middle of what matters),
     else linear and at least 10 % high; efficiency: 0 to at least 1; times: from 0."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # lazy: matplotlib
 
     lo, hi = min(ys), max(ys)
     if kind == "speedup" and lo > 0 and max(hi, 1.0) / min(lo, 1.0) > 10:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ...errors import ConfigError
 from ...strict import excerpt
+from ...units import format_duration
 from .figure import pyplot, save
 
 #: span category -> colour
@@ -134,8 +135,6 @@ def _draw_run(ax, run: Mapping[str, Any], row: Mapping[str, Any] | None) -> None
     ax.grid(True, axis="x", alpha=0.3)
     head = run["name"]
     if row is not None:
-        from ...units import format_duration
-
         head = (f"{head}: iteration {format_duration(row['iteration_s'])}, communication "
                 f"{format_duration(row['communication_s'])} of which exposed "
                 f"{format_duration(row['exposed_communication_s'])}")

@@ -11,6 +11,7 @@ decides whether blocks are padded (gloo) or sent at their exact sizes (NCCL).
 
 from __future__ import annotations
 
+from ..topology.graph import Topology
 from .base import COLLECTIVES, ClosedForm, Collective, Message, Phase, g, log2_exact
 from .halving_doubling import _exchange, _layout
 
@@ -20,7 +21,7 @@ class AllgatherRecursiveDoubling(Collective):
     name = "allgather_recursive_doubling"
     kind = "allgather"
 
-    def phases(self, p: int, msg: Message, topo) -> list[Phase]:
+    def phases(self, p: int, msg: Message, topo: Topology) -> list[Phase]:
         sizes = msg.sizes()
         p2, r, members = _layout(p)
         # per member: bytes of the blocks it holds (sums, not block lists: O(p log p))
@@ -45,7 +46,7 @@ class AllgatherRecursiveDoubling(Collective):
                              tuple(total - sizes[2 * i + 1] for i in range(r))))
         return out
 
-    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo):
+    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo: Topology | None):
         L = log2_exact(p)
         if L is None or not msg.uniform:
             return None

@@ -9,6 +9,7 @@ the same, but fewer bytes move.
 
 from __future__ import annotations
 
+from ..topology.graph import Topology
 from .base import COLLECTIVES, ClosedForm, Collective, Message, Phase, g, shift_pairs
 
 
@@ -17,7 +18,7 @@ class AllgatherRing(Collective):
     name = "allgather_ring"
     kind = "allgather"
 
-    def phases(self, p: int, msg: Message, topo) -> list[Phase]:
+    def phases(self, p: int, msg: Message, topo: Topology) -> list[Phase]:
         pairs = shift_pairs(p, 1)
         if msg.uniform:
             return [Phase("all-gather", ("shift", p, 1), pairs, msg.nbytes, p - 1)]
@@ -25,7 +26,7 @@ class AllgatherRing(Collective):
         return [Phase(f"all-gather step {s}", ("shift", p, 1), pairs,
                       tuple(sizes[(i - s) % p] for i in range(p))) for s in range(p - 1)]
 
-    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo):
+    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo: Topology | None):
         m = msg.nbytes
         value = (p - 1) * alpha + (p - 1) * m * beta
         return ClosedForm(

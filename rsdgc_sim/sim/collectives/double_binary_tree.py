@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..topology.graph import Topology
 from .base import COLLECTIVES, Collective, Message, Pairs, Phase
 
 
@@ -74,7 +75,7 @@ class DoubleBinaryTree(Collective):
     kind = "allreduce"
     lockstep = False  # the two trees' levels drift apart; step is an approximation
 
-    def phases(self, p: int, msg: Message, topo) -> list[Phase]:
+    def phases(self, p: int, msg: Message, topo: Topology) -> list[Phase]:
         ups, downs = _level_pairs(p)
         half = msg.nbytes / 2
         D = len(ups)

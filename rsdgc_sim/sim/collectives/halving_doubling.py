@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..topology.graph import Topology
 from .base import COLLECTIVES, ClosedForm, Collective, Message, Pairs, Phase, g
 
 
@@ -39,7 +40,7 @@ class HalvingDoubling(Collective):
     name = "halving_doubling"
     kind = "allreduce"
 
-    def phases(self, p: int, msg: Message, topo) -> list[Phase]:
+    def phases(self, p: int, msg: Message, topo: Topology) -> list[Phase]:
         p2, r, _ = _layout(p)
         n = msg.nbytes
         L = p2.bit_length() - 1
@@ -60,7 +61,7 @@ class HalvingDoubling(Collective):
                              tuple((2 * i, 2 * i + 1) for i in range(r)), n))
         return out
 
-    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo):
+    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo: Topology | None):
         p2, r, _ = _layout(p)
         L = p2.bit_length() - 1
         n = msg.nbytes

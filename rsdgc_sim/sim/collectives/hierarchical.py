@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..topology.graph import Topology
 from .base import (
     COLLECTIVES,
     ClosedForm,
@@ -46,10 +47,10 @@ class Hierarchical(Collective):
             check_count(gpus_per_node, "collective 'hierarchical': gpus_per_node", MAX_COUNT)
         self.gpus_per_node = gpus_per_node
 
-    def check(self, p, msg, topo) -> None:
+    def check(self, p: int, msg: Message, topo: Topology | None) -> None:
         group_shape(topo, self.gpus_per_node, p)
 
-    def phases(self, p: int, msg: Message, topo) -> list[Phase]:
+    def phases(self, p: int, msg: Message, topo: Topology) -> list[Phase]:
         groups = need_groups(topo, self.gpus_per_node, p)
         N, gg = len(groups), len(groups[0])
         n = msg.nbytes
@@ -79,11 +80,11 @@ class Hierarchical(Collective):
             f"2·{N - 1}·({g(ae)} + {g(n / (gg * N))}·{g(be)}) = {g(t1)} + {g(t2)} = "
             f"{g(t1 + t2)} s")
 
-    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo):
+    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo: Topology | None):
         nodes, per_node = group_shape(topo, self.gpus_per_node, p)
         return self._form(nodes, per_node, msg.nbytes, alpha, beta, alpha, beta)
 
-    def closed_form_on(self, p: int, msg: Message, topo) -> ClosedForm | None:
+    def closed_form_on(self, p: int, msg: Message, topo: Topology) -> ClosedForm | None:
         if topo.name != "two_level" or topo.overridden or "nic_bandwidth" not in topo.params:
             return None
         if self.gpus_per_node not in (None, topo.params["gpus_per_node"]):

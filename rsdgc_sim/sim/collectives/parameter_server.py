@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ConfigError
+from ..topology.graph import Topology
 from .base import COLLECTIVES, ClosedForm, Collective, Message, Pairs, Phase, check_count, g
 
 #: the most server shards (the scenario bound on workers)
@@ -32,7 +33,7 @@ class ParameterServer(Collective):
     def extra_hosts(self, p: int) -> int:
         return self.shards
 
-    def phases(self, p: int, msg: Message, topo) -> list[Phase]:
+    def phases(self, p: int, msg: Message, topo: Topology) -> list[Phase]:
         k = self.shards
         if p * k > MAX_PATTERN_TRANSFERS:
             raise ConfigError(
@@ -45,7 +46,7 @@ class ParameterServer(Collective):
         return [Phase("push", ("ps_push", p, k), push, msg.nbytes / k),
                 Phase("pull", ("ps_pull", p, k), pull, msg.nbytes / k)]
 
-    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo):
+    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo: Topology | None):
         k, n = self.shards, msg.nbytes
         value = 2 * alpha + 2 * max(p, k) / k * n * beta
         return ClosedForm(

@@ -15,6 +15,7 @@ per-step latency once ``(c-1) m beta > alpha``.
 from __future__ import annotations
 
 from ..network import ARRIVE, DRAIN
+from ..topology.graph import Topology
 from .base import COLLECTIVES, ClosedForm, Collective, Message, Phase, check_count, g, shift_pairs
 
 #: the most pieces a block may be cut into
@@ -29,11 +30,11 @@ class RingAllreduce(Collective):
     def __init__(self, chunks: int = 1):
         self.chunks = check_count(chunks, "collective 'ring': chunks", MAX_CHUNKS)
 
-    def phases(self, p: int, msg: Message, topo) -> list[Phase]:
+    def phases(self, p: int, msg: Message, topo: Topology) -> list[Phase]:
         return [Phase("reduce-scatter + all-gather", ("shift", p, 1), shift_pairs(p, 1),
                       msg.nbytes / p, 2 * (p - 1), self.chunks)]
 
-    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo):
+    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo: Topology | None):
         n, c = msg.nbytes, self.chunks
         if c == 1:
             value = 2 * (p - 1) * alpha + 2 * (p - 1) / p * n * beta
@@ -49,10 +50,10 @@ class RingAllreduce(Collective):
             "T = max(S·m·c·beta + alpha, (S+c-1)·m·beta + S·alpha), S = 2(p-1), m = n/(p·c)",
             f"S = {s}, m = {g(m)} B, c = {c}: T = max({g(a1)}, {g(a2)}) = {g(max(a1, a2))} s")
 
-    def dag_size(self, p: int, msg: Message, topo) -> int | None:
+    def dag_size(self, p: int, msg: Message, topo: Topology | None) -> int | None:
         return None if self.chunks == 1 else 2 * (p - 1) * self.chunks * p
 
-    def dag(self, p: int, msg: Message, topo):
+    def dag(self, p: int, msg: Message, topo: Topology):
         c = self.chunks
         if c == 1:
             return None

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..topology.graph import Topology
 from .base import COLLECTIVES, ClosedForm, Collective, Message, Pairs, Phase, ceil_log2, g
 
 
@@ -32,7 +33,7 @@ class BinomialTree(Collective):
     name = "tree"
     kind = "allreduce"
 
-    def phases(self, p: int, msg: Message, topo) -> list[Phase]:
+    def phases(self, p: int, msg: Message, topo: Topology) -> list[Phase]:
         K = ceil_log2(p)
         out = [Phase(f"reduce round {k}", ("binom_reduce", p, k), _reduce_pairs(p, k),
                      msg.nbytes) for k in range(K)]
@@ -41,7 +42,7 @@ class BinomialTree(Collective):
                 for k in reversed(range(K))]
         return out
 
-    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo):
+    def closed_form(self, p: int, msg: Message, alpha: float, beta: float, topo: Topology | None):
         K = ceil_log2(p)
         n = msg.nbytes
         value = 2 * K * (alpha + n * beta)

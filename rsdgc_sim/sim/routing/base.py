@@ -55,6 +55,8 @@ class Router:
     """Base class: routes of one built topology (``topo`` gives hosts, graph and the
     directed link table)."""
 
+    # topo: a sim.topology Topology, left untyped: sim.topology imports this package, so
+    # naming the type here (even under TYPE_CHECKING) would close an import cycle
     def __init__(self, topo):
         self.topo = topo
 

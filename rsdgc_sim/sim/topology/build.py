@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 
 from ...errors import ConfigError, TopologyError, UnknownNameError
@@ -180,8 +179,10 @@ def build_topology(name: str, hosts: int, bandwidth: float, latency: float,
 
 
 def _check_built(topo: Topology, hosts: int) -> Topology:
-    g = topo._graph  # a generated topology is connected by construction
-    if g is not None and g.number_of_nodes() > 1 and not nx.is_connected(g):
+    g = topo._graph  # a generated topology is connected by construction (and has no graph)
+    if g is not None and g.number_of_nodes() > 1 and not _connected(g):
+        import networkx as nx  # lazy: networkx (0.3 s), only for a topology file's graph
+
         parts = sorted(sorted(c)[0] for c in nx.connected_components(g))
         raise TopologyError(
             f"topology {topo.name!r}: graph is disconnected ({len(parts)} parts, e.g. "
@@ -191,3 +192,9 @@ def _check_built(topo: Topology, hosts: int) -> Topology:
             f"workers: {hosts} hosts needed but topology {topo.name!r} has "
             f"{topo.n_hosts}")
     return topo
+
+
+def _connected(g) -> bool:
+    import networkx as nx  # lazy: networkx (0.3 s), only for a topology file's graph
+
+    return nx.is_connected(g)

@@ -5,9 +5,8 @@ error naming the file; :func:`explicit_topology` builds the graph of an explicit
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from pydantic import Field, ValidationError, model_validator
 
 from ...errors import ConfigError, ScenarioFileError
@@ -15,6 +14,9 @@ from ...strict import Strict, excerpt, validation_message
 from ...yaml_file import read_yaml_file
 from .graph import Topology, add_link
 from .params import LinkSpec
+
+if TYPE_CHECKING:  # types only
+    pass
 
 
 class TopologyFile(Strict):
@@ -110,6 +112,7 @@ def _parse_file(path: Path) -> TopologyFile:
 
 
 def explicit_topology(tf: TopologyFile, path: Path, bandwidth: float, latency: float) -> Topology:
+    import networkx as nx  # lazy: networkx (0.3 s), only where a graph is built
     g = nx.Graph()
     g.add_nodes_from(tf.hosts, kind="host")
     g.add_nodes_from(tf.switches, kind="switch")

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 
 from ...errors import TopologyError
 from ..routing import GraphRouter, PatternCost, Router
+
+if TYPE_CHECKING:  # types only
+    import networkx as nx
 
 
 def pair_arrays(pairs) -> tuple[np.ndarray, np.ndarray]:
@@ -45,6 +47,7 @@ class LinkTable:
     latency: np.ndarray
 
     def graph(self) -> nx.Graph:
+        import networkx as nx  # lazy: networkx (0.3 s), only where a graph is built
         g = nx.Graph()
         n = self.n_hosts
         g.add_nodes_from((x, {"kind": "host" if k < n else "switch"})
