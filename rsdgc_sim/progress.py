@@ -26,15 +26,20 @@ class Transient(str):
     __slots__ = ()
 
 
+def format_span(seconds: float) -> str:
+    """``18 s``, ``4 min``, ``2.5 h``: a time span for people, to two figures at most."""
+    if seconds < 100:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def format_left(seconds: float) -> str:
     """``~18 s left``, ``~4 min left``, ``~2.5 h left``; ``<1 s left`` below a second."""
     if seconds < 1:
         return "<1 s left"
-    if seconds < 100:
-        return f"~{seconds:.0f} s left"
-    if seconds < 5400:
-        return f"~{seconds / 60:.0f} min left"
-    return f"~{seconds / 3600:.1f} h left"
+    return f"~{format_span(seconds)} left"
 
 
 class Eta:

@@ -575,6 +575,17 @@ def test_loopback_fallback_keeps_measured_cases_when_a_point_fails(tmp_path, mon
         return real(workers, rate, delay_s, spec, timeout_s)
 
     monkeypatch.setattr(emulate_run, "launch_point", second_fails)
+    # the profile measured alone once for both emulations (the rerun's resume is the point
+    # here, not a second measurement of the same profile: ~20 s of this test's time)
+    measured = {}
+    real_profile = emulate_run.measure_profile_alone
+
+    def profile_once(*args, **kwargs):
+        if "profile" not in measured:
+            measured["profile"] = real_profile(*args, **kwargs)
+        return measured["profile"]
+
+    monkeypatch.setattr(emulate_run, "measure_profile_alone", profile_once)
     kw = dict(iterations=1, warmup=0, calibration=cal, timeout_s=240, out_dir=out)
     with pytest.raises(EmulationError, match=r"2 ranks at 200 Mbit/s: rank 1 failed.*"
                                              r"the 2 case\(s\) measured before"):

@@ -486,3 +486,19 @@ def test_dask_at_an_address_that_is_not_a_scheduler(estimated, write_scenario, t
         one_line_error(r, rf"--dask {address}: {pattern}", t0, limit_s=20)
     finally:
         stop()
+
+
+def test_a_long_study_says_how_long_after_its_first_point(estimated, monkeypatch):
+    """Past ESTIMATE_ABOVE_S at the first point's pace, the study says how long the rest
+    will take before simulating it; the rows are the same as without the estimate."""
+    from rsdgc_sim.study import orchestrate
+
+    sc = scenario_from_dict(estimated)
+    said: list[str] = []
+    plain = run_scenario(sc)
+    monkeypatch.setattr(orchestrate, "ESTIMATE_ABOVE_S", 0.0)
+    res = run_scenario(sc, progress=said.append)
+    n = len(sc.grid())
+    assert any(m.startswith("points: the first took ") and f"the other {n - 1} will take about"
+               in m for m in said), said
+    assert res.runs == plain.runs

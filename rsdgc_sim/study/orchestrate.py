@@ -13,12 +13,13 @@ is :func:`rsdgc_sim.report.write_results`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ..profile.schema import Profile
 from ..profile.store import ProfileStore
-from ..progress import Eta, Transient
+from ..progress import Eta, Transient, format_span
 from ..report.results import StudyResult
 from ..scenario import Scenario
 from ..scenario.sweep import GRID_AXES, expand_sweep
@@ -84,7 +85,8 @@ def run_scenario(
 
     done = _DonePoints(point_store, len(pending), say)
     try:
-        execute_points(pending, profiles, done.on_done, jobs=jobs, dask=dask, trace=trace)
+        _execute_with_estimate(pending, profiles, done, jobs=jobs, dask=dask, trace=trace,
+                               say=say)
     except KeyboardInterrupt:
         raise StudyInterrupted(len(done.rows), len(pending), points_dir) from None
 
@@ -166,6 +168,39 @@ def _stored_rows(point_store: PointStore | None, tasks: list[PointTask]) -> dict
             if (rows := point_store.get(t.key, labels)) is not None:
                 found[t.index] = rows
     return found
+
+
+#: a study whose points would take longer than this (estimated from its first point) says
+#: so, with the estimate, before it simulates the rest
+ESTIMATE_ABOVE_S = 30.0
+
+
+def _execute_with_estimate(pending: list[PointTask], profiles: dict[str, Profile],
+                           done: _DonePoints, *, jobs: int, dask: str | None, trace: bool,
+                           say: Progress) -> None:
+    """Simulate the first pending point here, timed; when the rest would take more than
+    :data:`ESTIMATE_ABOVE_S` at its pace (divided over ``jobs`` processes), say how long
+    before simulating them. On Dask every point goes to the cluster (its progress bar
+    gives the time left)."""
+    if len(pending) < 2 or dask is not None:  # Dask: nothing runs before its scheduler answers
+        execute_points(pending, profiles, done.on_done, jobs=jobs, dask=dask, trace=trace)
+        return
+    t0 = time.perf_counter()
+    execute_points(pending[:1], profiles, done.on_done, jobs=1, dask=None, trace=trace)
+    first_s = time.perf_counter() - t0
+    rest = pending[1:]
+    estimate = first_s * len(rest) / jobs
+    if estimate > ESTIMATE_ABOVE_S:
+        spread = f" over {jobs} processes" if jobs > 1 else ""
+        say(f"points: the first took {_took(first_s)}; the other {len(rest):,} "
+            f"will take about {format_span(estimate)}{spread} (Ctrl-C keeps the finished "
+            f"ones: the same command resumes)")
+    execute_points(rest, profiles, done.on_done, jobs=jobs, dask=dask, trace=trace)
+
+
+def _took(seconds: float) -> str:
+    """``350 ms``, ``12 s``, ``4 min``."""
+    return f"{seconds * 1e3:.0f} ms" if seconds < 1 else format_span(seconds)
 
 
 class _DonePoints:
