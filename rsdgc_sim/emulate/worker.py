@@ -83,10 +83,16 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _measure_profile(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec's Profile measured on this rank's CPU, every rank at once (as JSON data)."""
+    dist.barrier()
+    return _profile_data(spec)
+
+
+def _profile_data(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec's model and compressors profiled here on the CPU, as JSON data."""
     from ..profile.measure import measure_profile  # lazy: imports pydantic
 
-    compressors = {c["label"]: {"name": c["name"], **c.get("params", {})} for c in spec["compressors"]}
-    dist.barrier()
+    compressors = {c["label"]: {"name": c["name"], **c.get("params", {})}
+                   for c in spec["compressors"]}
     prof = measure_profile(
         spec["model"], int(spec["num_classes"]), int(spec["input_size"]),
         int(spec["batch_size"]), ["cpu"], compressors,
@@ -313,18 +319,7 @@ def run_interference(spec: dict[str, Any]) -> dict[str, Any]:
 
 def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec's Profile measured in this process, alone (see the module docstring)."""
-    from ..profile.measure import measure_profile  # lazy: imports pydantic
-
-    compressors = {c["label"]: {"name": c["name"], **c.get("params", {})}
-                   for c in spec["compressors"]}
-    prof = measure_profile(
-        spec["model"], int(spec["num_classes"]), int(spec["input_size"]),
-        int(spec["batch_size"]), ["cpu"], compressors,
-        warmup=int(spec.get("profile_warmup", 1)),
-        min_iterations=int(spec.get("profile_iterations", 3)), budget_s=0.0,
-        seed=int(spec.get("seed", 0)),
-    )  # fmt: skip
-    return {"rank": 0, "profile": json.loads(prof.model_dump_json())}
+    return {"rank": 0, "profile": _profile_data(spec)}
 
 
 def pin(spec: dict[str, Any], rank: int) -> list[int] | None:
