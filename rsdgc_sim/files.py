@@ -85,6 +85,37 @@ def check_writable_file(path: str | Path, what: str = "output file",
     check_writable_dir(p.parent if str(p.parent) else ".", f"folder of the {what}")
     return p
 
+def _temp_beside(path: Path, data: bytes, durable: bool) -> str:
+    """``data`` in a new temporary file in ``path``'s folder, with the usual file mode
+    (fsync'ed when ``durable``); its name. A failure is one OutputError naming ``path``, and
+    leaves no temporary file."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {shown(path)}: {e.strerror or e}") from None
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {shown(path)}: {e.strerror or e}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _rename(tmp: str, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"cannot write {shown(path)}: {e.strerror or e}") from None
+
+
 def write_bytes_atomic(path: str | Path, data: bytes, durable: bool = True) -> Path:
     """Write to a temporary file in the same folder, then rename it over ``path``; a failure
     is one OutputError naming the file (nothing half-written is left). ``durable=False``
@@ -93,23 +124,13 @@ def write_bytes_atomic(path: str | Path, data: bytes, durable: bool = True) -> P
     p = Path(path)
     try:
         make_dirs(p.parent)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     except OSError as e:
         raise OutputError(f"cannot write {shown(p)}: {e.strerror or e}") from None
+    tmp = _temp_beside(p, data, durable)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except OSError as e:
+        _rename(tmp, p)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {shown(p)}: {e.strerror or e}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return p
 
 
@@ -177,24 +198,9 @@ def write_files_atomic(files: Mapping[Path, bytes], what: str = "output file") -
     temps: list[tuple[str, Path]] = []
     try:
         for path, data in files.items():
-            try:
-                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            except OSError as e:
-                raise OutputError(f"cannot write {shown(path)}: {e.strerror or e}") from None
-            temps.append((tmp, path))
-            try:
-                os.chmod(tmp, 0o666 & ~_umask())
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-            except OSError as e:
-                raise OutputError(f"cannot write {shown(path)}: {e.strerror or e}") from None
+            temps.append((_temp_beside(path, data, durable=True), path))
         for tmp, path in temps:
-            try:
-                os.replace(tmp, path)
-            except OSError as e:
-                raise OutputError(f"cannot write {shown(path)}: {e.strerror or e}") from None
+            _rename(tmp, path)
     finally:
         for tmp, _ in temps:
             Path(tmp).unlink(missing_ok=True)
