@@ -159,11 +159,50 @@ def _non_finite(data: Any, where: str = "") -> str | None:
     return None
 
 
+#: what JSON writes of a container without a nested container as one C-encoder call
+_CONTAINERS = (dict, list, tuple)
+
+
+def _indented(data: Any, level: int, out: list[str]) -> None:
+    """Append ``json.dumps(data, indent=2, allow_nan=False)`` (at nesting ``level``) to
+    ``out``, byte for byte, with the C encoder doing the work: the standard library encodes
+    indented JSON in pure Python, 4x slower (0.4 s of an unchanged 1,000-point study's 2 s
+    rerun went to results.json). A run of scalar items is one C call whose item separator
+    carries the newline and indentation; nested containers recurse."""
+    if not isinstance(data, _CONTAINERS) or not data:
+        out.append(json.dumps(data, allow_nan=False))
+        return
+    inner = "\n" + "  " * (level + 1)
+    sep = "," + inner
+    is_dict = isinstance(data, dict)
+    out.append("{" if is_dict else "[")
+    items = list(data.items()) if is_dict else list(data)
+    first, i = True, 0
+    while i < len(items):
+        j = i
+        while j < len(items) and not isinstance(items[j][1] if is_dict else items[j], _CONTAINERS):
+            j += 1
+        out.append(inner if first else sep)
+        first = False
+        if j > i:  # scalars i..j-1 in one call, without its brackets
+            run = dict(items[i:j]) if is_dict else items[i:j]
+            out.append(json.dumps(run, separators=(sep, ": "), allow_nan=False)[1:-1])
+            i = j
+            continue
+        if is_dict:  # one nested container
+            out.append(json.dumps({items[i][0]: 0})[1:-4] + ": ")
+        _indented(items[i][1] if is_dict else items[i], level + 1, out)
+        i += 1
+    out.append("\n" + "  " * level + ("}" if is_dict else "]"))
+
+
 def json_bytes(data: Any, name: str = "JSON") -> bytes:
-    """``data`` as indented JSON; a non-finite number (which JSON cannot hold) is one
-    OutputError naming ``name`` and the field."""
+    """``data`` as indented JSON (exactly ``json.dumps(data, indent=2)``); a non-finite
+    number (which JSON cannot hold) is one OutputError naming ``name`` and the field."""
     try:
-        return (json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
+        out: list[str] = []
+        _indented(data, 0, out)
+        return ("".join(out) + "\n").encode()
     except ValueError:
         where = _non_finite(data)
         raise OutputError(f"{name}: {where} is not a finite number (JSON cannot hold it); "

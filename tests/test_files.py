@@ -2,12 +2,15 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rsdgc_sim.errors import OutputError
-from rsdgc_sim.files import write_csv_atomic, write_json_atomic
+from rsdgc_sim.files import json_bytes, write_csv_atomic, write_json_atomic
 
 
 def test_json_written_whole_with_normal_mode(tmp_path):
@@ -109,3 +112,26 @@ def test_run_writes_nothing_when_one_output_is_occupied(tmp_path):
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir() if p.is_file()}
     assert after == {k: v for k, v in before.items() if k != "results.csv"}
 
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(st.text(max_size=4) | st.integers(-3, 3) | st.booleans() | st.none(),
+                      inner, max_size=4),
+    max_leaves=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_json_bytes_is_the_standard_indented_json(data):
+    """The fast writer's bytes are ``json.dumps(data, indent=2)``'s, for any mix of nested
+    and scalar items, keys of every JSON-able type, unicode and empty containers."""
+    assert json_bytes(data) == (json.dumps(data, indent=2) + "\n").encode()
+
+
+def test_json_bytes_names_a_non_finite_number_however_deep():
+    for data, where in (({"a": [1, {"b": float("nan")}]}, "a[1].b"), ([float("inf")], "[0]")):
+        with pytest.raises(OutputError, match=rf"x\.json: {re.escape(where)} is not a finite"):
+            json_bytes(data, "x.json")

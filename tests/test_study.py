@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -502,3 +503,25 @@ def test_a_long_study_says_how_long_after_its_first_point(estimated, monkeypatch
     assert any(m.startswith("points: the first took ") and f"the other {n - 1} will take about"
                in m for m in said), said
     assert res.runs == plain.runs
+
+
+def test_a_sweep_of_many_profiles_says_their_count_and_time_left(estimated, monkeypatch):
+    """Seven batch sizes need seven profiles: the count comes first, then (the rest above
+    the estimate threshold, here 0 s) the second profile's time times the five left; each
+    profile's own messages go to the status line only."""
+    from rsdgc_sim.progress import Transient
+    from rsdgc_sim.study import orchestrate
+
+    monkeypatch.setattr(orchestrate, "ESTIMATE_ABOVE_S", 0.0)
+    estimated["sweep"] = {"batch_size": [1, 2, 3, 4, 5, 6, 7]}
+    estimated["cluster"]["workers"] = [4]
+    said: list[str] = []
+    result = run_scenario(scenario_from_dict(estimated), progress=said.append)
+    lines = [m for m in said if not isinstance(m, Transient)]
+    assert lines[0] == "profiles: 7 distinct among the 7 sweep variants"
+    assert re.fullmatch(r"profiles: the second took \d+ ms; the other 5 will take about \d+ s "
+                        r"\(Ctrl-C keeps the cached ones: the same command reuses them\)", lines[1])
+    assert not any("estimat" in m for m in lines)  # each profile's messages: transient
+    assert any("estimating cnn_small" in m for m in said if isinstance(m, Transient))
+    assert result.profiles_measured == 7
+    assert sorted({r["point"]["batch_size"] for r in result.runs}) == [1, 2, 3, 4, 5, 6, 7]

@@ -3,6 +3,7 @@ named at load (nearest valid path, wrong value type, empty list)."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -207,3 +208,76 @@ def test_the_max_variants_option_states_the_caps_of_the_code():
     opt = next(p for p in run.params if p.name == "max_variants")
     assert opt.type.max == MAX_VARIANTS_HARD
     assert f"default {MAX_VARIANTS:,}, at most {MAX_VARIANTS_HARD:,}" in opt.help
+
+
+def _point(tiny: dict, values: dict) -> dict:
+    """``tiny`` with each dotted path set to its value (no sweep)."""
+    import copy
+
+    data = copy.deepcopy(tiny)
+    data.pop("sweep", None)
+    for path, value in values.items():
+        node, parts = data, split_path(path)
+        for p in parts[:-1]:
+            node = node[p]
+        node[parts[-1]] = value
+    return data
+
+
+def test_every_variant_equals_its_combination_validated_on_its_own(tiny):
+    """Groups of paths are validated once and put together: each of 64 variants over six
+    fields in four sections equals its own combination validated from scratch."""
+    from rsdgc_sim.scenario.validate import validate_scenario
+
+    sweep = {"compressors.1.density": [0.1, 0.01], "compressors.1.label": ["a", "b"],
+             "cluster.topology.name": ["switch", "ring"], "cluster.collective": ["ring", "tree"],
+             "batch_size": [8, 16], "model.input_size": [16, 32]}
+    vs = expand_sweep(scenario_from_dict(_with_sweep(tiny, dict(sweep))))
+    assert len(vs) == 64
+    combos = [dict(zip(sweep, c, strict=True)) for c in itertools.product(*sweep.values())]
+    for v, combo in zip(vs, combos, strict=True):
+        assert v.values == combo
+        alone = validate_scenario(_point(tiny, combo))
+        assert v.scenario.model_dump() == alone.model_dump()
+    assert [v.values for v in vs[-3:]] == combos[-3:] and vs[-1].values == vs[63].values
+
+
+def test_a_combination_invalid_only_as_a_whole_is_refused_at_load(tiny):
+    """Each label alone is fine with the other at its first value (a, b), but the last
+    combination gives two compressors the label x: refused at load, naming it."""
+    data = _with_sweep(tiny, {"compressors.0.label": ["a", "x"],
+                              "compressors.1.label": ["b", "x"], "batch_size": [4, 8]})
+    with pytest.raises(ConfigError, match=r"compressors\.0\.label='x', compressors\.1\.label='x'"
+                                          r".*label 'x' used twice"):
+        scenario_from_dict(data)
+
+
+def test_a_sweep_of_100000_combinations_loads_and_expands_in_seconds(tiny):
+    """Four fields of 50 x 40 x 2 x 25 values: the load checks 117 combinations, not
+    100,000, and the variants are put together from them (not timed here: a count of
+    validations instead)."""
+    from rsdgc_sim.scenario import validate as validate_mod
+
+    calls = []
+    real = validate_mod.validate_scenario
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    data = _with_sweep(tiny, {"compressors.1.density": [0.001 * (i + 1) for i in range(50)],
+                              "batch_size": list(range(1, 41)), "ddp.overlap": [True, False],
+                              "seed": list(range(25))})
+    import rsdgc_sim.scenario.sweep as sweep_mod
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sweep_mod, "validate_scenario", counting)
+        sc = scenario_from_dict(data, max_variants=100_000)
+        assert len(calls) == 1 + 50 + 40 + 2 + 25
+        vs = expand_sweep(sc)
+        v = vs[54321]
+    assert len(vs) == 100_000
+    assert v.values == {"compressors.1.density": 0.001 * 28, "batch_size": 7,
+                        "ddp.overlap": True, "seed": 21}
+    assert (v.scenario.compressors[1].params["density"], v.scenario.batch_size,
+            v.scenario.ddp.overlap, v.scenario.seed) == (0.001 * 28, 7, True, 21)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..yaml_file import read_yaml_file
 from .model import Scenario
-from .sweep import MAX_VARIANTS_HARD, expand_sweep
+from .sweep import MAX_VARIANTS_HARD, check_sweep
 from .validate import validate_scenario
 
 
@@ -37,7 +37,7 @@ def scenario_from_dict(data: Any, source: str = "scenario", base_dir: str | Path
     if max_variants is not None:
         scenario._max_variants = min(int(max_variants), MAX_VARIANTS_HARD)
     if scenario.sweep:
-        expand_sweep(scenario, source)
+        check_sweep(scenario, source)
     return scenario
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,18 +196,9 @@ def sweep_size(scenario: Scenario) -> int:
     return n
 
 
-def expand_sweep(scenario: Scenario, source: str = "scenario",
-                 base_dir: str | Path | None = None) -> list[Variant]:
-    """One validated scenario per combination of the swept values, in product order (the
-    first path varies slowest); a scenario without ``sweep`` is its own only variant.
-
-    Relative file paths among the values are taken from ``base_dir`` (default: the scenario
-    file's folder, else the working directory); every error is one ConfigError starting
-    with ``source`` and naming the path or the combination."""
-    if base_dir is None:
-        base_dir = scenario._base_dir
-    if not scenario.sweep:
-        return [Variant(values={}, scenario=scenario)]
+def _prepared(scenario: Scenario, source: str) -> tuple[dict, dict[str, list[str | int]]]:
+    """The scenario as plain data (without its sweep) and each swept path's parts, after
+    the size cap and the paths are checked."""
     cap = scenario._max_variants or MAX_VARIANTS
     if (n := sweep_size(scenario)) > cap:
         sizes = " x ".join(f"{len(v)} {p}" for p, v in scenario.sweep.items())
@@ -220,18 +212,139 @@ def expand_sweep(scenario: Scenario, source: str = "scenario",
         parts = {path: check_path(path, data, Scenario) for path in scenario.sweep}
     except ConfigError as e:
         raise e.with_context(source) from None
-    out: list[Variant] = []
-    paths = list(scenario.sweep)
-    checked: set[tuple] = set()  # names checked once for all the variants
-    for combo in itertools.product(*(scenario.sweep[p] for p in paths)):
-        values = dict(zip(paths, combo, strict=True))
-        point = data
-        for path, value in values.items():
-            point = _with(point, parts[path], value)
-        try:
-            variant = validate_scenario(point, source=f"sweep point {_describe(values)}",
-                                         base_dir=base_dir, checked=checked)
-        except RsdgcError as e:
-            raise e.with_context(source) from None
-        out.append(Variant(values=values, scenario=variant))
-    return out
+    return data, parts
+
+
+def _build(data: dict, parts: dict[str, list[str | int]], values: dict[str, Any], source: str,
+           base_dir: str | Path | None, checked: set[tuple]) -> Scenario:
+    """The validated scenario of ``data`` with the swept ``values`` set."""
+    point = data
+    for path, value in values.items():
+        point = _with(point, parts[path], value)
+    try:
+        return validate_scenario(point, source=f"sweep point {_describe(values)}",
+                                 base_dir=base_dir, checked=checked)
+    except RsdgcError as e:
+        raise e.with_context(source) from None
+
+
+def sweep_groups(paths: list[str]) -> list[list[str]]:
+    """The swept paths that the scenario's checks read together: those under the same
+    top-level field. Every check of a scenario reads one top-level section (a field's
+    constraints, a section's own validators, its names in the registries: the model's name
+    with its input size, one compressor's parameters, the topology with the worker counts)
+    or, ``Scenario._unique_labels``, only ``compressors``; so a combination is valid exactly
+    when each group's part of it is, and a group's combinations are checked with the other
+    paths at their first values. A check that reads two sections must merge their groups
+    here (``tests/test_sweep.py`` compares with checking every combination)."""
+    groups: dict[str | int, list[str]] = {}
+    for path in paths:
+        groups.setdefault(split_path(path)[0], []).append(path)
+    return list(groups.values())
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Swept paths checked together: their top-level ``field``, and that field's validated
+    value for each of their combinations (in product order)."""
+
+    paths: list[str]
+    field: str
+    sections: list[Any]
+
+
+def _checked_groups(scenario: Scenario, source: str, base_dir: str | Path | None
+                    ) -> tuple[Scenario, list[_Group]]:
+    """Every group's combinations validated (the other paths at their first values): the
+    scenario of the first combination and, per group, its field's validated values."""
+    data, parts = _prepared(scenario, source)
+    first = {path: values[0] for path, values in scenario.sweep.items()}
+    checked: set[tuple] = set()  # names checked once for all the combinations
+    base = _build(data, parts, first, source, base_dir, checked)
+    groups = []
+    for paths in sweep_groups(list(scenario.sweep)):
+        field = str(split_path(paths[0])[0])
+        sections = [
+            getattr(_build(data, parts, {**first, **dict(zip(paths, combo, strict=True))},
+                           source, base_dir, checked), field)
+            for combo in itertools.product(*(scenario.sweep[p] for p in paths))]
+        groups.append(_Group(paths, field, sections))
+    return base, groups
+
+
+def check_sweep(scenario: Scenario, source: str = "scenario",
+                base_dir: str | Path | None = None) -> int:
+    """Check every combination of the swept values, at load, before anything is measured:
+    each group of paths that are checked together (:func:`sweep_groups`) in all its
+    combinations, so a sweep of 100,000 combinations over four fields costs the sum of
+    their lengths, not their product. Returns the number of combinations; errors as for
+    :func:`expand_sweep`."""
+    if not scenario.sweep:
+        return 1
+    _checked_groups(scenario, source, scenario._base_dir if base_dir is None else base_dir)
+    return sweep_size(scenario)
+
+
+class Variants(Sequence[Variant]):
+    """The variants of a sweep, in product order (the first path varies slowest). Each
+    group's combinations are validated once (:func:`check_sweep`); a variant is the first
+    combination's scenario with each group's validated field put in, shared, not copied
+    (scenarios are not changed after validation), so 100,000 variants take a second and
+    little memory."""
+
+    def __init__(self, scenario: Scenario, source: str, base_dir: str | Path | None):
+        self._base, self._groups = _checked_groups(scenario, source, base_dir)
+        self._sweep = scenario.sweep
+        self._len = sweep_size(scenario)
+
+    def __len__(self) -> int:
+        return self._len
+
+    @staticmethod
+    def _digits(index: int, sizes: list[int]) -> list[int]:
+        """``index`` in the mixed radix of ``sizes`` (the last varies fastest)."""
+        out = []
+        for size in reversed(sizes):
+            index, i = divmod(index, size)
+            out.append(i)
+        return out[::-1]
+
+    @typing.overload
+    def __getitem__(self, index: int) -> Variant: ...
+
+    @typing.overload
+    def __getitem__(self, index: slice) -> list[Variant]: ...
+
+    def __getitem__(self, index: int | slice) -> Variant | list[Variant]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._len))]
+        if not -self._len <= index < self._len:
+            raise IndexError(f"variant {index} of {self._len}")
+        paths = list(self._sweep)
+        at = dict(zip(paths, self._digits(index % self._len,
+                                          [len(self._sweep[p]) for p in paths]), strict=True))
+        update = {}
+        for g in self._groups:
+            i = 0
+            for p in g.paths:  # the group's combination, in its own product order
+                i = i * len(self._sweep[p]) + at[p]
+            update[g.field] = g.sections[i]
+        values = {p: self._sweep[p][i] for p, i in at.items()}
+        return Variant(values, self._base.model_copy(update=update))
+
+
+def expand_sweep(scenario: Scenario, source: str = "scenario",
+                 base_dir: str | Path | None = None) -> Sequence[Variant]:
+    """One validated scenario per combination of the swept values, in product order (the
+    first path varies slowest), built as each is asked for (:class:`Variants`); a scenario
+    without ``sweep`` is its own only variant.
+
+    Relative file paths among the values are taken from ``base_dir`` (default: the scenario
+    file's folder, else the working directory); every error is one ConfigError starting
+    with ``source`` and naming the path or the combination (the size cap and the paths
+    are checked here; the combinations by :func:`check_sweep`, which loading runs)."""
+    if base_dir is None:
+        base_dir = scenario._base_dir
+    if not scenario.sweep:
+        return [Variant(values={}, scenario=scenario)]
+    return Variants(scenario, source, base_dir)

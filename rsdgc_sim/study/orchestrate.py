@@ -14,7 +14,7 @@ is :func:`rsdgc_sim.report.write_results`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..profile.schema import Profile
@@ -31,6 +31,11 @@ Progress = Callable[[str], None]
 
 #: a study traces its iterations (trace.json) only up to this many points
 TRACE_POINTS = 64
+#: a sweep of this many variants says how far their validation got (~0.1 ms each)
+BUILD_NOTE_VARIANTS = 20_000
+#: a sweep needing more profiles than this says their count and time left, and shows each
+#: profile's own messages on the status line only
+QUIET_PROFILES = 5
 
 
 def run_scenario(
@@ -60,7 +65,7 @@ def run_scenario(
     ``refresh``, ``pin``, ``profile_file``: as for :func:`profile_scenario`.
     """
     say = progress or (lambda _m: None)
-    variants = expand_sweep(scenario)
+    variants = _built(expand_sweep(scenario), say)
     profiles, variant_profile, measured, reused = _variant_profiles(
         variants, store=store, refresh=refresh, progress=progress, profile_file=profile_file,
         pin=pin)
@@ -104,27 +109,57 @@ def run_scenario(
         points_reused=len(found), profiles_measured=measured, profiles_reused=reused)
 
 
-def _variant_profiles(variants: list[Any], **profile_args: Any
-                      ) -> tuple[dict[str, Profile], list[str], int, int]:
+def _built(variants: Sequence[Any], say: Progress) -> list[Any]:
+    """Every variant validated, once (a large sweep says how far it got)."""
+    if len(variants) < BUILD_NOTE_VARIANTS:
+        return list(variants)
+    out, eta = [], Eta(len(variants), every_s=2.0)
+    for i, v in enumerate(variants):
+        out.append(v)
+        if eta.due():
+            say(Transient(f"sweep: {len(variants):,} variants, validated {eta.update(i + 1)}"))
+    return out
+
+
+def _variant_profiles(variants: list[Any], progress: Progress | None = None,
+                      **profile_args: Any) -> tuple[dict[str, Profile], list[str], int, int]:
     """One profile per distinct set of what profiles depend on (the cache shares it
     further): the profiles by identity, each variant's profile identity, and how many were
     measured and reused (from the cache or a file). ``profile_args``: for
-    :func:`profile_scenario`."""
+    :func:`profile_scenario`. With more than :data:`QUIET_PROFILES` profiles, their own
+    messages go to the status line and their count and time left are said instead (after
+    the first, when the rest would take more than :data:`ESTIMATE_ABOVE_S`)."""
+    say = progress or (lambda _m: None)
+    inputs = [v.scenario.model_dump_json(
+        include={"model", "batch_size", "device", "seed", "profile", "compressors"})
+        for v in variants]
+    distinct = list(dict.fromkeys(inputs))
+    first_of = {key: i for i, key in reversed(list(enumerate(inputs)))}
+    many = len(distinct) > QUIET_PROFILES
+    if many:
+        say(f"profiles: {len(distinct):,} distinct among the {len(variants):,} sweep variants")
+    each = (lambda m: say(Transient(str(m)))) if many else progress
     profiles: dict[str, Profile] = {}
     by_inputs: dict[str, str] = {}
-    variant_profile: list[str] = []
     measured = reused = 0
-    for v in variants:
-        inputs = v.scenario.model_dump_json(
-            include={"model", "batch_size", "device", "seed", "profile", "compressors"})
-        if inputs not in by_inputs:
-            prof, cached = profile_scenario(v.scenario, **profile_args)
-            pid = profile_identity(prof)
-            profiles.setdefault(pid, prof)
-            by_inputs[inputs] = pid
-            reused, measured = reused + cached, measured + (not cached)
-        variant_profile.append(by_inputs[inputs])
-    return profiles, variant_profile, measured, reused
+    eta = Eta(len(distinct), every_s=1.0)
+    for n, key in enumerate(distinct):
+        t0 = time.perf_counter()
+        prof, cached = profile_scenario(variants[first_of[key]].scenario, progress=each,
+                                        **profile_args)
+        pid = profile_identity(prof)
+        profiles.setdefault(pid, prof)
+        by_inputs[key] = pid
+        reused, measured = reused + cached, measured + (not cached)
+        # the second profile's time (the first's includes importing torch) times the rest
+        took = time.perf_counter() - t0
+        if many and n == 1 and took * (len(distinct) - 2) > ESTIMATE_ABOVE_S:
+            say(f"profiles: the second took {_took(took)}; the other {len(distinct) - 2:,} "
+                f"will take about {format_span(took * (len(distinct) - 2))} (Ctrl-C keeps "
+                f"the cached ones: the same command reuses them)")
+        elif many and eta.due():
+            say(Transient(f"profiles: {eta.update(n + 1)}"))
+    return profiles, [by_inputs[key] for key in inputs], measured, reused
 
 
 def _point_tasks(variants: list[Any], variant_profile: list[str]) -> list[PointTask]:
