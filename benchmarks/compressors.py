@@ -54,6 +54,10 @@ def compressors(threshold: float) -> dict[str, dict]:
         "nsi exact": {"name": "nsi", "selector": "exact", **s},
         "nsi sampled": {"name": "nsi", "selector": "sampled", **s},
         "nsi static exact": {"name": "nsi", "selector": "exact", "dynamic": False, **s},
+        # the quantizers: compress is quantize + bit-pack (every element, no density)
+        "qsgd": {"name": "qsgd"},
+        "terngrad": {"name": "terngrad"},
+        "efsignsgd": {"name": "efsignsgd"},
     }
 
 

@@ -68,6 +68,10 @@ def methods(density: float) -> dict[str, dict]:
         "nsi abs_times_mean": {**nsi, "statistic": "abs_times_mean"},
         "nsi abs_plus_mean static": {**nsi, "statistic": "abs_plus_mean", "dynamic": False},
         "nsi abs_times_mean static": {**nsi, "statistic": "abs_times_mean", "dynamic": False},
+        # the quantizers send every tensor (no density): their bytes are fixed by the bits
+        "qsgd": {"name": "qsgd"},
+        "terngrad": {"name": "terngrad"},
+        "efsignsgd": {"name": "efsignsgd"},
     }
 
 

@@ -50,13 +50,14 @@ def residual_or_zero(state, name, like):
 def test_registry_lists_every_compressor():
     """The registry holds exactly the issue's compressors."""
     assert COMPRESSORS.names() == [
-        "dgc", "fp16", "none", "nsi", "randomk", "threshold", "topk",
+        "dgc", "efsignsgd", "fp16", "none", "nsi", "powersgd", "qsgd", "randomk", "terngrad",
+        "threshold", "topk",
     ]  # fmt: skip
 
 
 def test_unknown_name_lists_choices():
     """An unknown compressor name is an UnknownNameError that lists the choices."""
-    with pytest.raises(UnknownNameError, match="unknown compressor 'nsx'; choose one of: dgc, fp16"):
+    with pytest.raises(UnknownNameError, match="unknown compressor 'nsx'; choose one of: dgc, efsignsgd, fp16"):
         create("nsx")
 
 

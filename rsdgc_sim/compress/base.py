@@ -21,6 +21,7 @@ from .memory import CompressorState, state_dtype
 from .params import Params, SparsifierParams, validate
 from .payload import (
     Payload,
+    QuantizedPayload,
     accumulate,
     decompress,
     decompress_sum,
@@ -46,7 +47,8 @@ __all__ = [
 COMPRESSORS: Registry[type[Compressor]] = Registry("compressor")
 
 #: the modules of the built-in compressors (importing one registers it)
-BUILTIN_MODULES = ("dgc", "fp16", "none", "nsi", "randomk", "threshold", "topk")
+BUILTIN_MODULES = ("dgc", "efsignsgd", "fp16", "none", "nsi", "powersgd", "qsgd", "randomk",
+                   "terngrad", "threshold", "topk")
 
 
 def load_builtins() -> None:
@@ -100,6 +102,9 @@ def check_payloads_finite(
     grads = grads or {}
     values = {}
     for n, p in payloads.items():
+        if isinstance(p, QuantizedPayload):  # the codes are integers: only the scale can be
+            values[n] = p.scale.reshape(1)  # NaN/Inf (a norm past float32's range)
+            continue
         g = grads.get(n)
         aliased = (
             g is not None

@@ -173,14 +173,91 @@ class NSIParams(SparsifierParams):
         return self
 
 
+class PowerSGDParams(Params):
+    """PyTorch's ``PowerSGDState`` (torch/distributed/algorithms/ddp_comm_hooks/
+    powerSGD_hook.py), its fields under shorter names, with its defaults except
+    ``start_iter``."""
+
+    #: ``matrix_approximation_rank``: the rank r of P (n x r) and Q (m x r)
+    rank: int = Field(default=1, ge=1)
+    #: ``start_powerSGD_iter``: iterations before it are averaged densely. torch defaults to
+    #: 1000 and requires > 1 with error feedback or warm start (DDP rebuilds its buckets after
+    #: iteration 0); here 2, the earliest torch allows, as the other compressors' hook
+    #: (``dense_iters``). Compression starts at ``max(start_iter, dense_iters)``
+    start_iter: int = Field(default=2, ge=0)
+    #: a tensor (n x m, r' = min(n, m, rank)) is compressed iff
+    #: ``(n + m) r' min_compression_rate < n m``
+    min_compression_rate: float = Field(default=2.0, ge=0)
+    #: ``use_error_feedback``: per bucket, what the approximation missed (and, for the
+    #: tensors sent whole, the local minus the mean) is added to the next gradient
+    error_feedback: bool = True
+    #: reuse the last iteration's Q (orthogonalized) instead of drawing a new one
+    warm_start: bool = True
+    #: added to each column's norm in the Gram-Schmidt orthogonalization (0: none)
+    orthogonalization_epsilon: float = Field(default=0.0, ge=0)
+    #: torch's name: the seed of the numpy RandomState that seeds Q's draws (the same on every
+    #: rank); not ``seed``, which make_comm_hook, train and emulate already take for the
+    #: per-rank compressor state
+    random_seed: int = Field(default=0, ge=0, lt=2**32)
+
+    @model_validator(mode="after")
+    def _check(self) -> PowerSGDParams:
+        if (self.error_feedback or self.warm_start) and self.start_iter <= 1:
+            raise ValueError(
+                f"start_iter must be > 1 with error_feedback or warm_start (got "
+                f"{self.start_iter}): DDP rebuilds its buckets after iteration 0, as torch's "
+                f"PowerSGDState requires")
+        return self
+
+
+#: the most levels ``qsgd`` takes: a code (sign bit and level) of at most 16 bits
+QSGD_MAX_LEVELS = 2**15 - 1
+
+
+class QSGDParams(Params):
+    """``qsgd`` (Alistarh et al. 2017; GRACE's ``QSGDCompressor``)."""
+
+    #: s: each element's |a| / ||a||_2 is rounded stochastically to one of ``0, 1/s, ...,
+    #: 1`` (GRACE's ``quantum_num``); a code is a sign bit and ``ceil(log2(s + 1))`` level
+    #: bits, in 1 to 32,767
+    levels: int = Field(default=16, ge=1, le=QSGD_MAX_LEVELS)
+    #: keep the quantization error and add it to the next gradient (QSGD is unbiased and
+    #: GRACE runs it without; off by default)
+    error_feedback: bool = False
+
+
+class TernGradParams(Params):
+    """``terngrad`` (Wen et al. 2017; GRACE's ``TernGradCompressor``)."""
+
+    #: TernGrad's gradient clipping: clamp the tensor to ``clip`` standard deviations
+    #: around 0 before quantizing (GRACE clips at 2.5); None: no clipping, which keeps the
+    #: quantization unbiased
+    clip: float | None = Field(default=None, gt=0)
+    #: keep the quantization (and clipping) error and add it to the next gradient (off by
+    #: default, as in GRACE)
+    error_feedback: bool = False
+
+
+class EFSignSGDParams(Params):
+    """``efsignsgd`` (Karimireddy et al. 2019; GRACE's ``EFSignSGDCompressor``)."""
+
+    #: keep what the scaled sign missed and add it to the next gradient (the "EF"; False:
+    #: scaled signSGD without memory)
+    error_feedback: bool = True
+
+
 #: each compressor's parameter class, by compressor name (the names of ``COMPRESSORS``)
 COMPRESSOR_PARAMS: Registry[type[Params]] = Registry("compressor")
 for _name, _cls in {
     "dgc": DGCParams,
+    "efsignsgd": EFSignSGDParams,
     "fp16": FP16Params,
     "none": NoneParams,
     "nsi": NSIParams,
+    "powersgd": PowerSGDParams,
+    "qsgd": QSGDParams,
     "randomk": RandomKParams,
+    "terngrad": TernGradParams,
     "threshold": ThresholdParams,
     "topk": SparsifierParams,
 }.items():

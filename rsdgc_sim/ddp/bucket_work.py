@@ -32,9 +32,12 @@ from .semantics import (
     allgather_layout,
     allreduce_input,
     compress_bucket,
+    quantized_input,
     split_exchanges,
+    split_quantized,
     write_allgather,
     write_allreduce,
+    write_quantized,
 )
 from .wire import Layout
 
@@ -54,14 +57,26 @@ class Allgather:
 
 
 @dataclass
+class QuantizedGather:
+    """The quantized payloads of a bucket: this rank's buffer (scales and packed codes,
+    exactly their wire bytes) and the (uninitialised) buffer that receives every rank's."""
+
+    parts: list[Part]
+    packed: torch.Tensor
+    gathered: torch.Tensor
+
+
+@dataclass
 class BucketSend:
     """One rank's side of one bucket before the collectives: every payload with where it
     starts in the bucket; per values dtype, the same-position parts and their allreduce
-    input (already divided by the world size); the all-gather of per-rank pairs, if any."""
+    input (already divided by the world size); the all-gather of per-rank pairs, if any;
+    the all-gather of quantized payloads, if any."""
 
     parts: list[Part]
     allreduce: list[tuple[list[Part], torch.Tensor]]
     allgather: Allgather | None
+    quantized: QuantizedGather | None = None
 
     @property
     def payload_bytes(self) -> int:
@@ -70,9 +85,11 @@ class BucketSend:
 
     @property
     def sent_bytes(self) -> int:
-        """Bytes this rank puts into the collectives: allreduce inputs plus its packed buffer."""
+        """Bytes this rank puts into the collectives: allreduce inputs plus its packed
+        buffers."""
         sent = sum(flat.numel() * flat.element_size() for _, flat in self.allreduce)
-        return sent + (self.allgather.packed.numel() if self.allgather is not None else 0)
+        sent += self.allgather.packed.numel() if self.allgather is not None else 0
+        return sent + (self.quantized.packed.numel() if self.quantized is not None else 0)
 
 
 def prepare_send(
@@ -85,15 +102,20 @@ def prepare_send(
     hook's agrees on it with the other ranks) with room for ``world`` of them."""
     parts = compress_bucket(compressor, state, names, grads)
     same_positions, per_rank = split_exchanges(parts)
+    per_rank, quantized = split_quantized(per_rank)
     allreduce = [(ps, allreduce_input(ps, world)) for ps in same_positions]
-    gather = None
+    gather = quant = None
+    if quantized:
+        packed = quantized_input(quantized, grads[0].device)
+        gathered = torch.empty(world * packed.numel(), dtype=torch.uint8, device=packed.device)
+        quant = QuantizedGather(quantized, packed, gathered)
     if per_rank:
         device = grads[0].device
         layout = allgather_layout([p for _, p in per_rank], capacity([p for _, p in per_rank]))
         packed = allgather_input(per_rank, layout, device)
         gathered = torch.empty(world * packed.numel(), dtype=torch.uint8, device=device)
         gather = Allgather(per_rank, layout, packed, gathered)
-    return BucketSend(parts, allreduce, gather)
+    return BucketSend(parts, allreduce, gather, quant)
 
 
 def dense_send(buf: torch.Tensor, world: int) -> torch.Tensor:
@@ -111,3 +133,6 @@ def finish_receive(send: BucketSend, compressor: Any, world: int, out: torch.Ten
     if send.allgather is not None:
         g = send.allgather
         write_allgather(g.gathered, world, g.layout, g.parts, out)
+    if send.quantized is not None:
+        q = send.quantized
+        write_quantized(q.gathered, world, q.parts, compressor, out)

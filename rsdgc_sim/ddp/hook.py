@@ -29,11 +29,16 @@ Per bucket, as DDP hands it over when its last gradient is ready (the rules live
      and exchanged with one fixed-size all-gather (gloo needs equal sizes). The capacity is
      the compressor's bound on the elements it sends (``Compressor.max_sent``) when it has
      one, else the largest count of any rank, exchanged first on a separate process group
-     so that it never queues behind a transfer.
+     so that it never queues behind a transfer;
+   * quantized payloads (``qsgd``, ``terngrad``, ``efsignsgd``: a float32 scale of the
+     rank's own and bit-packed codes per tensor) are packed, per rank, into one byte buffer
+     of exactly their wire bytes (the same size on every rank: it depends on the tensors'
+     sizes only) and exchanged with one fixed-size all-gather.
 4. **Decompression** in the future's callback: every rank writes the averaged values (dense,
-   or scattered at the shared indices) and adds all ranks' (index, value) pairs with one
-   ``index_add_``, divided by the world size, into the bucket buffer, so every rank ends
-   with the same averaged gradient.
+   or scattered at the shared indices), adds all ranks' (index, value) pairs with one
+   ``index_add_``, divided by the world size, and each quantized tensor's decompressed
+   payloads, summed in rank order and divided by the world size, into the bucket buffer,
+   so every rank ends with the same averaged gradient.
 
 Works on gloo (CPU tensors) and NCCL (CUDA tensors): only ``all_reduce`` and
 one flat all-gather (``all_gather_single``, formerly
@@ -69,6 +74,7 @@ __all__ = [
     "HookStats",
     "compression_hook",
     "make_comm_hook",
+    "powersgd_state",
 ]
 
 # all-gather into one flat tensor: ``all_gather_single`` from torch 2.13 on (which deprecates
@@ -169,12 +175,15 @@ def _prepare_send(state: CompressionHookState, bucket: dist.GradBucket) -> Bucke
 
 def _start_collectives(state: CompressionHookState, send: BucketSend) -> list[torch.futures.Future]:
     """Issue the bucket's collectives: one allreduce per values dtype of what every rank
-    sends at the same positions, one fixed-size all-gather of the per-rank pairs."""
+    sends at the same positions, one fixed-size all-gather of the per-rank pairs, one of the
+    quantized payloads."""
     group = state.process_group
     futures = [dist.all_reduce(flat, group=group, async_op=True).get_future()
                for _, flat in send.allreduce]
     if (g := send.allgather) is not None:
         futures.append(_all_gather(g.gathered, g.packed, group=group, async_op=True).get_future())
+    if (q := send.quantized) is not None:
+        futures.append(_all_gather(q.gathered, q.packed, group=group, async_op=True).get_future())
     return futures
 
 
@@ -209,7 +218,7 @@ def make_comm_hook(
     """``(state, hook)`` for ``DistributedDataParallel.register_comm_hook(state, hook)``.
 
     ``compressor``: a name (``"none"``, ``"fp16"``, ``"topk"``, ``"randomk"``,
-    ``"threshold"``, ``"dgc"``, ``"nsi"`` ...; ``params`` go to
+    ``"threshold"``, ``"dgc"``, ``"nsi"``, ``"qsgd"``, ``"terngrad"``, ``"efsignsgd"`` ...; ``params`` go to
     :func:`rsdgc_sim.compress.create`) or a compressor object. ``dense_iters``: iterations
     averaged densely before compression starts (at least 2, for DDP's bucket rebuild).
     ``seed``: this rank's compressor state is seeded with ``seed + rank`` (random-k draws
@@ -219,6 +228,10 @@ def make_comm_hook(
 
     A compressor that applies momentum itself (``compressor.applies_momentum``, e.g.
     ``dgc``) needs an optimizer without momentum.
+
+    ``powersgd`` returns torch's own ``PowerSGDState`` and ``powerSGD_hook``
+    (:func:`powersgd_state`); ``seed`` and ``model`` do not apply to it (Q's seed is the
+    compressor's ``random_seed``, the same on every rank).
 
     Call it on every rank, after ``init_process_group`` (it may create a small extra process
     group, collectively, for compressors without a fixed bound on their payload).
@@ -232,6 +245,13 @@ def make_comm_hook(
         if params:
             raise ConfigError("give compressor parameters only with a compressor name")
         comp = compressor
+    if getattr(comp, "low_rank", False):
+        if not warmup_comm:
+            raise ConfigError("powersgd: torch's hook always communicates (warmup_comm=False "
+                              "is not supported)")
+        from torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook import powerSGD_hook
+
+        return powersgd_state(comp, process_group, dense_iters), powerSGD_hook
     rank = dist.get_rank(process_group) if process_group is not None else dist.get_rank()
     names = tensor_names(model) if model is not None else None
     state = CompressionHookState(
@@ -244,6 +264,24 @@ def make_comm_hook(
         warmup_comm=bool(warmup_comm),
     )
     return state, compression_hook
+
+
+def powersgd_state(comp: Any, process_group: Any = None, dense_iters: int = MIN_DENSE_ITERS) -> Any:
+    """torch's ``PowerSGDState`` for a ``powersgd`` compressor: its parameters under torch's
+    names; compression starts at ``max(start_iter, dense_iters)``."""
+    from torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook import PowerSGDState
+
+    p = comp.p
+    return PowerSGDState(
+        process_group=process_group,
+        matrix_approximation_rank=p.rank,
+        start_powerSGD_iter=max(p.start_iter, dense_iters),
+        min_compression_rate=p.min_compression_rate,
+        use_error_feedback=p.error_feedback,
+        warm_start=p.warm_start,
+        orthogonalization_epsilon=p.orthogonalization_epsilon,
+        random_seed=p.random_seed,
+    )
 
 
 def _size_group(comp: Any, process_group: Any) -> Any:

@@ -23,7 +23,11 @@ One iteration, per rank ``r`` of ``world``:
    :func:`write_allreduce`); per-rank (index, value) pairs are packed into one buffer per rank
    of a capacity all ranks agree on (:func:`capacity_bound`, else the largest count),
    gathered, and added with one ``index_add_`` divided by ``world``
-   (:func:`allgather_input`, :func:`write_allgather`).
+   (:func:`allgather_input`, :func:`write_allgather`); quantized payloads (a scale and
+   bit-packed codes per tensor, the same size on every rank) are packed into one buffer per
+   rank, gathered, and each tensor's ``world`` payloads decompressed, summed in rank order
+   and divided by ``world`` (:func:`split_quantized`, :func:`quantized_input`,
+   :func:`write_quantized`).
 5. After the iteration's last bucket, a compressed iteration steps the compressor state.
 
 Outside the hook, DDP itself (and so the trainer) keeps **batch-norm buffers** as rank 0's,
@@ -42,9 +46,9 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from ..compress.memory import CompressorState
-from ..compress.payload import Payload
+from ..compress.payload import Payload, QuantizedPayload
 from ..errors import ConfigError
-from .wire import Layout, pack, unpack_sum, value_dtype
+from .wire import Layout, pack, pack_quantized, unpack_quantized, unpack_sum, value_dtype
 
 #: DDP rebuilds its buckets after iteration 0; compression starts at this iteration or later
 MIN_DENSE_ITERS = 2
@@ -156,6 +160,36 @@ def split_exchanges(parts: Sequence[Part]) -> tuple[list[list[Part]], list[Part]
     return list(same.values()), per_rank
 
 
+def split_quantized(per_rank: Sequence[Part]) -> tuple[list[Part], list[Part]]:
+    """``(pairs, quantized)``: the per-rank parts of :func:`split_exchanges` split into
+    (index, value) pairs and quantized payloads (all-gathered apart, in their own format)."""
+    pairs: list[Part] = []
+    quantized: list[Part] = []
+    for part in per_rank:
+        (quantized if isinstance(part[1], QuantizedPayload) else pairs).append(part)
+    return pairs, quantized
+
+
+def quantized_input(parts: Sequence[Part], device) -> torch.Tensor:
+    """One rank's all-gather input for its quantized parts: scales and codes, exactly their
+    wire bytes (:func:`~rsdgc_sim.ddp.wire.pack_quantized`)."""
+    return pack_quantized([p for _, p in parts], device)
+
+
+def write_quantized(
+    gathered: torch.Tensor, world: int, parts: Sequence[Part], compressor: Any, out: torch.Tensor
+) -> None:
+    """Every rank's quantized payloads (``gathered``: the ranks' buffers end to end),
+    per tensor decompressed, summed in rank order and divided by ``world``, into the flat
+    bucket ``out``."""
+    like = [p for _, p in parts]
+    rows = gathered.view(world, -1)
+    ranks = [unpack_quantized(rows[r], like) for r in range(world)]
+    for j, (start, p) in enumerate(parts):
+        mean = compressor.decompress_sum([ranks[r][j] for r in range(world)], average=True)
+        out[start : start + p.numel].copy_(mean.reshape(-1))
+
+
 def allreduce_input(parts: Sequence[Part], world: int) -> torch.Tensor:
     """One rank's allreduce input for same-position parts: their values, concatenated and
     divided by ``world`` first (as PyTorch's ``fp16_compress_hook``: a half-precision sum
@@ -265,7 +299,8 @@ def exchange_in_process(
         inputs = [allreduce_input(s[0][g], world) for s in splits]
         write_allreduce(ring_sum(inputs), splits[0][0][g], compressor, out)
         sent += inputs[0].numel() * inputs[0].element_size()
-    per_rank = [s[1] for s in splits]
+    quantized = [split_quantized(s[1]) for s in splits]
+    per_rank = [q[0] for q in quantized]
     if per_rank[0]:
         payloads = [[p for _, p in parts] for parts in per_rank]
         bound = capacity_bound(compressor, payloads[0], iteration)
@@ -279,5 +314,9 @@ def exchange_in_process(
         layout = allgather_layout(payloads[0], capacity)
         packed = [allgather_input(parts, layout, out.device) for parts in per_rank]
         write_allgather(torch.cat(packed), world, layout, per_rank[0], out)
+        sent += packed[0].numel()
+    if quantized[0][1]:
+        packed = [quantized_input(q[1], out.device) for q in quantized]
+        write_quantized(torch.cat(packed), world, quantized[0][1], compressor, out)
         sent += packed[0].numel()
     return sent

@@ -13,16 +13,24 @@ One rank's buffer, for ``n`` tensors and room for ``capacity`` pairs of value dt
 Every section starts at an offset that is a multiple of its element size (values at 0,
 int32 at a multiple of 4), and every buffer is a multiple of 8 bytes, so each rank's row in
 the gathered tensor is aligned for any value dtype (float64 included).
+
+Quantized payloads (:class:`~rsdgc_sim.compress.payload.QuantizedPayload`) of a bucket go
+in a buffer of their own, exactly their wire bytes, without padding (its size depends only
+on the tensors' sizes and the compressor, so every rank's is the same)::
+
+    offset 0                      scales   n x float32 (in bucket order)
+    offset 4 n                    codes    each tensor's packed codes, end to end
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from ..compress.payload import Payload
+from ..compress.payload import SCALE_BYTES, Payload, QuantizedPayload
 from ..errors import ConfigError
 
 #: every section and every rank's buffer is aligned to this many bytes
@@ -111,3 +119,27 @@ def unpack_sum(
         all_idx.append(idx + torch.repeat_interleave(offsets, counts))
         all_val.append(layout.values(rows[r])[:total])
     out.index_add_(0, torch.cat(all_idx), torch.cat(all_val).to(out.dtype), alpha=1.0 / world)
+
+
+def pack_quantized(payloads: Sequence[QuantizedPayload], device) -> torch.Tensor:
+    """One rank's buffer (uint8, the sum of the payloads' ``wire_bytes``) of its quantized
+    payloads: the scales, then the codes (see the module docstring)."""
+    scales = torch.stack([p.scale.reshape(()) for p in payloads]).to(torch.float32)
+    return torch.cat([scales.to(device).view(torch.uint8)] + [p.values.to(device) for p in payloads])
+
+
+def unpack_quantized(row: torch.Tensor, like: Sequence[QuantizedPayload]) -> list[QuantizedPayload]:
+    """The payloads one rank packed into ``row`` (:func:`pack_quantized`), given this rank's
+    payloads of the same tensors (``like``: sizes, bits and levels are the same on every
+    rank); the codes are views into ``row``."""
+    n = len(like)
+    if row.numel() != sum(p.wire_bytes for p in like):
+        raise ConfigError(f"a quantized buffer of {row.numel()} bytes, expected "
+                          f"{sum(p.wire_bytes for p in like)}")
+    scales = row[: SCALE_BYTES * n].clone().view(torch.float32)  # the row may be unaligned
+    out, off = [], SCALE_BYTES * n
+    for i, p in enumerate(like):
+        k = p.values.numel()
+        out.append(dataclasses.replace(p, values=row[off : off + k], scale=scales[i]))
+        off += k
+    return out

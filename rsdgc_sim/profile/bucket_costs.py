@@ -14,9 +14,11 @@ Each timed iteration:
    allocation;
 2. after backward, per bucket in order, the callback's work, timed as **decompress** twice,
    with the payloads of 1 and of :data:`WORLD` ranks (unpacking, one ``index_add_`` of every
-   rank's pairs, the dense writes), in alternating order; the collectives' results are
-   stood in for (untimed: the network's): the other ranks' packed buffers are this rank's
-   of the previous iterations (other indices, as other ranks' are), or this one's at first;
+   rank's pairs, each quantized payload decompressed and summed, the dense writes), in
+   alternating order; the collectives' results are stood in for (untimed: the network's):
+   the other ranks' packed buffers (pairs, quantized payloads) are this rank's of the
+   previous iterations (other indices and draws, as other ranks' are), or this one's at
+   first;
 3. the compressor state steps once, as after a real iteration.
 
 Per bucket, the receive side at ``p`` ranks is ``D(p) = D(1) + (p - 1) x slope``: the
@@ -113,19 +115,28 @@ def _bucket_buffer(grads: Mapping[str, torch.Tensor], names: Sequence[str]
     return buf, views
 
 
-def _deliver(send: BucketSend, world: int, others: Sequence[torch.Tensor]) -> BucketSend:
-    """The send side as the collectives would leave it for ``world`` ranks: this rank's
-    packed buffer first, then the others' (``others``: packed buffers of the same layout,
-    used in turn; this one's where there are none)."""
-    g = send.allgather
-    if g is None:
-        return send
+def _gathered(g: Any, world: int, others: Sequence[torch.Tensor]) -> Any:
+    """An all-gather (``Allgather`` or ``QuantizedGather``) as it would end for ``world``
+    ranks: this rank's packed buffer first, then the others' (``others``: packed buffers of
+    the same size, used in turn; this one's where there are none)."""
     n = g.packed.numel()
     rows = g.gathered[: world * n].view(world, n)
     fill = [p for p in others if p.numel() == n] or [g.packed]
     for r in range(world):
         rows[r].copy_(g.packed if r == 0 else fill[(r - 1) % len(fill)])
-    return dataclasses.replace(send, allgather=dataclasses.replace(g, gathered=rows.reshape(-1)))
+    return dataclasses.replace(g, gathered=rows.reshape(-1))
+
+
+def _deliver(send: BucketSend, world: int, others: Sequence[torch.Tensor],
+             others_quantized: Sequence[torch.Tensor] = ()) -> BucketSend:
+    """The send side as the collectives would leave it for ``world`` ranks (see
+    :func:`_gathered`; ``others_quantized``: the other ranks' quantized buffers)."""
+    if send.allgather is not None:
+        send = dataclasses.replace(send, allgather=_gathered(send.allgather, world, others))
+    if send.quantized is not None:
+        send = dataclasses.replace(
+            send, quantized=_gathered(send.quantized, world, others_quantized))
+    return send
 
 
 #: gradients by tensor name, after a real forward and backward that called ``on_ready(name,
@@ -152,6 +163,11 @@ def measure_compression(
     ready, and returns the gradients by tensor name; ``buckets`` are the tensor names of
     each bucket, in communication order; ``rule`` says when to stop timing; ``clock``
     (seconds) times it."""
+    if getattr(comp, "low_rank", False):
+        raise ProfileError(
+            f"{name or comp.name}: measuring PowerSGD's phases per bucket (compress, the middle "
+            f"between its two all-reduces, decompress) is not implemented yet; use an "
+            f"estimated profile (a device model), which has them")
     start = steady_state_iteration(comp)
     timer = _BucketTimer(comp, buckets, device, clock, seed, start)
     if warmup:
@@ -188,8 +204,11 @@ class _BucketTimer:
         self.compressing = uses_compressor(comp)
         self.capacity = _capacity(comp, self.state)
         self.last: dict[int, BucketSend] = {}
-        #: per bucket, this rank's packed buffers of the last iterations (the other ranks')
+        #: per bucket, this rank's packed buffers of the last iterations (the other ranks'):
+        #: of (index, value) pairs, and of quantized payloads
         self.history: dict[int, list[torch.Tensor]] = {b: [] for b in range(len(buckets))}
+        self.history_quantized: dict[int, list[torch.Tensor]] = {
+            b: [] for b in range(len(buckets))}
         self.flip = False
 
     def timed(self, fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -253,12 +272,15 @@ class _BucketTimer:
             out[f"d1:{b}"] = out[f"dw:{b}"] = 0.0
             return
         for world in worlds:
-            got = _deliver(send, world, self.history[b])
+            got = _deliver(send, world, self.history[b], self.history_quantized[b])
             dt, _ = self.timed(lambda got=got, world=world, buf=buf: finish_receive(
                 got, self.comp, world, buf))
             out[f"{'d1' if world == 1 else 'dw'}:{b}"] = dt
         if send.allgather is not None:
             self.history[b] = [send.allgather.packed, *self.history[b]][: WORLD - 1]
+        if send.quantized is not None:
+            q = self.history_quantized[b]
+            self.history_quantized[b] = [send.quantized.packed, *q][: WORLD - 1]
         self.last[b] = send
 
 

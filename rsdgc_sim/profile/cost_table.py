@@ -7,7 +7,9 @@ profile (:mod:`rsdgc_sim.profile.estimate`).
 (:func:`tensor_payload`): ``k = k_for(numel, density)``; tensors under ``min_numel`` and
 (with ``dense_1d``) 1-D ones sent dense; values in the gradient's dtype plus int32 indices
 when all-gathered; ``fp16`` 2 bytes per element; ``randomk`` with ``shared_indices`` values
-only, allreduced. Where the count depends on the gradients' values the estimate is the
+only, allreduced; the quantizers (``qsgd``, ``terngrad``, ``efsignsgd``) every tensor's
+packed codes and a float32 scale, ``ceil(numel * bits / 8) + 4`` bytes, all-gathered
+(:func:`quantized_wire_bytes`). Where the count depends on the gradients' values the estimate is the
 compressor's cap: ``dgc``/``nsi`` with the ``sampled`` selector send at most k (k assumed),
 ``threshold`` at most ``density`` (required: without it the count is unknowable, except for
 ``threshold: 0``, which sends everything), and layer-wise ``nsi`` (``dynamic``) shares
@@ -41,10 +43,12 @@ from typing import Any
 
 import torch
 
+from ..compress.bitpack import packed_bytes
 from ..compress.layerwise import allocate
 from ..compress.neighborhood import compiled_enabled
 from ..compress.params import COMPRESSOR_PARAMS, validate
-from ..compress.payload import INDEX_BYTES
+from ..compress.payload import INDEX_BYTES, SCALE_BYTES
+from ..compress.powersgd import compressed_rank, matrix_shape, wire_elements
 from ..compress.select import FILTER_MIN_NUMEL, MIN_SAMPLE_HITS, MIN_SAMPLES, k_for
 from ..errors import ConfigError
 from .device_models import DeviceModel
@@ -53,7 +57,7 @@ from .roofline import Traffic
 from .schema import TensorCost, TensorInfo
 
 __all__ = ["COST_TABLE", "PayloadEstimate", "compressor_payloads", "estimate_compression",
-           "tensor_cost", "tensor_payload"]
+           "quantized_bits", "quantized_wire_bytes", "tensor_cost", "tensor_payload"]
 
 
 #: The cost table: what each step of each compressor reads and writes, for a tensor of n
@@ -141,7 +145,55 @@ COST_TABLE: dict[str, dict[str, float]] = {
     "accumulate_sparse": {"k": 8, "rand": 2, "ops": 1},
     "accumulate_dense": {"n": 12, "ops": 1},
     "cast_fp16": {"n": 6, "ops": 1, "fresh": 4},
+    # quantizers (compress/qsgd.py, terngrad.py, efsignsgd.py, quantizer.py, bitpack.py).
+    # One uniform draw per element (qsgd, terngrad): torch.rand writes 4 bytes, and its
+    # generator's arithmetic is charged as ~20 FLOPs
+    "uniform": {"n": 4, "flops": 20, "ops": 1, "fresh": 4},
+    # qsgd: the norm (read 4), abs (read 4, write 4), *= s / norm (8), floor (8), the
+    # fraction (read 8, write 4), u < fraction (read 8, write 1), level += (read 5,
+    # write 4), clamp_ (8)
+    "quantize_qsgd": {"n": 61, "ops": 8, "fresh": 9},
+    # terngrad: the scale abs().max() (read 4, write 4, read 4), u *= scale (8), abs
+    # (8), u < |a| (read 8, write 1)
+    "quantize_terngrad": {"n": 37, "ops": 5, "fresh": 9},
+    # terngrad's clip: mean (4), a - mean (8), ** 2 (8), mean (4), clamp (8)
+    "clip_std": {"n": 32, "ops": 5, "fresh": 12},
+    # efsignsgd: the scale abs().mean() (read 4, write 4, read 4), a < 0 (read 4, write 1)
+    "quantize_sign": {"n": 17, "ops": 3, "fresh": 5},
+    # sign and level into one byte code: to uint8 (read 4, write 1), a < 0 (read 4,
+    # write 1), level > 0, &=, <<=, |= (one byte each way)
+    "signed_codes": {"n": 19, "ops": 6, "fresh": 3},
+    # bitpack.pack, per element (one byte per code, 8 per int64 word): the zero-padded
+    # copy (3), three rounds of and / shift / and / or (9 each), the cut (2)
+    "pack": {"n": 32, "ops": 15, "fresh": 2},
+    # bitpack.unpack: the padded copies (4), three rounds of shift / and / shift / and /
+    # or (11 each)
+    "unpack": {"n": 37, "ops": 17, "fresh": 2},
+    # dequantize from the codes: qsgd/terngrad (codes >> 1, to float, codes & 1, bool,
+    # -mag, where, scale / s * q: ~44), efsignsgd (to float, 1 - 2 q, scale * q: ~24)
+    "dequantize": {"n": 44, "ops": 7, "fresh": 22},
+    "dequantize_sign": {"n": 24, "ops": 4, "fresh": 12},
+    # error feedback of a quantizer: r + grad (read 8, write 4), residual a - sent (read
+    # 8, write 4)
+    "quantize_ef": {"n": 24, "ops": 2, "fresh": 8},
 }
+
+#: the quantizers: bit-packed codes and a float32 scale per tensor, all-gathered
+QUANTIZERS = ("qsgd", "terngrad", "efsignsgd")
+
+
+def quantized_bits(name: str, p: Any) -> int:
+    """Bits per element of quantizer ``name`` with parameters ``p``: ``qsgd`` 1 +
+    ``ceil(log2(levels + 1))``, ``terngrad`` 2, ``efsignsgd`` 1."""
+    if name == "qsgd":
+        return 1 + math.ceil(math.log2(p.levels + 1))
+    return {"terngrad": 2, "efsignsgd": 1}[name]
+
+
+def quantized_wire_bytes(name: str, p: Any, numel: int) -> int:
+    """A quantizer's payload of a tensor of ``numel`` elements: ``ceil(numel * bits / 8)``
+    bytes of codes and the 4-byte scale."""
+    return packed_bytes(numel, quantized_bits(name, p)) + SCALE_BYTES
 
 
 def _charge(t: Traffic, step: str, n: int, k: int = 0, s: int = 4) -> None:
@@ -179,6 +231,11 @@ def tensor_payload(name: str, p: Any, info: TensorInfo, k: int | None = None) ->
         return PayloadEstimate(n, True, n * s, False)
     if name == "fp16":
         return PayloadEstimate(n, True, n * 2, False)
+    if name in QUANTIZERS:
+        return PayloadEstimate(n, False, quantized_wire_bytes(name, p, n), True)
+    if name == "powersgd":  # torch's rule: (n + m) r' values when worth it, else all of them
+        return PayloadEstimate(n, True, wire_elements(info.shape, p.rank, p.min_compression_rate) * s,
+                               False)
     if _small(p, info):
         return PayloadEstimate(n, True, n * s, False)
     if k is None:
@@ -235,6 +292,13 @@ def tensor_cost(
             _charge(comp, "fp16_ef", n, s=s)
         _charge(dec, "cast_fp16", n, s=s)
         _charge(acc, "cast_fp16", n, s=s)
+    elif name == "powersgd":
+        return _powersgd_cost(p, info, payload, device)
+    elif name in QUANTIZERS:
+        _quantizer_cost(comp, dec, acc, name, p, n, s)
+        return TensorCost(compress_s=comp.seconds(device), decompress_s=dec.seconds(device),
+                          accumulate_s=acc.seconds(device), wire_bytes=payload.wire_bytes,
+                          sparse=payload.sparse)
     elif name == "dgc":
         if p.clip_norm is not None:
             _charge(comp, "clip_norm", n, s=s)
@@ -295,6 +359,68 @@ def tensor_cost(
         wire_bytes=payload.wire_bytes,
         sparse=payload.sparse,
     )
+
+
+def _quantizer_cost(comp: Traffic, dec: Traffic, acc: Traffic, name: str, p: Any, n: int,
+                    s: int) -> None:
+    """A quantizer's traffic (see :data:`COST_TABLE`): compress (error feedback, the draws,
+    the levels, the codes, the packing), decompress (unpack, dequantize, the sum's zeros and
+    add) and accumulate (unpack, dequantize, add). Past the gradient itself every pass runs
+    in float32 for half-precision gradients (``s`` is the gradient's element size)."""
+    f = max(s, 4)
+    if p.error_feedback:
+        _charge(comp, "quantize_ef", n, s=f)
+    if name == "qsgd":
+        _charge(comp, "uniform", n, s=f)
+        _charge(comp, "quantize_qsgd", n, s=f)
+    elif name == "terngrad":
+        if p.clip is not None:
+            _charge(comp, "clip_std", n, s=f)
+        _charge(comp, "uniform", n, s=f)
+        _charge(comp, "quantize_terngrad", n, s=f)
+    else:
+        _charge(comp, "quantize_sign", n, s=f)
+    deq = "dequantize_sign" if name == "efsignsgd" else "dequantize"
+    if name != "efsignsgd":
+        _charge(comp, "signed_codes", n)
+    if p.error_feedback:
+        _charge(comp, deq, n, s=f)
+    _charge(comp, "pack", n)
+    for t in (dec, acc):
+        _charge(t, "unpack", n)
+        _charge(t, deq, n, s=f)
+        _charge(t, "accumulate_dense", n, s=s)
+
+
+def _powersgd_cost(p: Any, info: TensorInfo, payload: PayloadEstimate,
+                   device: DeviceModel) -> TensorCost:
+    """PowerSGD's three phases of one tensor (:mod:`rsdgc_sim.ddp.powersgd`), steady state
+    (warm start: no draw). Every tensor: error feedback (``add_``: read 8, write 4), the
+    bucket's copy (read 4, write 4) and, after the rounds, the error (read 8, write 4).
+    Compressed (n x m, rank r): compress orthogonalizes Q (~5 m r FLOPs) and computes
+    ``P = M Q`` (2 n m r FLOPs, M read once); the middle orthogonalizes P (~5 n r) and computes
+    ``Q = M^T P`` (2 n m r, M read once); decompress ``M = P Q^T`` (2 n m r, M written once).
+    Sent whole: the concatenation (read 4, write 4) and the copy back of the mean (read 4,
+    write 4, and the division: read 4, write 4)."""
+    n, s = info.numel, info.dtype_bytes
+    comp, mid, dec = Traffic(), Traffic(), Traffic()
+    if p.error_feedback:
+        comp.add(bytes=20 * n * s / 4, ops=2)
+        dec.add(bytes=12 * n * s / 4, ops=1)
+    r = compressed_rank(info.shape, p.rank, p.min_compression_rate)
+    q_bytes = 0
+    if r:
+        rows, cols = matrix_shape(info.shape)  # type: ignore[misc]
+        comp.add(bytes=(n + cols * r + rows * r) * s, flops=2 * n * r + 5 * cols * r, ops=2 + 3 * r)
+        mid.add(bytes=(n + cols * r + rows * r) * s, flops=2 * n * r + 5 * rows * r, ops=1 + 3 * r)
+        dec.add(bytes=(n + cols * r + rows * r) * s, flops=2 * n * r, ops=2)
+        q_bytes = cols * r * s
+    else:
+        comp.add(bytes=8 * n * s / 4, ops=1)
+        dec.add(bytes=16 * n * s / 4, ops=2)
+    return TensorCost(compress_s=comp.seconds(device), decompress_s=dec.seconds(device),
+                      accumulate_s=0.0, wire_bytes=payload.wire_bytes, sparse=False,
+                      q_bytes=q_bytes, middle_s=mid.seconds(device) if r else 0.0)
 
 
 def compressor_payloads(name: str, p: Any, tensors: list[TensorInfo]) -> dict[str, PayloadEstimate]:

@@ -59,6 +59,13 @@ class TensorCost(_Strict):
     #: False when it is allreduced: a dense tensor (possibly of another dtype), or values at
     #: indices every rank shares (the payload's ``needs_allgather``).
     sparse: bool
+    #: a low-rank tensor (``powersgd``): the bytes of ``wire_bytes`` all-reduced in the second
+    #: round (Q, m x r values), after the first round (P, n x r) and ``middle_s``; 0 for
+    #: every other tensor (one round)
+    q_bytes: Count = 0
+    #: a low-rank tensor's work between its two rounds, on each worker (orthogonalize P,
+    #: ``Q = M^T P``); 0 for every other tensor
+    middle_s: Seconds = 0.0
 
 
 class DeviceProfile(_Strict):

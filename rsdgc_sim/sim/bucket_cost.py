@@ -8,6 +8,12 @@ Decompression: a dense tensor costs its ``decompress_s`` (the summed payload wri
 a sparse tensor costs one ``decompress_s`` (the first of the ``p`` gathered payloads into a
 new buffer) plus ``(p - 1) x accumulate_s`` (the others added into it).
 
+Low-rank tensors (``powersgd``, ``TensorCost.q_bytes`` > 0) go in two rounds, as torch's
+``powerSGD_hook`` issues them: an allreduce of the tensors sent whole, then an allreduce of
+every ``P`` of the bucket; then, on every worker, the middle phase (``middle_s``: P
+orthogonalized, ``Q = M^T P``); then an allreduce of every ``Q`` (``second_duration``);
+then decompression.
+
 With ``collective: auto`` the sparse tensors may instead go dense in the allreduce (no
 compression, no indices) when that is faster than compressing, gathering and aggregating
 them.
@@ -43,6 +49,12 @@ class BucketCost:
     transmitted_bytes: float
     #: False when a collective's time is a ``step`` estimate where only ``link`` is exact
     exact: bool = True
+    #: low-rank buckets: per device, the work between the two rounds; the seconds of
+    #: ``duration`` that come after it (the Q allreduce); each collective as (what: whole, P
+    #: or Q, algorithm, message bytes), in order. None / 0 for one-round buckets
+    middle_s: list[float] | None = None
+    second_duration: float = 0.0
+    messages: list[tuple[str, str, float]] | None = None
 
 
 @dataclass
@@ -91,9 +103,58 @@ def _gather_message(s: _Split, p: int, pad: bool) -> Message:
     return Message(p, m, tuple(s.sparse_bytes[i % D] for i in range(p)))
 
 
+def _low_rank(profile: Profile, label: str, idx: list[int]) -> bool:
+    return any(d.compression[label][profile.tensors[i].name].q_bytes > 0
+               for d in profile.devices for i in idx)
+
+
+def _cost_low_rank(profile: Profile, label: str, idx: list[int],
+                   choice: CollectiveChoice) -> BucketCost:
+    """A bucket with low-rank tensors: allreduce of the whole tensors, of P, the middle
+    phase, allreduce of Q (see the module doc)."""
+    p = choice.p
+    D = len(profile.devices)
+    whole, pb, qb = [0.0] * D, [0.0] * D, [0.0] * D
+    comp, dec, mid = [0.0] * D, [0.0] * D, [0.0] * D
+    for k, d in enumerate(profile.devices):
+        costs = d.compression[label]
+        for i in idx:
+            c = costs[profile.tensors[i].name]
+            comp[k] += c.compress_s
+            dec[k] += c.decompress_s
+            mid[k] += c.middle_s
+            if c.q_bytes > 0:
+                pb[k] += c.wire_bytes - c.q_bytes
+                qb[k] += c.q_bytes
+            else:
+                whole[k] += c.wire_bytes
+    payload = [a + b + c for a, b, c in zip(whole, pb, qb, strict=True)]
+    if p == 1:
+        return BucketCost([0.0] * D, [0.0] * D, payload, "none", 0.0, "analytic", 0.0,
+                          middle_s=[0.0] * D)
+    names, levels, exact, seconds, sent, messages = [], [], [], [], [], []
+    for what, nbytes in (("whole", max(whole)), ("P", max(pb)), ("Q", max(qb))):
+        if nbytes <= 0:
+            continue
+        ar, run = choice.allreduce(nbytes)
+        names.append(ar.name)
+        levels.append(run.fidelity)
+        exact.append(run.exact)
+        seconds.append(run.seconds)
+        messages.append((what, ar.name, float(nbytes)))
+        sent.append(bytes_transmitted(ar, p, Message(p, nbytes),
+                                      choice.topology(ar.extra_hosts(p))))
+    second = seconds[-1] if max(qb) > 0 else 0.0
+    return BucketCost(comp, dec, payload, "+".join(names) if names else "none",
+                      math.fsum(seconds), most_detailed(levels), math.fsum(sent), all(exact),
+                      middle_s=mid, second_duration=second, messages=messages)
+
+
 def cost_bucket(profile: Profile, label: str, idx: list[int],
                 choice: CollectiveChoice) -> BucketCost:
     """The cost of the bucket holding tensors ``idx`` for compressor ``label``."""
+    if _low_rank(profile, label, idx):
+        return _cost_low_rank(profile, label, idx, choice)
     p = choice.p
     s = _split(profile, label, idx, p)
     D = len(profile.devices)

@@ -74,6 +74,9 @@ def bucket_formulas(result: SimResult, point: SimPoint) -> list[dict]:
         entry = {"bucket": b.index, "algorithm": b.algorithm, "bytes": b.wire_bytes,
                  "simulated_s": b.duration, "closed_form_s": None, "formula": None}
         out.append(entry)
+        if p > 1 and b.messages:
+            _low_rank_formula(entry, b.messages, p, point, topos)
+            continue
         if p <= 1 or "+" in name or name == "none":
             continue
         params = point.collective_params if name == point.collective else None
@@ -87,6 +90,30 @@ def bucket_formulas(result: SimResult, point: SimPoint) -> list[dict]:
         if cf is not None:
             entry.update(closed_form_s=cf.value, formula=f"{cf.symbolic}; {cf.numeric}")
     return out
+
+
+def _topology(point: SimPoint, coll: Collective, p: int, topos: dict[int, Topology]) -> Topology:
+    extra = coll.extra_hosts(p)
+    if extra not in topos:
+        topos[extra] = build_topology(point.topology.name, p, point.bandwidth_bytes_per_s,
+                                      point.latency_s, point.topology.params, extra_hosts=extra)
+    return topos[extra]
+
+
+def _low_rank_formula(entry: dict, messages, p: int, point: SimPoint,
+                      topos: dict[int, Topology]) -> None:
+    """A two-round (``powersgd``) bucket: its allreduces (the tensors sent whole, P, Q) one
+    after the other, so the closed form is the sum of theirs, where each has one."""
+    total, parts = 0.0, []
+    for what, name, nbytes in messages:
+        params = point.collective_params if name == point.collective else None
+        coll = make_collective(name, params or None)
+        cf = closed_form(coll, p, Message(p, float(nbytes)), _topology(point, coll, p, topos))
+        if cf is None:
+            return
+        total += cf.value
+        parts.append(f"{what} ({name}, n = {nbytes:.6g} B): {cf.symbolic}; {cf.numeric}")
+    entry.update(closed_form_s=total, formula=" + ".join(parts))
 
 
 def explain_iteration(result: SimResult, point: SimPoint) -> str:

@@ -26,6 +26,9 @@ class BucketResult:
     fidelity: str
     #: False when the duration is a ``step`` estimate where only ``link`` would be exact
     exact: bool = True
+    #: two-round (low-rank) buckets: each collective as (what: whole, P or Q, algorithm,
+    #: message bytes), in order; empty for one-round buckets
+    messages: list[tuple[str, str, float]] = field(default_factory=list)
 
 
 @dataclass

@@ -91,7 +91,16 @@ def _worker_costs(profile: Profile, buckets: list[list[int]], costs: list[Bucket
         ready=tuple(f * max(d.grad_ready_s[names[i]] for i in b) for b in buckets),
         compress=tuple(f * c.compress_s[device] for c in costs),
         decompress=tuple(f * c.decompress_s[device] for c in costs),
+        middle=tuple(f * c.middle_s[device] if c.middle_s else 0.0 for c in costs),
     )
+
+
+def _second(costs: list[BucketCost], zero: bool = False) -> list[float | None] | None:
+    """Per bucket, its second round's seconds (low-rank buckets), None for one-round
+    buckets; None when no bucket has two rounds. ``zero``: the rounds take no time."""
+    if not any(c.messages for c in costs):
+        return None
+    return [(0.0 if zero else c.second_duration) if c.messages else None for c in costs]
 
 
 def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResult:
@@ -120,8 +129,8 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
     ddp = point.ddp
     mode = dict(blocking=ddp.compression_blocks_backward, overlap=ddp.overlap,
                 interference=point.interference_factor)
-    tl = run_timeline(workers, durations, **mode)
-    free = run_timeline(workers, [0.0] * len(costs), **mode)
+    tl = run_timeline(workers, durations, **mode, second=_second(costs))
+    free = run_timeline(workers, [0.0] * len(costs), **mode, second=_second(costs, zero=True))
     if not math.isfinite(tl.end):
         raise ConfigError(
             f"the simulated iteration overflows ({tl.end} s) at {p} workers, "
@@ -142,7 +151,8 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
         latency_s=point.latency_s,
         iteration_s=tl.end,
         compute_s=fc * (dc.forward_s + dc.backward_s + dc.optimizer_s),
-        compression_s=math.fsum(workers[k].compress) + math.fsum(workers[k].decompress),
+        compression_s=(math.fsum(workers[k].compress) + math.fsum(workers[k].decompress)
+                       + math.fsum(workers[k].middle)),
         communication_s=math.fsum(durations),
         exposed_communication_s=max(0.0, tl.end - free.end),
         bytes_sent_per_worker=math.fsum(max(c.payload_bytes) for c in costs),
@@ -155,7 +165,8 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
         buckets=[BucketResult(b, [profile.tensors[i].name for i in buckets[b]],
                               sum(profile.tensors[i].nbytes for i in buckets[b]),
                               max(c.payload_bytes), c.transmitted_bytes, c.algorithm,
-                              tl.ready[b], tl.starts[b], c.duration, c.fidelity, c.exact)
+                              tl.ready[b], tl.starts[b], c.duration, c.fidelity, c.exact,
+                              list(c.messages or []))
                  for b, c in enumerate(costs)],
     )
     if trace:
@@ -188,11 +199,12 @@ def _spans(profile: Profile, buckets, costs: list[BucketCost], f, dev_of, critic
                               tl.starts[b], c.duration))
     for w in traced:
         wc = _worker_costs(profile, buckets, costs, int(dev_of[w]), float(f[w]))
-        own = _replay(wc, tl, mode)
+        own = _replay(wc, tl, mode, costs)
         spans.append(Span(w, "forward", "compute", 0.0, wc.forward))
         spans.append(Span(w, "backward", "compute", wc.forward,
                           own.backward_end - wc.forward))
-        for what, pairs in (("compress", own.compress), ("decompress", own.decompress)):
+        for what, pairs in (("compress", own.compress), ("decompress", own.decompress),
+                            ("orthogonalize + M^T P", own.middle)):
             for b, (s, e) in enumerate(pairs):
                 if e > s:
                     spans.append(Span(w, f"{what} bucket {b}", "compression", s, e - s))
@@ -204,11 +216,13 @@ def _spans(profile: Profile, buckets, costs: list[BucketCost], f, dev_of, critic
     return spans
 
 
-def _replay(wc: WorkerCosts, tl: Timeline, mode: dict):
+def _replay(wc: WorkerCosts, tl: Timeline, mode: dict, costs: list[BucketCost]):
     """One worker's own timeline against collectives that end when they ended in ``tl``
-    (a worker that is not the slowest does not move them)."""
-    return run_timeline([wc], [0.0] * len(tl.ends), **mode,
-                        collective_ends=tl.ends).workers[0]
+    (a worker that is not the slowest does not move them); two-round buckets' first rounds
+    end when they ended too."""
+    second = _second(costs, zero=True)
+    return run_timeline([wc], [0.0] * len(tl.ends), **mode, collective_ends=tl.ends,
+                        second=second, first_ends=tl.first_ends if second else None).workers[0]
 
 
 __all__ = ["BucketResult", "SimResult", "Span", "TRACE_WORKERS", "compute_factors", "simulate"]

@@ -24,6 +24,14 @@ The network: bucket ``b``'s collective starts when every worker has compressed `
 the collective of ``b - 1`` has ended (one communication stream) and lasts
 ``durations[b]``.
 
+Two rounds (``powersgd``: ``second[b]`` given): the first ``durations[b] - second[b]``
+seconds (the allreduces of the tensors sent whole and of P) end the first round; then every
+worker runs its middle task (``middle[b]``: orthogonalize P, ``Q = M^T P``; in hook mode a
+task like a decompression, pausing backward while it runs; in side-stream mode on the
+decompression stream); when every worker has, the second round (the allreduce of Q) runs
+for ``second[b]`` seconds, and only then is the bucket decompressed. The next bucket's
+collective waits for the whole bucket (one stream, in bucket order).
+
 Interference (``interference`` ``k >= 0``, from a calibration): while a collective is in
 flight, backward work advances at ``1 / (1 + k)`` of its rate (the collective's threads,
 packet processing or kernels take part of the device), so ``w`` seconds of backward that
@@ -55,6 +63,8 @@ class WorkerCosts:
     ready: tuple[float, ...]
     compress: tuple[float, ...]
     decompress: tuple[float, ...]
+    #: per bucket, the work between two rounds (low-rank buckets); empty: none
+    middle: tuple[float, ...] = ()
 
 
 @dataclass
@@ -65,6 +75,7 @@ class WorkerTimeline:
     end: float = 0.0
     compress: list[tuple[float, float]] = field(default_factory=list)
     decompress: list[tuple[float, float]] = field(default_factory=list)
+    middle: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +88,8 @@ class Timeline:
     ends: list[float]
     workers: list[WorkerTimeline]
     events: int
+    #: when each bucket's first round ended (== ``ends`` for one-round buckets)
+    first_ends: list[float] = field(default_factory=list)
 
     @property
     def end(self) -> float:
@@ -112,16 +125,20 @@ class _Worker:
 
     def __init__(self, env: simpy.Environment, costs: WorkerCosts, coll_done: list,
                  blocking: bool, overlap: bool, net: _Network | None = None,
-                 interference: float = 0.0):
+                 interference: float = 0.0, first_done: list | None = None):
         self.env, self.c = env, costs
         #: the network's state, watched only when there is interference (k > 0)
         self.net = net if interference > 0 else None
         self.k = interference
         self.nb = len(costs.ready)
         self.coll_done = coll_done
+        #: per bucket with two rounds, the event of its first round's end (else None)
+        self.first_done = first_done or [None] * self.nb
+        self.middled = [env.event() for _ in range(self.nb)]
         self.compressed = [env.event() for _ in range(self.nb)]
         self.out = WorkerTimeline(compress=[(0.0, 0.0)] * self.nb,
-                                  decompress=[(0.0, 0.0)] * self.nb)
+                                  decompress=[(0.0, 0.0)] * self.nb,
+                                  middle=[(0.0, 0.0)] * self.nb)
         self.ready = _ready_work(costs, overlap)
         self.done = env.process(self._hook_thread() if blocking else self._side_streams())
 
@@ -139,8 +156,18 @@ class _Worker:
                     wake[0].succeed()
             return cb
 
+        def middle(b: int):
+            def cb(_ev):
+                queue.append(("m", b))
+                if not wake[0].triggered:
+                    wake[0].succeed()
+            return cb
+
         for b, ev in enumerate(self.coll_done):
             ev.callbacks.append(arrived(b))
+        for b, ev in enumerate(self.first_done):
+            if ev is not None:
+                ev.callbacks.append(middle(b))
         work = 0.0        # backward work done
         nxt = 0           # next bucket to become ready
         finished = 0      # decompressions done
@@ -155,6 +182,10 @@ class _Worker:
                     yield env.timeout(c.compress[b])
                     self.out.compress[b] = (t0, env.now)
                     self.compressed[b].succeed()
+                elif kind == "m":
+                    yield env.timeout(c.middle[b])
+                    self.out.middle[b] = (t0, env.now)
+                    self.middled[b].succeed()
                 else:
                     yield env.timeout(c.decompress[b])
                     self.out.decompress[b] = (t0, env.now)
@@ -236,6 +267,12 @@ class _Worker:
     def _decompress_stream(self):
         env, c = self.env, self.c
         for b in range(self.nb):
+            if self.first_done[b] is not None:
+                yield self.first_done[b]
+                t0 = env.now
+                yield env.timeout(c.middle[b])
+                self.out.middle[b] = (t0, env.now)
+                self.middled[b].succeed()
             yield self.coll_done[b]
             t0 = env.now
             yield env.timeout(c.decompress[b])
@@ -246,7 +283,8 @@ def run_timeline(workers: Sequence[WorkerCosts], durations: Sequence[float], *,
                  blocking: bool, overlap: bool,
                  env: simpy.Environment | None = None,
                  collective_ends: Sequence[float] | None = None,
-                 interference: float = 0.0) -> Timeline:
+                 interference: float = 0.0, second: Sequence[float | None] | None = None,
+                 first_ends: Sequence[float] | None = None) -> Timeline:
     """Simulate one iteration of ``workers`` (see the module docstring); ``durations[b]`` is
     bucket ``b``'s collective time. Workers that are not given are assumed to finish
     nothing later than the ones given (pass the slowest worker of each kind).
@@ -255,7 +293,11 @@ def run_timeline(workers: Sequence[WorkerCosts], durations: Sequence[float], *,
 
     ``collective_ends``: replay workers against collectives that end at these times (as
     simulated with the slowest workers); each still ends no earlier than its start here
-    plus its duration."""
+    plus its duration.
+
+    ``second[b]`` not None: bucket ``b`` runs in two rounds, the last ``second[b]`` seconds of
+    ``durations[b]`` after every worker's middle task (module docstring; ``first_ends``
+    replays the first rounds' ends as ``collective_ends`` does the ends)."""
     env = env if env is not None else simpy.Environment()
     if env.now != 0:
         raise ValueError("run_timeline needs an environment at time 0")
@@ -263,17 +305,42 @@ def run_timeline(workers: Sequence[WorkerCosts], durations: Sequence[float], *,
         raise ValueError(f"interference must be a finite number >= 0, got {interference}")
     nb = len(durations)
     coll_done = [env.event() for _ in range(nb)]
+    two = [second is not None and second[b] is not None for b in range(nb)]
+    first_done = [env.event() if two[b] else None for b in range(nb)]
     net = _Network(env)
-    ws = [_Worker(env, w, coll_done, blocking, overlap, net, interference) for w in workers]
+    ws = [_Worker(env, w, coll_done, blocking, overlap, net, interference, first_done)
+          for w in workers]
     ready = [0.0] * nb
     starts = [0.0] * nb
     ends = [0.0] * nb
+    firsts = [0.0] * nb
+
+    def round_(b: int, seconds: float, at_least: float | None):
+        end = env.now + seconds
+        if at_least is not None:
+            end = max(end, at_least)
+        if interference > 0 and end > env.now:
+            net.set_busy(True)
+        yield env.timeout(end - env.now)
+        if net.busy:
+            net.set_busy(False)
 
     def network():
         for b in range(nb):
             yield env.all_of([w.compressed[b] for w in ws])
             ready[b] = max(w.out.compress[b][1] for w in ws)
             starts[b] = env.now
+            if two[b]:
+                yield from round_(b, durations[b] - second[b],
+                                  None if first_ends is None else first_ends[b])
+                firsts[b] = env.now
+                first_done[b].succeed()
+                yield env.all_of([w.middled[b] for w in ws])
+                yield from round_(b, second[b],
+                                  None if collective_ends is None else collective_ends[b])
+                ends[b] = env.now
+                coll_done[b].succeed()
+                continue
             end = env.now + durations[b]
             if collective_ends is not None:
                 end = max(end, collective_ends[b])
@@ -282,13 +349,13 @@ def run_timeline(workers: Sequence[WorkerCosts], durations: Sequence[float], *,
             yield env.timeout(end - env.now)
             if net.busy:
                 net.set_busy(False)
-            ends[b] = env.now
+            ends[b] = firsts[b] = env.now
             coll_done[b].succeed()
 
     env.process(network())
     env.run(until=env.all_of([w.done for w in ws]))
     events = getattr(env, "events_processed", 0)
-    return Timeline(ready, starts, ends, [w.out for w in ws], events)
+    return Timeline(ready, starts, ends, [w.out for w in ws], events, firsts)
 
 
 __all__ = ["Timeline", "WorkerCosts", "WorkerTimeline", "run_timeline"]

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..ddp.powersgd import PowerSGDRankState, bucket_in_process
 from ..ddp.semantics import (
     bucket_assignment,
     check_dense_iters,
@@ -65,6 +66,12 @@ class VirtualDDP:
         self.compressor = compressor
         self.workers = workers
         self.dense_iters = check_dense_iters(dense_iters)
+        #: ``powersgd``: each rank's PowerSGD state (torch's hook compresses from
+        #: ``max(start_iter, dense_iters)`` on), else None
+        self.low_rank: list[PowerSGDRankState] | None = None
+        if getattr(compressor, "low_rank", False):
+            self.dense_iters = max(self.dense_iters, int(compressor.p.start_iter))
+            self.low_rank = [PowerSGDRankState(compressor.p) for _ in range(workers)]
         self.first_bucket_bytes = int(first_bucket_bytes)
         self.bucket_cap_bytes = int(bucket_cap_bytes)
         self.device = torch.device(device)
@@ -105,7 +112,9 @@ class VirtualDDP:
             if w == 0:
                 rank0 = [b.detach().clone() for b in self.buffers]
             grads = [p.grad for p in self.params]
-            if compressed:
+            if compressed and self.low_rank is not None:  # DDP's bucket buffers, copied
+                parts.append([torch.cat([grads[i].reshape(-1) for i in b]) for b in buckets])
+            elif compressed:
                 parts.append([
                     compress_bucket(self.compressor, self.states[w], [self.names[i] for i in b],
                                     [grads[i] for i in b])
@@ -115,7 +124,9 @@ class VirtualDDP:
                 dense.append([torch.cat([grads[i].reshape(-1) for i in b]).div_(self.workers)
                               for b in buckets])
         _load(self.buffers, rank0)
-        if compressed:
+        if compressed and self.low_rank is not None:
+            sent = payload = self._exchange_low_rank(parts)
+        elif compressed:
             payload = sum(p.wire_bytes for pw in parts for bucket in pw for _, p in bucket) / self.workers
             sent = self._exchange(parts)
             for s in self.states:
@@ -150,6 +161,16 @@ class VirtualDDP:
             self._scatter(idx, flat)
         return sent
 
+    def _exchange_low_rank(self, bufs: list[list[torch.Tensor]]) -> int:
+        """Every bucket as ``len(bufs)`` ranks running torch's PowerSGD hook leave it (the
+        same on every rank), into the parameters' grads; the bytes one rank all-reduced."""
+        sent = 0
+        for b, idx in enumerate(self.buckets):
+            shapes = [tuple(self.params[i].shape) for i in idx]
+            sent += bucket_in_process(self.low_rank, b, [bw[b] for bw in bufs], shapes)
+            self._scatter(idx, bufs[0][b])
+        return sent
+
     def _scatter(self, idx: list[int], flat: torch.Tensor) -> None:
         """The flat averaged bucket into its parameters' ``.grad``."""
         off = 0
@@ -166,6 +187,7 @@ class VirtualDDP:
             "buckets": self.buckets,
             "states": [s.state_dict() for s in self.states],
             "rng": [dict(r) for r in self.rng],
+            "low_rank": None if self.low_rank is None else [s.state_dict() for s in self.low_rank],
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -174,6 +196,9 @@ class VirtualDDP:
         for s, st in zip(self.states, sd["states"], strict=True):
             s.load_state_dict(st)
         self.rng = [dict(r) for r in sd["rng"]]
+        if self.low_rank is not None:
+            for s, st in zip(self.low_rank, sd["low_rank"], strict=True):
+                s.load_state_dict(st)
 
 
 def _load(buffers: list[torch.Tensor], values: list[torch.Tensor]) -> None:
