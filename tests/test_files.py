@@ -135,3 +135,30 @@ def test_json_bytes_names_a_non_finite_number_however_deep():
     for data, where in (({"a": [1, {"b": float("nan")}]}, "a[1].b"), ([float("inf")], "[0]")):
         with pytest.raises(OutputError, match=rf"x\.json: {re.escape(where)} is not a finite"):
             json_bytes(data, "x.json")
+
+
+#: number literals and whether JSON parsing makes them non-finite
+LITERALS = [("1e400", True), ("-1E+0309", True), ("1e308", False), ("1.5e-400", False),
+            ("NaN", True), ("Infinity", True), ("-Infinity", True), ("12", False),
+            ("1" + "0" * 308 + ".0", False), ("2" + "0" * 308 + ".0", True),
+            ("1" + "0" * 309 + ".0", True),
+            ("1" + "0" * 400, False)]  # an integer, however long, is finite
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=json_values, pick=st.sampled_from(LITERALS), where=st.sampled_from(["a", "b"]))
+def test_non_finite_numbers_are_found_wherever_they_are(tmp_path_factory, data, pick, where):
+    """A literal that parses as NaN or infinity, placed anywhere in any document, is one
+    InvalidFile naming its location; a finite one (or a huge integer) is read as written."""
+    from rsdgc_sim.data_file import InvalidFile, read_json_data
+
+    literal, bad = pick
+    doc = {"a": [data, "@@"], "b": {"x": data}} if where == "a" else {"a": [data], "b": {"x": "@@"}}
+    path = tmp_path_factory.mktemp("nf") / "d.json"
+    path.write_text(json.dumps(doc).replace('"@@"', literal))
+    if bad:
+        with pytest.raises(InvalidFile, match=r"^" + re.escape("a[1]" if where == "a" else "b.x")):
+            read_json_data(path)
+    else:
+        got = read_json_data(path)
+        assert got == json.loads(json.dumps(doc).replace('"@@"', literal))

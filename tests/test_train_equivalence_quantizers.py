@@ -122,21 +122,25 @@ def _virtual(label: str, world: int):
     return steps, sent, engine
 
 
-@pytest.fixture(scope="module")
-def ranks(request, tmp_path_factory):
-    world = request.param
+def _launched(world: int, tmp_path_factory) -> tuple[int, list, list]:
     saved, results = launch_ranks(__file__, world, tmp_path_factory.mktemp(f"quant{world}"))
     return world, saved, results
 
 
-def pytest_generate_tests(metafunc):
-    if "label" in metafunc.fixturenames:
-        cases = [(w, c) for w, labels in WORLDS.items() for c in labels]
-        metafunc.parametrize("ranks, label", cases, indirect=["ranks"],
-                             ids=[f"{w}_ranks-{c}" for w, c in cases])
-    elif "ranks" in metafunc.fixturenames:
-        metafunc.parametrize("ranks", list(WORLDS), indirect=True,
-                             ids=[f"{w}_ranks" for w in WORLDS])
+@pytest.fixture(scope="module")
+def ranks_2(tmp_path_factory):
+    return _launched(2, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def ranks_3(tmp_path_factory):
+    return _launched(3, tmp_path_factory)
+
+
+@pytest.fixture
+def ranks(request, world):
+    """``(world, saved, results)`` of the real ranks: one launch per world for the module."""
+    return request.getfixturevalue(f"ranks_{world}")
 
 
 def _closed_form(name: str, params: dict, numel: int) -> int:
@@ -148,6 +152,8 @@ def _closed_form(name: str, params: dict, numel: int) -> int:
     return math.ceil(numel * bits / 8) + 4
 
 
+@pytest.mark.parametrize("world, label", [(w, c) for w, labels in WORLDS.items() for c in labels],
+                         ids=lambda v: f"{v}_ranks" if isinstance(v, int) else v)
 def test_virtual_workers_equal_real_ddp_after_every_step(ranks, label):
     """Parameters of the virtual trainer equal rank 0's after each step, bit for bit, every
     rank ends equal to rank 0, and the bytes each rank put into the collectives in the
@@ -171,6 +177,7 @@ def test_virtual_workers_equal_real_ddp_after_every_step(ranks, label):
     assert hook_stats["payload"] == hook_stats["sent"]
 
 
+@pytest.mark.parametrize("world", list(WORLDS), ids=lambda w: f"{w}_ranks")
 def test_quantizers_change_the_trajectory(ranks):
     """Sanity of the harness: every quantizer's real run ends away from dense training (the
     equality above could not tell a quantizer that sends the gradient unchanged)."""

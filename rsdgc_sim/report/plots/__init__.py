@@ -48,7 +48,8 @@ def check_runs(runs: Any, source: str = "runs", kind: str = "speedup") -> None:
         raise ConfigError(f"{source}: no runs to plot")
     need = PLOT_FIELDS + KIND_FIELDS.get(kind, ())
     for i, r in enumerate(runs):
-        missing = [f for f in need if not isinstance(r, Mapping) or f not in r]
+        mapping = isinstance(r, dict) or isinstance(r, Mapping)  # dict first: the ABC is slow
+        missing = [f for f in need if f not in r] if mapping else list(need)
         if missing:
             raise ConfigError(
                 f"{source}: run {i} has no {', '.join(missing)}; `plot` reads the results.json "
