@@ -10,7 +10,10 @@ on and off (Q drawn from torch's seed stream once per bucket, or every iteration
 feedback on and off, a later ``start_iter``, ``orthogonalization_epsilon``,
 ``min_compression_rate``, a 2-D tensor torch sends whole (``fc2.weight`` at rank 4), the
 1-D tensors, batch norm and dropout. Torch's own compression statistics give the values
-sent per iteration, which must equal the virtual engine's bytes.
+sent per iteration, which must equal the virtual engine's bytes (and the bytes the hook's
+statistics count, which ``emulate`` reports). The ranks register the hook
+``make_comm_hook`` returns: on gloo torch's ``powerSGD_hook`` called in bucket order
+(:mod:`rsdgc_sim.ddp.powersgd_hook`), without which several buckets abort gloo.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ def _rank_main() -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from rsdgc_sim.ddp import make_comm_hook
+    from rsdgc_sim.ddp.powersgd_hook import PowerSGDHook
     from rsdgc_sim.ddp.semantics import rank_seed
     from rsdgc_sim.emulate.launcher import write_result
     from rsdgc_sim.train.virtual import split, worker_batch
@@ -115,26 +119,17 @@ def _rank_main() -> None:
             net = _model(model)
             ddp = DDP(net, bucket_cap_mb=BUCKET_CAP_MB)
             state, hook = make_comm_hook("powersgd", model=ddp, seed=SEED, **CASES[label])
-            assert type(state) is PowerSGDState and hook is powerSGD_hook  # torch's own
-            buckets: set[int] = set()
-
-            def recording(st, bucket, hook=hook, buckets=buckets):
-                buckets.add(bucket.index())
-                fut = hook(st, bucket)
-                # on gloo, torch's hook issues a bucket's P and Q all-reduces from the
-                # futures' callbacks, racing the next bucket's first all-reduce on the main
-                # thread: ranks can issue them in different orders (gloo then aborts,
-                # "Received data size doesn't match expected size"). Waiting here orders
-                # them; the values computed are the hook's own.
-                fut.wait()
-                return fut
-
-            recording.__annotations__.update(hook.__annotations__)
-            ddp.register_comm_hook(state, recording)
+            # torch's own state, and torch's own hook computes every value: on gloo
+            # make_comm_hook's hook only calls it in bucket order (ddp/powersgd_hook.py)
+            assert type(state) is PowerSGDState and type(hook) is PowerSGDHook
+            assert hook.hook is powerSGD_hook and hook.in_order
+            ddp.register_comm_hook(state, hook)
             opt = torch.optim.SGD(ddp.parameters(), lr=LR, momentum=MOMENTUM)
             torch.manual_seed(rank_seed(SEED, rank))  # this rank's dropout stream
             steps = []
             for step in range(STEPS):
+                # after the loop: the last step's buckets and bytes, as the hook counts them
+                counted, sent = hook.stats.buckets, hook.stats.sent_bytes
                 x, y = data.batch(worker_batch(shards[rank], step, BATCH))
                 opt.zero_grad(set_to_none=True)
                 F.cross_entropy(ddp(x), y).backward()
@@ -143,8 +138,9 @@ def _rank_main() -> None:
                     steps.append(_snapshot(net))
             out[(model, label)] = steps
             info[f"{model}/{label}"] = {
-                "buckets": len(buckets), "start": state.start_powerSGD_iter,
-                "after": state.total_numel_after_compression}
+                "buckets": hook.stats.buckets - counted, "start": state.start_powerSGD_iter,
+                "after": state.total_numel_after_compression,
+                "sent_last": hook.stats.sent_bytes - sent}
     torch.save(out, Path(os.environ["RSDGC_TEST_OUT"]) / f"rank{rank}.pt")
     write_result({"rank": rank, "info": info})
     dist.destroy_process_group()
@@ -220,6 +216,7 @@ def test_virtual_workers_equal_torch_powersgd_after_every_step(ranks, model, lab
     assert engine.dense_iters == info["start"]
     assert len(sent) == STEPS - info["start"]
     assert set(sent) == {info["after"] * 4 // len(sent)}  # float32 values
+    assert info["sent_last"] == sent[-1]  # the hook's stats (emulate reports them)
 
 
 @pytest.mark.parametrize("world", list(WORLDS), ids=lambda w: f"{w}_ranks")

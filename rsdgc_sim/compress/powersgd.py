@@ -69,6 +69,50 @@ def wire_elements(shape: Sequence[int], rank: int, min_compression_rate: float) 
     return (n + m) * r
 
 
+def low_rank_bytes(shape: Sequence[int], rank: int, min_compression_rate: float,
+                   element_size: int) -> tuple[int, int]:
+    """``(wire_bytes, q_bytes)`` one rank all-reduces for a tensor of ``shape``: every value
+    it sends (:func:`wire_elements`), and of them ``Q``'s ``m r'`` (the second round; 0 for a
+    tensor sent whole, in the first)."""
+    r = compressed_rank(shape, rank, min_compression_rate)
+    q = matrix_shape(shape)[1] * r if r else 0  # type: ignore[index]
+    return wire_elements(shape, rank, min_compression_rate) * element_size, q * element_size
+
+
+def wire_bytes(shapes: Sequence[Sequence[int]], rank: int, min_compression_rate: float = 2.0,
+               element_size: int = 4) -> int:
+    """Bytes one rank sends per compressed iteration for tensors of ``shapes`` (torch's rule,
+    :func:`wire_elements` per tensor: ``(n + m) r'`` values when compressed, else every
+    element), at ``element_size`` bytes a value (4: float32)."""
+    return element_size * sum(wire_elements(s, rank, min_compression_rate) for s in shapes)
+
+
+def max_useful_rank(shapes: Sequence[Sequence[int]]) -> int:
+    """The largest rank that can change what ``shapes`` send: the largest ``min(n, m)`` of
+    their matrix views (at least 1). Above it every tensor's ``r'`` stays the same."""
+    mats = [nm for nm in map(matrix_shape, shapes) if nm is not None]
+    return max([1, *(min(n, m) for n, m in mats)])
+
+
+def rank_for_bytes(shapes: Sequence[Sequence[int]], target_bytes: float, *,
+                   min_compression_rate: float = 2.0, element_size: int = 4) -> int:
+    """The PowerSGD ``rank`` whose :func:`wire_bytes` for ``shapes`` come closest to
+    ``target_bytes`` (ties: the smaller rank), searched over ``1..max_useful_rank(shapes)``.
+
+    Use it to compare PowerSGD with another compressor at (nearly) equal bytes: pass the
+    model's parameter shapes and the other compressor's bytes per worker and compressed
+    step. The bytes are a step function of the rank (tensors switch to "sent whole" when
+    their rank stops paying off), so the whole range is searched, not bisected."""
+    if not target_bytes >= 0:
+        raise ValueError(f"target_bytes must be >= 0, got {target_bytes}")
+    best_rank, best_gap = 1, math.inf
+    for rank in range(1, max_useful_rank(shapes) + 1):
+        gap = abs(wire_bytes(shapes, rank, min_compression_rate, element_size) - target_bytes)
+        if gap < best_gap:
+            best_rank, best_gap = rank, gap
+    return best_rank
+
+
 def orthogonalize(matrices: torch.Tensor, epsilon: float = 0.0) -> None:
     """Orthonormalize the columns of each matrix of a batch ``[b, rows, cols]`` in place, as
     torch's ``_orthogonalize``: Gram-Schmidt for ``cols <= 2`` and half precision (each

@@ -57,6 +57,7 @@ from ..compress import create
 from ..compress.payload import Payload
 from ..errors import ConfigError
 from .bucket_work import BucketSend, dense_send, finish_receive, prepare_send
+from .powersgd_hook import powersgd_hook
 from .semantics import (
     MIN_DENSE_ITERS,
     capacity_bound,
@@ -229,9 +230,12 @@ def make_comm_hook(
     A compressor that applies momentum itself (``compressor.applies_momentum``, e.g.
     ``dgc``) needs an optimizer without momentum.
 
-    ``powersgd`` returns torch's own ``PowerSGDState`` and ``powerSGD_hook``
-    (:func:`powersgd_state`); ``seed`` and ``model`` do not apply to it (Q's seed is the
-    compressor's ``random_seed``, the same on every rank).
+    ``powersgd`` returns torch's own ``PowerSGDState`` (:func:`powersgd_state`) and
+    ``powerSGD_hook``: itself on NCCL, on gloo called in bucket order by a
+    :class:`~rsdgc_sim.ddp.powersgd_hook.PowerSGDHook` (torch's hook issues a bucket's
+    second and third all-reduces from its futures' callbacks, which race the next bucket's
+    first on gloo: see :mod:`rsdgc_sim.ddp.powersgd_hook`); ``seed`` and ``model`` do not
+    apply to it (Q's seed is the compressor's ``random_seed``, the same on every rank).
 
     Call it on every rank, after ``init_process_group`` (it may create a small extra process
     group, collectively, for compressors without a fixed bound on their payload).
@@ -249,9 +253,7 @@ def make_comm_hook(
         if not warmup_comm:
             raise ConfigError("powersgd: torch's hook always communicates (warmup_comm=False "
                               "is not supported)")
-        from torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook import powerSGD_hook
-
-        return powersgd_state(comp, process_group, dense_iters), powerSGD_hook
+        return powersgd_state(comp, process_group, dense_iters), powersgd_hook(process_group)
     rank = dist.get_rank(process_group) if process_group is not None else dist.get_rank()
     names = tensor_names(model) if model is not None else None
     state = CompressionHookState(

@@ -1,7 +1,7 @@
 """PowerSGD per DDP bucket, as torch's ``powerSGD_hook`` computes it on each rank, written as
 phases around its three all-reduces so that N ranks can run in one process (the virtual
 trainer, :mod:`rsdgc_sim.train.engine`) and one rank's phases can be timed (the profiler,
-:mod:`rsdgc_sim.profile.bucket_costs`). Real DDP ranks run torch's own hook
+:mod:`rsdgc_sim.profile.powersgd_costs`). Real DDP ranks run torch's own hook
 (:func:`rsdgc_sim.ddp.make_comm_hook`); ``tests/test_train_equivalence_powersgd.py`` trains
 both side by side and compares every parameter after every step.
 

@@ -258,6 +258,12 @@ def _given_profile(profile: Profile | str | Path | None) -> Profile | None:
     return profile
 
 
+def _mean_measured(per_rank: list[dict[str, Any]], key: str) -> float | None:
+    """The mean over ranks of ``key``; None where a rank could not measure it."""
+    xs = [pr[key] for pr in per_rank]
+    return None if any(x is None for x in xs) else statistics.fmean(xs)
+
+
 def _cases(scenario: Scenario, compressors: list[dict[str, Any]], keys: dict[str, dict],
            results: list[dict[str, Any]], prof: Profile, cal: Calibration | None, plan: CorePlan,
            workers: int, bw: float, lat: float, notes: list[str],
@@ -282,7 +288,12 @@ def _cases(scenario: Scenario, compressors: list[dict[str, Any]], keys: dict[str
         measured = float(statistics.median(times))
         spread = iqr(times)
         comp_s = statistics.fmean(pr["compress_s"] for pr in per_rank)
-        dec_s = statistics.fmean(pr["decompress_s"] for pr in per_rank)
+        dec_measured = dec_s = _mean_measured(per_rank, "decompress_s")
+        if dec_s is None:  # powersgd: not measurable around torch's hook; the profile's
+            dec_s = compression_totals(prof, label, workers)[1]
+            notes.append(f"{label}: decompression is not measurable around torch's PowerSGD "
+                         f"hook (its callbacks block on the next all-reduce); the "
+                         f"composition uses the profile's")
         local_s = statistics.fmean(statistics.median(pr["local_iteration_s"]) for pr in per_rank)
         predicted = predict_before(prof, scenario, label, workers, link)
         composed, run_compute = compose_from_run(
@@ -304,14 +315,14 @@ def _cases(scenario: Scenario, compressors: list[dict[str, Any]], keys: dict[str
             interference_factor=link.interference_factor, composed_overlapped_s=overlapped,
             profiled_compute_s=compute_s(prof), profiled_compress_s=prof_c,
             profiled_decompress_s=prof_d, compute_s=run_compute, compress_s=comp_s,
-            decompress_s=dec_s,
+            decompress_s=dec_measured,
             forward_s=statistics.fmean(statistics.median(pr["forward_s"]) for pr in per_rank),
             sent_bytes=statistics.fmean(pr["sent_bytes"] for pr in per_rank),
             threads=plan.threads, cpus=plan.cpus, oversubscribed=plan.oversubscribed,
             spread_exceeds_error=spread / measured > abs(p_err), key=keys[label],
             iteration_s=times,
             compress_cpu_s=statistics.fmean(pr["compress_cpu_s"] for pr in per_rank),
-            decompress_cpu_s=statistics.fmean(pr["decompress_cpu_s"] for pr in per_rank),
+            decompress_cpu_s=_mean_measured(per_rank, "decompress_cpu_s"),
         )  # fmt: skip
         out.append(case)
         say(f"  {label}: measured {measured:.3f} s (IQR {spread:.3f} s), predicted "

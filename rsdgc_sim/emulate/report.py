@@ -42,7 +42,9 @@ class EmulateCase:
     profiled_decompress_s: float | None
     compute_s: float  # the same in the run (DDP's no_sync iterations, mean over ranks)
     compress_s: float  # hook's compression time per iteration (mean over ranks)
-    decompress_s: float  # hook's decompression (callback) time per iteration
+    #: hook's decompression (callback) time per iteration; None where it cannot be measured
+    #: (powersgd: torch's callbacks block on the next all-reduce, rsdgc_sim.ddp.powersgd_hook)
+    decompress_s: float | None
     forward_s: float  # median forward time during the timed DDP iterations (mean over ranks)
     sent_bytes: float  # per rank per iteration, as sent by the hook
     threads: int  # torch threads per rank

@@ -123,6 +123,7 @@ def _train_case(spec: dict[str, Any], c: dict[str, Any], x: torch.Tensor, y: tor
     warmed up (DDP's bucket rebuild, the hook's dense iterations, then ``warmup``
     compressed ones), timed over ``iterations``, then the same iterations under
     ``no_sync``; per-iteration times and the hook's statistics per iteration."""
+    from ..compress import create as create_compressor
     from ..ddp import make_comm_hook  # lazy: imports pydantic
 
     seed = int(spec.get("seed", 0))
@@ -132,13 +133,17 @@ def _train_case(spec: dict[str, Any], c: dict[str, Any], x: torch.Tensor, y: tor
     # the buffer broadcast at every forward is not part of the simulated iteration
     cap_mb = float(spec.get("bucket_cap_bytes", 25 * 2**20)) / 2**20
     ddp = DDP(net, bucket_cap_mb=cap_mb, **_no_buffer_sync())
+    comp = create_compressor(c["name"], **c.get("params", {}))
+    low_rank = bool(getattr(comp, "low_rank", False))
     state, hook = make_comm_hook(
         c["name"], seed=seed, dense_iters=int(spec.get("dense_iters", 2)),
-        warmup_comm=bool(spec.get("warmup_comm", True)), **c.get("params", {}),
+        # torch's PowerSGD hook always averages its dense iterations
+        warmup_comm=low_rank or bool(spec.get("warmup_comm", True)), **c.get("params", {}),
     )  # fmt: skip
-    ddp.register_comm_hook(state, hook)
+    view = _HookView(state, hook, low_rank)
+    ddp.register_comm_hook(state, view.hook)
     opt = torch.optim.SGD(ddp.parameters(), lr=float(spec.get("lr", 0.01)),
-                          momentum=state.compressor.optimizer_momentum(0.9))
+                          momentum=comp.optimizer_momentum(0.9))
     fwd: list[float] = []
 
     def step() -> None:
@@ -150,23 +155,23 @@ def _train_case(spec: dict[str, Any], c: dict[str, Any], x: torch.Tensor, y: tor
         opt.step()
 
     # DDP's bucket rebuild and the dense warm-up of the hook, then compressed warm-up
-    while state.iteration < state.dense_iters:
+    while view.iteration() < view.dense_iters:
         step()
     for _ in range(int(spec.get("warmup", 1))):
         step()
-    state.stats.reset()
+    view.stats.reset()
     dist.barrier()
     fwd.clear()
     iters = int(spec.get("iterations", 3))
     times = _timed_steps(step, iters)
-    n = max(1, state.stats.iterations)
-    stats = dataclasses.replace(state.stats)
+    n = max(1, view.stats.iterations)
+    stats = dataclasses.replace(view.stats)
     # the same iterations without communication (DDP's no_sync): compute as it runs
     # inside DDP on this host now, with DDP's own overheads and the CPU shared as it is
     dist.barrier()
     with ddp.no_sync():
         local = _timed_steps(step, iters, each=True)
-    return {
+    out = {
         "local_iteration_s": local,
         "iteration_s": times,
         "forward_s": fwd,
@@ -174,6 +179,32 @@ def _train_case(spec: dict[str, Any], c: dict[str, Any], x: torch.Tensor, y: tor
             "compress_s", "decompress_s", "compress_cpu_s", "decompress_cpu_s", "sent_bytes",
             "payload_bytes", "buckets")},
     }
+    if low_rank:  # not measurable around torch's hook (rsdgc_sim.ddp.powersgd_hook)
+        out["decompress_s"] = out["decompress_cpu_s"] = None
+    return out
+
+
+class _HookView:
+    """What a case reads of its hook, for either kind: our ``CompressionHookState``, or
+    torch's ``PowerSGDState`` with the :class:`~rsdgc_sim.ddp.powersgd_hook.PowerSGDHook`
+    that counts its statistics (torch's own hook, on NCCL, wrapped in one that does not
+    reorder): the hook to register, the iteration, the dense iterations, the stats."""
+
+    def __init__(self, state: Any, hook: Any, low_rank: bool):
+        self.state, self.hook, self.low_rank = state, hook, low_rank
+        if low_rank:
+            from ..ddp.powersgd_hook import PowerSGDHook
+
+            if not isinstance(hook, PowerSGDHook):
+                self.hook = PowerSGDHook(in_order=False)
+            self.stats = self.hook.stats
+            self.dense_iters = int(state.start_powerSGD_iter)
+        else:
+            self.stats = state.stats
+            self.dense_iters = int(state.dense_iters)
+
+    def iteration(self) -> int:
+        return int(self.state.iter if self.low_rank else self.state.iteration)
 
 
 def _timed_steps(step, iters: int, each: bool = False) -> list[float]:

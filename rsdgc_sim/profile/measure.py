@@ -62,6 +62,7 @@ from ..progress import Transient
 from ..stats import iqr
 from .bucket_costs import bucket_names, measure_compression, steady_state_iteration
 from .devices import cpu_model, device_name, resolve_devices, synchronize
+from .powersgd_costs import measure_powersgd
 from .quality import load_warning, spread_warning
 from .sampling import (  # noqa: F401 (relative_spread: tests import it from here)
     StopRule,
@@ -273,12 +274,18 @@ class _DeviceRun:
     def measure_compressor(self, label: str, spec: Mapping[str, Any],
                            buckets: list[list[str]]) -> dict[str, TensorCost]:
         """Compressor ``spec``'s per-tensor costs, measured per bucket through the hook's
-        code (:func:`rsdgc_sim.profile.bucket_costs.measure_compression`)."""
+        code (:func:`rsdgc_sim.profile.bucket_costs.measure_compression`; ``powersgd``, per
+        bucket and phase: :func:`rsdgc_sim.profile.powersgd_costs.measure_powersgd`)."""
         job = self.job
         comp = create_compressor(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
-        got = measure_compression(comp, self.backward, buckets, self.device, job.rule,
-                                  warmup=job.warmup, seed=job.seed, clock=job.clock, say=self.say,
-                                  every_s=job.every_s, name=f"{self.name}: {label}")
+        if getattr(comp, "low_rank", False):
+            got = measure_powersgd(comp, self.backward, buckets, self.device, job.rule,
+                                   warmup=job.warmup, clock=job.clock, say=self.say,
+                                   every_s=job.every_s, name=f"{self.name}: {label}")
+        else:
+            got = measure_compression(comp, self.backward, buckets, self.device, job.rule,
+                                      warmup=job.warmup, seed=job.seed, clock=job.clock,
+                                      say=self.say, every_s=job.every_s, name=f"{self.name}: {label}")
         self._report_compression(label, comp, got, len(buckets))
         return {n: got.costs[n] for n in self.names}
 
