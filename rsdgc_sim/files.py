@@ -227,12 +227,16 @@ def write_csv_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]], column
     return write_bytes_atomic(path, csv_bytes(rows, columns))
 
 
-def write_files_atomic(files: Mapping[Path, bytes], what: str = "output file") -> list[Path]:
+def write_files_atomic(files: Mapping[Path, bytes], what: str = "output file",
+                       remove: Iterable[Path] = ()) -> list[Path]:
     """Write a set of files all or nothing: every path is checked first (not a folder, its
     folder writable), every file is written to a temporary file beside it, and only when
     all of them are complete are they renamed into place, so an error leaves the previous
-    set untouched (one OutputError naming the file)."""
-    for path in files:
+    set untouched (one OutputError naming the file). ``remove``: files of the previous set
+    that this one no longer has (stale outputs), checked with the others and deleted only
+    once every new file is in place."""
+    stale = [Path(p) for p in remove if Path(p) not in files]
+    for path in [*files, *stale]:
         check_writable_file(path, what)
     temps: list[tuple[str, Path]] = []
     try:
@@ -243,4 +247,10 @@ def write_files_atomic(files: Mapping[Path, bytes], what: str = "output file") -
     finally:
         for tmp, _ in temps:
             Path(tmp).unlink(missing_ok=True)
+    for path in stale:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            raise OutputError(f"{shown(path)}: cannot remove this stale {what} "
+                              f"({e.strerror or e})") from None
     return list(files)

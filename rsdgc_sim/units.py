@@ -5,10 +5,14 @@
 * duration -> seconds: ``"5us"``, ``"1.5ms"``, ``"2s"``, ``"100ns"``;
 * size -> bytes: ``"25MiB"`` = 26214400, ``"100MB"`` = 1e8, ``"512KiB"``, ``"8kbit"``.
 
-A plain number (or a numeric string without unit) is taken as already in the base unit
-(bytes/s, s, bytes). Anything else raises :class:`~rsdgc_sim.errors.UnitError` naming the
-field and the accepted forms. Decimal prefixes are powers of 1000, binary ones (Ki, Mi,
-Gi, Ti) powers of 1024; ``b``/``bit`` are bits, ``B`` bytes.
+Bandwidths and durations a user writes carry their unit: the schema's types
+(:data:`Bandwidth`, :data:`Duration`, :data:`LinkBandwidth`, :data:`LinkLatency`) and the
+command-line options refuse a bare number (``latency: 5`` is not read as 5 s), with one
+line suggesting ``5us`` / ``5ms`` / ``10Gbit/s``. The parse functions called from Python take
+a plain number as already in the base unit (bytes/s, s, bytes) unless ``unit_required``;
+sizes may always be plain bytes. Anything else raises :class:`~rsdgc_sim.errors.UnitError`
+naming the field and the accepted forms. Decimal prefixes are powers of 1000, binary ones
+(Ki, Mi, Gi, Ti) powers of 1024; ``b``/``bit`` are bits, ``B`` bytes.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ _TIME_RE = re.compile(rf"^{_NUM}\s*(?P<unit>min|ms|us|µs|ns|s)$")
 
 BANDWIDTH_FORMS = "a number in bytes/s or e.g. '10Gbit/s', '1.25GB/s', '100Mbit/s', '800Mbps', '1GiB/s'"
 DURATION_FORMS = "a number in seconds or e.g. '5us', '1.5ms', '2s', '100ns'"
+#: what a schema field or an option takes (a unit is required there)
+BANDWIDTH_UNIT_FORMS = "a bandwidth with its unit, e.g. '10Gbit/s', '1.25GB/s', '100Mbit/s', '1GiB/s'"
+DURATION_UNIT_FORMS = "a duration with its unit, e.g. '5us', '1.5ms', '2s', '100ns'"
+#: how a bare number is written with a unit, in the error that refuses it
+_UNIT_EXAMPLES = {"bandwidth": ("Gbit/s", "GB/s"), "duration": ("us", "ms")}
 SIZE_FORMS = "a number in bytes or e.g. '25MiB', '100MB', '512KiB', '8kbit'"
 
 
@@ -69,9 +78,27 @@ def _match(text: str, pattern: re.Pattern, convert) -> float | None:
     return None if m is None else convert(m)
 
 
-def _parse(value: object, field: str, pattern: re.Pattern, forms: str, convert) -> float:
-    """A plain number as is; else ``convert(match)`` of ``pattern``; finite or an error."""
+def _no_unit(field: str, value: object, kind: str) -> UnitError:
+    """A bare number where a unit is required: one line with the number written with
+    units (``5`` -> ``5us or 5ms``; ``10`` -> ``10Gbit/s or 10GB/s``)."""
+    where = f"{field}: " if field else ""
+    text = str(value).strip()
+    if len(text) > 20:
+        text = "5" if kind == "duration" else "10"
+    a, b = _UNIT_EXAMPLES[kind]
+    return UnitError(f"{where}{value!r} has no unit; write the {kind} with one, e.g. "
+                     f"{text}{a} or {text}{b}")
+
+
+def _parse(value: object, field: str, pattern: re.Pattern, forms: str, convert,
+           unit_kind: str | None = None) -> float:
+    """A plain number as is (refused when ``unit_kind`` names what must carry a unit);
+    else ``convert(match)`` of ``pattern``; finite or an error."""
     x = _plain(value)
+    if x is not None and unit_kind is not None:
+        if not math.isfinite(x):
+            raise _fail(field, value, forms)
+        raise _no_unit(field, value, unit_kind)
     if x is None:
         x = _match(value, pattern, convert) if isinstance(value, str) else None
         if x is None:
@@ -96,14 +123,33 @@ def _size(m: re.Match) -> float:
     return x / 8.0 if _bits(m["unit"]) else x
 
 
-def parse_bandwidth(value: object, field: str = "") -> float:
-    """Bandwidth in bytes per second. ``parse_bandwidth("10Gbit/s") == 1.25e9``."""
+def parse_bandwidth(value: object, field: str = "", *, unit_required: bool = False) -> float:
+    """Bandwidth in bytes per second. ``parse_bandwidth("10Gbit/s") == 1.25e9``; with
+    ``unit_required`` a bare number (``10``, ``"10"``) is a UnitError."""
+    if unit_required:
+        return _parse(value, field, _BW_RE, BANDWIDTH_UNIT_FORMS, _bandwidth, "bandwidth")
     return _parse(value, field, _BW_RE, BANDWIDTH_FORMS, _bandwidth)
 
 
-def parse_duration(value: object, field: str = "") -> float:
-    """Duration in seconds. ``parse_duration("5us") == 5e-6``."""
+def parse_duration(value: object, field: str = "", *, unit_required: bool = False) -> float:
+    """Duration in seconds. ``parse_duration("5us") == 5e-6``; with ``unit_required`` a
+    bare number (``5``, ``"5"``) is a UnitError."""
+    if unit_required:
+        return _parse(value, field, _TIME_RE, DURATION_UNIT_FORMS, _duration, "duration")
     return _parse(value, field, _TIME_RE, DURATION_FORMS, _duration)
+
+
+def bandwidth_text(bps: float) -> str:
+    """A bandwidth in bytes/s written with its unit, read back exactly:
+    ``parse_bandwidth(bandwidth_text(x), unit_required=True) == x`` (for data that was
+    validated once, in SI units, and is validated again: a sweep's variants)."""
+    return f"{float(bps)!r}B/s"
+
+
+def duration_text(s: float) -> str:
+    """A duration in seconds written with its unit, read back exactly (as
+    :func:`bandwidth_text`)."""
+    return f"{float(s)!r}s"
 
 
 def parse_size(value: object, field: str = "") -> float:
@@ -111,22 +157,27 @@ def parse_size(value: object, field: str = "") -> float:
     return _parse(value, field, _SIZE_RE, SIZE_FORMS, _size)
 
 
-def _pydantic(parse, forms: str) -> tuple[BeforeValidator, WithJsonSchema]:
+def _pydantic(parse, forms: str, number_ok: bool) -> tuple[BeforeValidator, WithJsonSchema]:
     def validator(value: object) -> float:
         try:
             return parse(value)
         except UnitError as e:  # pydantic adds the field path; keep only the reason
             raise ValueError(str(e)) from None
 
-    schema = {"anyOf": [{"type": "number"}, {"type": "string"}], "description": forms}
+    schema: dict = ({"anyOf": [{"type": "number"}, {"type": "string"}]} if number_ok
+                    else {"type": "string"})
+    schema["description"] = forms
     return BeforeValidator(validator), WithJsonSchema(schema)
 
 
-#: Annotated float types for pydantic models: values are converted once, at load time.
+#: Annotated float types for pydantic models: values are converted once, at load time;
+#: a bandwidth or a duration must carry its unit
 _BW, _DUR, _SIZE = (
-    _pydantic(parse_bandwidth, BANDWIDTH_FORMS),
-    _pydantic(parse_duration, DURATION_FORMS),
-    _pydantic(parse_size, SIZE_FORMS),
+    _pydantic(functools.partial(parse_bandwidth, unit_required=True), BANDWIDTH_UNIT_FORMS,
+              number_ok=False),
+    _pydantic(functools.partial(parse_duration, unit_required=True), DURATION_UNIT_FORMS,
+              number_ok=False),
+    _pydantic(parse_size, SIZE_FORMS, number_ok=True),
 )
 Bandwidth = Annotated[float, _BW[0], _BW[1]]
 Duration = Annotated[float, _DUR[0], _DUR[1]]

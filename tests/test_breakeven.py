@@ -30,7 +30,7 @@ def closed_form_scenario(workers: int, density: float, bandwidth: str = "10Gbit/
     return scenario_from_dict({
         "name": "closed-form", "model": {"name": "cnn_small"}, "batch_size": 8, "device": "cpu",
         "compressors": [{"name": "none"}, {"name": "topk", "density": density, "label": "topk"}],
-        "cluster": {"workers": workers, "bandwidth": bandwidth, "latency": 0,
+        "cluster": {"workers": workers, "bandwidth": bandwidth, "latency": "0us",
                     "collective": "ring", "sparse_collective": "allgather_ring"},
         "ddp": {"overlap": False}})
 
@@ -121,14 +121,14 @@ def test_bad_paths_and_ranges():
 
 def test_cli_json_one_object_per_compressor(tmp_path):
     """`breakeven S --vary cluster.workers --json`: one JSON object per line with
-    compressor, path and breakeven; the curve is drawn to --plot."""
+    compressor, path and breakeven; the curve is drawn to OUT/breakeven.png."""
     r = CliRunner().invoke(cli, ["breakeven", str(TEACHING / "sparse_vs_dense.yaml"), "--vary",
-                                 "cluster.workers", "--json", "--plot", str(tmp_path / "b.svg")])
+                                 "cluster.workers", "--json", "--out", str(tmp_path / "b")])
     assert r.exit_code == 0, r.output
     objs = [json.loads(line) for line in r.stdout.splitlines()]
     assert [(o["compressor"], o["path"], o["breakeven"]) for o in objs] == [
         ("topk(density=0.01)", "cluster.workers", 74), ("topk(density=0.001)", "cluster.workers", 168)]
-    assert (tmp_path / "b.svg").read_bytes().startswith(b"<?xml")
+    assert (tmp_path / "b" / "breakeven.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_cli_table_and_units(tmp_path):
@@ -158,9 +158,9 @@ def test_cli_bad_input(tmp_path):
 
 
 @pytest.mark.parametrize("args, pattern", [
-    (["--vary", "cluster.bandwidth", "--lo", "0"],
+    (["--vary", "cluster.bandwidth", "--lo", "0bit/s"],
      r"cluster\.bandwidth = 0: bandwidth\[0\]: Input should be greater than or equal to 1"),
-    (["--vary", "cluster.bandwidth", "--lo", "-5"], r"cluster\.bandwidth = -5: "),
+    (["--vary", "cluster.bandwidth", "--lo", "-5B/s"], r"cluster\.bandwidth = -5: "),
     (["--vary", "cluster.bandwidth", "--hi", "1e30bit/s"],
      r"cluster\.bandwidth = 1\.25e\+29: bandwidth\[0\]: Input should be less than or equal"),
     (["--vary", "cluster.latency", "--lo", "-1us"],
@@ -184,3 +184,20 @@ def test_cli_range_beyond_a_fields_limits_is_one_line(args, pattern, tmp_path):
     t0 = time.perf_counter()
     r = CliRunner().invoke(cli, ["breakeven", str(one), *args, "--no-plot"])
     one_line_error(r, pattern, t0)
+
+
+def test_cli_writes_nothing_in_the_working_folder(tmp_path, monkeypatch):
+    """`breakeven` used to drop breakeven.png in the current folder; it writes only under
+    --out (there: OUT/breakeven.png), and nothing at all without it."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    scen = str(TEACHING / "sparse_vs_dense.yaml")
+    r = CliRunner().invoke(cli, ["breakeven", scen, "--vary", "cluster.workers"])
+    assert r.exit_code == 0, r.output
+    assert list(cwd.iterdir()) == []
+    r = CliRunner().invoke(cli, ["breakeven", scen, "--vary", "cluster.workers", "--out",
+                                 str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert list(cwd.iterdir()) == []
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["breakeven.png"]

@@ -144,8 +144,8 @@ def test_hierarchical_on_two_level():
     alpha_e = intra_latency + latency; the closed form, step and link agree."""
     g, N, n = 8, 4, 8e6
     intra_bw, intra_lat = 1.5e11, 1e-6
-    spec = TopologySpec(name="two_level", params={"gpus_per_node": g, "intra_bandwidth": intra_bw,
-                                                  "intra_latency": intra_lat})
+    spec = TopologySpec(name="two_level", params={"gpus_per_node": g, "intra_bandwidth": "150GB/s",
+                                                  "intra_latency": "1us"})
     want = (2 * (g - 1) * (intra_lat + n / g / intra_bw)
             + 2 * (N - 1) * (intra_lat + A + n / (g * N) * g / BW))
     for fid in ("auto", "step", "link"):
@@ -160,8 +160,8 @@ def test_flat_ring_on_two_level_equal_bandwidths():
     cross-node latency: 2(p-1)(a_cross + n/p b)."""
     g, N, n = 4, 3, 6e6
     p = g * N
-    spec = TopologySpec(name="two_level", params={"gpus_per_node": g, "intra_bandwidth": BW,
-                                                  "intra_latency": 0.0})
+    spec = TopologySpec(name="two_level", params={"gpus_per_node": g, "intra_bandwidth": "10Gbit/s",
+                                                  "intra_latency": "0s"})
     want = 2 * (p - 1) * (A + n / p * B)
     for fid in ("step", "link"):
         r = collective_time("ring", p, n, BW, A, topology=spec, fidelity=fid)
@@ -251,7 +251,7 @@ def test_parameter_server_on_two_level_sits_on_the_core():
     bandwidth: its link carries all p pushes (incast), so each phase takes
     L + p n / B with L = intra_latency/2 + latency."""
     p, n, intra_lat = 8, 1e6, 1e-6
-    spec = TopologySpec(name="two_level", params={"gpus_per_node": 4, "intra_latency": intra_lat})
+    spec = TopologySpec(name="two_level", params={"gpus_per_node": 4, "intra_latency": "1us"})
     want = 2 * (intra_lat / 2 + A + p * n * B)
     for fid in ("auto", "step", "link"):
         r = collective_time("parameter_server", p, n, BW, A, topology=spec, fidelity=fid)

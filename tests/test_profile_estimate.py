@@ -370,10 +370,10 @@ def test_parse_flops_rejects(bad):
     ({"peak_flops": "1TFLOP/s", "memory_bandwidth": True}, r"device\.memory_bandwidth: cannot read True"),
     ({"peak_flops": "1TFLOP/s", "memory_bandwidth": "-1GB/s"}, r"device\.memory_bandwidth: .*greater than or equal to 1000000"),
     ({"peak_flops": "1TFLOP/s"}, r"device\.memory_bandwidth: required field is missing"),
-    ({"cpu": {"cores": True, "gflops_per_core": 50, "memory_bandwidth": 1e9}}, r"device\.cpu\.cores: "),
-    ({"cpu": {"cores": 0, "gflops_per_core": 50, "memory_bandwidth": 1e9}}, r"device\.cpu\.cores: .*>= 1|"
+    ({"cpu": {"cores": True, "gflops_per_core": 50, "memory_bandwidth": "1GB/s"}}, r"device\.cpu\.cores: "),
+    ({"cpu": {"cores": 0, "gflops_per_core": 50, "memory_bandwidth": "1GB/s"}}, r"device\.cpu\.cores: .*>= 1|"
                                                                              r"device\.cpu\.cores: .*greater"),
-    ({"cpu": {"cores": 4, "gflops_per_core": float("nan"), "memory_bandwidth": 1e9}},
+    ({"cpu": {"cores": 4, "gflops_per_core": float("nan"), "memory_bandwidth": "1GB/s"}},
      r"device\.cpu\.gflops_per_core"),
     ({"model": "H100", "cpu": {}}, r"device: give one of model, cpu or peak_flops"),
     (["H100"], r"device: expected a mapping, got list"),

@@ -35,8 +35,8 @@ def _scenario(workers=(1, 2), bandwidth=(1e15,), latency=0.0, cluster=None, **ex
     return scenario_from_dict({
         "model": {"name": "cnn_small", "num_classes": 2, "input_size": 8}, "batch_size": 1,
         "compressors": [{"name": "none"}, {"name": "topk", "density": 0.1, "label": "lbl"}],
-        "cluster": {"workers": list(workers), "bandwidth": list(bandwidth), "latency": latency,
-                    **(cluster or {})},
+        "cluster": {"workers": list(workers), "bandwidth": [f"{b!r}B/s" for b in bandwidth],
+                    "latency": f"{latency!r}s", **(cluster or {})},
         **extra})
 
 

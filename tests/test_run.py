@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -330,3 +331,22 @@ def test_rows_show_each_buckets_closed_form_beside_the_simulated_time(study):
             elif row["compressor"] == "none":
                 assert b["algorithm"] == "ring" and b["formula"].startswith("T = ")
                 assert b["closed_form_s"] == pytest.approx(b["simulated_s"], rel=1e-12)
+
+
+def test_no_trace_is_said_once_on_one_line(tiny, write_scenario, tmp_path):
+    """Without traces (more points than a trace takes; points reused from OUT/points) the
+    run says so once, on one plain line with the reason and the remedy (it used to warn
+    and then note it again, wrapped over several lines)."""
+    tiny["device"], tiny["compressors"] = {"model": "V100"}, [{"name": "none"}]
+    tiny["cluster"].update(workers=[1, 2, 4, 8, 16], bandwidth=["1Gbit/s", "10Gbit/s",
+                                                                "25Gbit/s", "100Gbit/s"],
+                           latency=["1us", "5us", "20us", "100us"])
+    scen, out = str(write_scenario(tiny)), str(tmp_path / "o")
+    for expected in (r"note: no trace\.json: 80 points, more than the 64 a trace takes; "
+                     r"trace a smaller grid",
+                     r"note: no trace\.json: 80 of 80 points were reused from .*points; "
+                     r"--fresh simulates them again"):
+        r = CliRunner().invoke(cli, ["run", scen, "--out", out, "--no-plot"])
+        assert r.exit_code == 0, r.output
+        lines = [ln for ln in r.stderr.splitlines() if "trace.json" in ln or "traces" in ln]
+        assert len(lines) == 1 and re.fullmatch(expected, lines[0]), lines

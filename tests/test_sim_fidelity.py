@@ -44,7 +44,7 @@ def test_rings_on_two_level_hand_computed(p):
     2(p-1)(intra_lat + lat + n/(p B)); auto (step) and link agree (link at 16 ranks)."""
     intra_lat, m, n = 1e-6, 1e5, 1e8
     spec = TopologySpec(name="two_level", params={"gpus_per_node": 8,
-                                                  "intra_latency": intra_lat})
+                                                  "intra_latency": "1us"})
     ag = (p - 1) * (intra_lat + A + m / BW)
     ar = 2 * (p - 1) * (intra_lat + A + n / p / BW)
     for alg, size, want in (("allgather_ring", m, ag), ("ring", n, ar)):

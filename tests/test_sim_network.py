@@ -100,7 +100,7 @@ def test_one_slow_link_slows_the_whole_ring(slow):
     gives the same."""
     p, n, a = 8, 8e6, 5e-6
     spec = TopologySpec(name="switch", params={"link_overrides": [
-        {"between": ["h3", "sw"], "bandwidth": BW / slow}]})
+        {"between": ["h3", "sw"], "bandwidth": f"{BW / slow!r}B/s"}]})
     r = collective_time("ring", p, n, BW, a, topology=spec)
     assert r.fidelity == "step" and r.exact
     want = 2 * (p - 1) * (a + n / p * slow / BW)

@@ -119,7 +119,7 @@ CASES = [("switch", 7, {}), ("tree", 37, {"arity": 3}), ("tree", 16, {"arity": 4
          ("two_level", 10, {"gpus_per_node": 4, "allow_partial": True}),
          ("ring", 7, {}), ("ring", 8, {}), ("ring", 2, {}), ("torus2d", 12, {}),
          ("torus2d", 16, {}), ("torus2d", 8, {"rows": 2}), ("torus2d", 6, {"rows": 1}),
-         ("torus2d", 16, {"link_overrides": [{"between": ["h0", "h1"], "bandwidth": 5e8,
+         ("torus2d", 16, {"link_overrides": [{"between": ["h0", "h1"], "bandwidth": "500MB/s",
                                               "latency": "3us"}]})]
 
 

@@ -35,12 +35,12 @@ def row(res, compressor: str, **point) -> dict:
                 and all(r["point"].get(k) == v for k, v in want.items()))
 
 
-def test_all_seven_are_there():
-    """Ring vs tree, sparse vs dense, overlap, straggler, incast, fat-tree
-    oversubscription, hierarchical: one file each."""
+def test_all_eight_are_there():
+    """Ring vs tree, sparse vs dense, all-reduce vs all-gather, overlap, straggler, incast,
+    fat-tree oversubscription, hierarchical: one file each."""
     assert [f.stem for f in FILES] == sorted([
-        "ring_vs_tree", "sparse_vs_dense", "overlap", "straggler", "incast",
-        "fat_tree_oversubscription", "hierarchical"])
+        "ring_vs_tree", "sparse_vs_dense", "allreduce_vs_allgather", "overlap", "straggler",
+        "incast", "fat_tree_oversubscription", "hierarchical"])
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])

@@ -45,7 +45,7 @@ def test_ring_routes_shortest_way_round():
 
 def test_two_level_latencies():
     """two_level: GPU to GPU inside a node intra_latency; across nodes intra + NIC latency."""
-    t = build_topology("two_level", 16, BW, LAT, {"gpus_per_node": 8, "intra_latency": 1e-6})
+    t = build_topology("two_level", 16, BW, LAT, {"gpus_per_node": 8, "intra_latency": "1us"})
     assert t.route(0, 1).latency == pytest.approx(1e-6)
     assert t.route(0, 8).latency == pytest.approx(1e-6 + LAT)
     assert t.groups == [list(range(8)), list(range(8, 16))]

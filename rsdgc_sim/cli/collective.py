@@ -102,12 +102,12 @@ def _check_inputs(algorithm: str, workers: int, nbytes: str, bandwidth: str, lat
     n = parse_size(nbytes, "--bytes")
     if n < 0:
         raise ConfigError(f"--bytes: must be >= 0 bytes, got {excerpt(nbytes)}")
-    bw = parse_bandwidth(bandwidth, "--bandwidth")
+    bw = parse_bandwidth(bandwidth, "--bandwidth", unit_required=True)
     if not MIN_BANDWIDTH <= bw <= MAX_BANDWIDTH:
         raise ConfigError(
             f"--bandwidth: {excerpt(bandwidth)} is {bw:.6g} bytes/s; expected "
             f"{MIN_BANDWIDTH:g} byte/s to {MAX_BANDWIDTH:g} bytes/s (1 PB/s)")
-    lat = parse_duration(latency, "--latency")
+    lat = parse_duration(latency, "--latency", unit_required=True)
     if not 0 <= lat <= MAX_LATENCY:
         raise ConfigError(f"--latency: {excerpt(latency)} is {lat:.6g} s; expected 0 to "
                           f"{MAX_LATENCY:g} s")
@@ -163,7 +163,7 @@ def _check_link_time(algorithm: str, workers: int, n: float, bw: float, lat: flo
                    "e.g. 100MB, 25MiB")
 @click.option("--bandwidth", required=True,
               help="host link bandwidth, e.g. 10Gbit/s (1 byte/s to 1 PB/s)")
-@click.option("--latency", default="0", show_default=True,
+@click.option("--latency", default="0us", show_default=True,
               help="one-way host-to-host latency on switch (per link elsewhere), e.g. 5us "
                    "(at most 3600 s)")
 @click.option("--topology", default="switch", show_default=True, callback=_topology_name,
@@ -173,7 +173,9 @@ def _check_link_time(algorithm: str, workers: int, n: float, bw: float, lat: flo
 @click.option("--param", "algo_params", multiple=True, metavar="KEY=VALUE",
               help="algorithm parameter, e.g. chunks=4 or shards=2 (repeatable)")
 @click.option("--fidelity", default="auto", show_default=True,
-              type=click.Choice(["auto", "analytic", "step", "link"]))
+              type=click.Choice(["auto", "analytic", "step", "link"]),
+              help="analytic: closed forms; step: one event per phase; link: every transfer "
+                   "as a flow on the links; auto: the cheapest exact level")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.option("--explain", is_flag=True, help="print the formula with the numbers put in")
 def collective(algorithm: str, workers: int, nbytes: str, bandwidth: str, latency: str,

@@ -11,10 +11,36 @@ import click
 from ..files import check_writable_dir
 from ..progress import Transient
 
-#: --pin-profile's help, on every command that takes a cached profile and --refresh
+#: --pin-profile's help, on every command that takes a cached profile
 PIN_HELP = ("reuse the cached profile even when it is unstable (a spread above its target), "
             "with a warning; by default it is measured again. Same as `profile: {pin: true}` "
             "in the scenario")
+#: --refresh-profile's help
+REFRESH_HELP = "measure the profile again even if a cached one exists"
+#: --cache's help and the default it shows
+CACHE_HELP = "profile cache folder"
+CACHE_DEFAULT = "$RSDGC_SIM_CACHE or ~/.cache/rsdgc-sim"
+#: --set's help
+SET_HELP = ("set a scenario field before it is validated: the dotted paths of `sweep:`, the "
+            "value read as YAML, e.g. cluster.workers=8, cluster.bandwidth=10Gbit/s, "
+            "compressors.1.density=0.01, device={model: V100}; sweep.PATH=[...] adds or "
+            "replaces a swept path (repeatable)")
+
+
+def set_option(f):
+    """``--set PATH=VALUE`` (repeatable), on every command that loads a scenario; the
+    command passes its ``overrides`` to :func:`load`."""
+    return click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+                        help=SET_HELP)(f)
+
+
+def profile_cache_options(f):
+    """``--cache``, ``--refresh-profile`` and ``--pin-profile``: every command that takes a
+    cached profile has the three, spelled and explained alike."""
+    f = click.option("--pin-profile", is_flag=True, help=PIN_HELP)(f)
+    f = click.option("--refresh-profile", is_flag=True, help=REFRESH_HELP)(f)
+    return click.option("--cache", "cache_dir", type=SafePath(file_okay=False), default=None,
+                        show_default=CACHE_DEFAULT, help=CACHE_HELP)(f)
 
 
 class SafePath(click.Path):
@@ -61,12 +87,16 @@ def stdout_console():
     return out
 
 
-def load(scenario: str | None, max_variants: int | None = None):
+def load(scenario: str | None, max_variants: int | None = None, overrides: tuple[str, ...] = ()):
     """The scenario of the command line (None: the bundled quickstart); ``max_variants``:
-    the cap on its sweep's combinations (``run --max-variants``)."""
-    from ..scenario import load_scenario  # lazy: imports pydantic, numpy, networkx, simpy, yaml
+    the cap on its sweep's combinations (``run --max-variants``); ``overrides``: the
+    ``--set PATH=VALUE`` items, set in the file's data before it is validated."""
+    # lazy: imports pydantic, numpy, networkx, simpy, yaml
+    from ..scenario import load_scenario
+    from ..scenario.overrides import parse_override
 
-    return load_scenario(scenario, max_variants=max_variants)
+    return load_scenario(scenario, max_variants=max_variants,
+                         overrides=[parse_override(item) for item in overrides])
 
 
 def profile_store(cache_dir: str | None):
@@ -78,5 +108,6 @@ def profile_store(cache_dir: str | None):
     return store
 
 
-__all__ = ["PIN_HELP", "SafePath", "load", "profile_store", "progress_status",
+__all__ = ["CACHE_DEFAULT", "PIN_HELP", "REFRESH_HELP", "SET_HELP", "SafePath", "load",
+           "profile_cache_options", "profile_store", "progress_status", "set_option",
            "stderr_console", "stdout_console"]

@@ -17,7 +17,7 @@ from ..emulate.orchestrate import emulate_scenario
 from ..files import check_writable_dir
 from ..models import check_model
 from ..units import format_bandwidth, parse_bandwidth
-from .common import SafePath
+from .common import SafePath, load, set_option
 
 if TYPE_CHECKING:  # types only
     from ..emulate.report import EmulateReport
@@ -37,27 +37,32 @@ def emulate_table(report: EmulateReport):
     """A rich table of an :class:`~rsdgc_sim.emulate.report.EmulateReport`: per case the
     measured median (and IQR), the prediction and the composition with their errors; ``*``
     after the ranks: oversubscribed; ``~`` after the prediction error: the measured spread
-    exceeds it."""
+    exceeds it. Fits 100 columns with every label whole
+    (:func:`~rsdgc_sim.report.table.fit_labels`)."""
     # lazy: rich
-    from rich import box
-    from rich.table import Table
+    from ..report.table import add_label_column, fit_labels, new_table
 
-    t = Table(title=f"emulate: {report.scenario} ({report.model}, {report.mode})",
-              box=box.SIMPLE_HEAD, padding=(0, 0))  # fmt: skip
-    for col in ("compressor", "ranks", "link", "measured", "IQR", "predicted", "pred. err",
-                "composed", "comp. err", "k"):  # fmt: skip
-        t.add_column(col, justify="left" if col == "compressor" else "right", no_wrap=True)
-    for c in report.cases:
-        t.add_row(
-            c.compressor, f"{c.workers}{'*' if c.oversubscribed else ''}",
-            format_bandwidth(c.bandwidth_bytes_per_s),
-            f"{c.measured_iteration_s * 1e3:.1f} ms", f"{c.measured_iqr_s * 1e3:.1f} ms",
-            "-" if c.predicted_iteration_s is None else f"{c.predicted_iteration_s * 1e3:.1f} ms",
-            _pct(c.prediction_error) + ("~" if c.spread_exceeds_error else ""),
-            "-" if c.composed_iteration_s is None else f"{c.composed_iteration_s * 1e3:.1f} ms",
-            _pct(c.composition_error), f"{c.interference_factor:.2f}",
-        )  # fmt: skip
-    return t
+    def build(shown):
+        t = new_table(f"emulate: {report.scenario} ({report.model}, {report.mode})")
+        add_label_column(t)
+        for col in ("ranks", "link", "measured", "IQR", "predicted", "pred. err", "composed",
+                    "comp. err", "k"):  # fmt: skip
+            t.add_column(col, justify="right", no_wrap=True)
+        for c in report.cases:
+            t.add_row(
+                shown[c.compressor], f"{c.workers}{'*' if c.oversubscribed else ''}",
+                format_bandwidth(c.bandwidth_bytes_per_s),
+                f"{c.measured_iteration_s * 1e3:.1f} ms", f"{c.measured_iqr_s * 1e3:.1f} ms",
+                "-" if c.predicted_iteration_s is None
+                else f"{c.predicted_iteration_s * 1e3:.1f} ms",
+                _pct(c.prediction_error) + ("~" if c.spread_exceeds_error else ""),
+                "-" if c.composed_iteration_s is None
+                else f"{c.composed_iteration_s * 1e3:.1f} ms",
+                _pct(c.composition_error), f"{c.interference_factor:.2f}",
+            )  # fmt: skip
+        return t
+
+    return fit_labels(build, (c.compressor for c in report.cases))
 
 
 @click.command("emulate")
@@ -79,14 +84,14 @@ def emulate_table(report: EmulateReport):
               help="torch threads per rank (default: the cores divided among the ranks)")
 @click.option("--max-workers", type=click.IntRange(1), default=None,
               help="skip grid points with more ranks (default: 2 x CPU cores)")
+@set_option
 def emulate_cmd(scenario: Path, out_dir: Path, iterations: int, warmup: int, timeout_s: float,
                 calibration: Path | None, no_calibrate: bool, profile_file: Path | None,
-                threads: int | None, max_workers: int | None) -> None:  # fmt: skip
+                threads: int | None, max_workers: int | None,
+                overrides: tuple[str, ...]) -> None:  # fmt: skip
     """Real DDP training over emulated links, beside the simulator's prediction."""
-    from ..scenario import load_scenario  # lazy: imports numpy, networkx, simpy, yaml
-
     console = _console()
-    sc = load_scenario(scenario)
+    sc = load(str(scenario), overrides=overrides)
     check_writable_dir(out_dir)
     report = emulate_scenario(
         sc, out_dir=out_dir, iterations=iterations, warmup=warmup, timeout_s=timeout_s,
@@ -102,10 +107,12 @@ def emulate_cmd(scenario: Path, out_dir: Path, iterations: int, warmup: int, tim
 
 @click.command("calibrate")
 @click.option("--out", "out_file", type=SafePath(dir_okay=False, path_type=Path),
-              default=Path("calibration.json"), show_default=True)
+              default=Path("calibration.json"), show_default=True,
+              help="the calibration file to write (name it in a scenario's cluster.calibration)")
 @click.option("--bandwidth", "bandwidths", multiple=True, default=("100Mbit/s",),
               show_default=True, help="emulated link rate(s) to calibrate (repeatable)")
-@click.option("--repeats", default=5, show_default=True, type=click.IntRange(1))
+@click.option("--repeats", default=5, show_default=True, type=click.IntRange(1),
+              help="timed rounds per message size (5x as many up to 64 KiB)")
 @click.option("--max-message-time", "max_message_s", default=0.3, show_default=True,
               type=click.FloatRange(0.001), help="stop growing messages once one takes this long")
 @click.option("--torchrun", "in_torchrun", is_flag=True,
@@ -114,9 +121,12 @@ def emulate_cmd(scenario: Path, out_dir: Path, iterations: int, warmup: int, tim
               help="also measure backward's slowdown while all-reduces are in flight")
 @click.option("--model", default="cnn_small", show_default=True,
               help="model whose backward the interference measurement times")
-@click.option("--input-size", default=32, show_default=True, type=click.IntRange(8))
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--num-classes", default=10, show_default=True, type=click.IntRange(2))
+@click.option("--input-size", default=32, show_default=True, type=click.IntRange(8),
+              help="interference: the model's square input side, pixels")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1),
+              help="interference: the batch whose backward is timed")
+@click.option("--num-classes", default=10, show_default=True, type=click.IntRange(2),
+              help="interference: the model's output classes")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch threads per rank (default: the cores split between 2 ranks)")
 @click.option("--message-bytes", default=4 * 2**20, show_default=True,
@@ -134,7 +144,7 @@ def calibrate_cmd(out_file, bandwidths, repeats, max_message_s, in_torchrun, int
         if cal is None:  # not rank 0
             return
     else:
-        rates = [parse_bandwidth(b, "--bandwidth") for b in bandwidths]
+        rates = [parse_bandwidth(b, "--bandwidth", unit_required=True) for b in bandwidths]
         ispec = None
         if interference:
             # an unknown model name is a one-line error here, not a rank's traceback

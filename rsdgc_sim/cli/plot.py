@@ -36,20 +36,39 @@ def _read_results(src) -> dict:
 @click.option("--y", "y_path", default=None, metavar="PATH", help="heat map: the axis on y")
 @click.option("--compressor", default=None,
               help="timeline: the compressor drawn under dense (default: the first)")
+@click.option("--where", "where", multiple=True, metavar="PATH=VALUE",
+              help="draw the slice of the study at this value of a swept axis (repeatable; "
+                   "the axis paths of results.json, e.g. ddp.overlap=true, "
+                   "cluster.bandwidth=10Gbit/s, cluster.topology.name=fat_tree); the "
+                   "timeline's case")
 @click.option("--out", "out_path", type=SafePath(dir_okay=False), default=None,
-              help="PNG or SVG file, by its suffix (default: KIND.png beside RESULTS)")
-def plot(results, kind, x_path, y_path, compressor, out_path):
-    """Draw a plot of a results.json of `run` (the timeline reads trace.json beside it)."""
+              help="PNG or SVG file, by its suffix (default: KIND.png beside RESULTS; with "
+                   "--where KIND--key=value....png, the name `run` gives a slice)")
+def plot(results, kind, x_path, y_path, compressor, where, out_path):
+    """Draw a plot of a results.json of `run` (the timeline reads trace.json beside it).
+    A study with more swept axes than one figure draws is drawn a slice at a time:
+    --where PATH=VALUE fixes an axis."""
     from pathlib import Path
 
     from ..errors import ConfigError
     from ..files import check_writable_file
     from ..report.plots import FORMATS, check_runs, write_plot
+    from ..report.plots.slices import file_stem, parse_where, select
 
     src = Path(results)
-    dest = check_writable_file(out_path or src.with_name(f"{kind}.png"), "plot", FORMATS)
+    pairs = parse_where(where)
+    if out_path or not pairs:
+        dest = check_writable_file(out_path or src.with_name(f"{kind}.png"), "plot", FORMATS)
     data = _read_results(src)
     check_runs(data.get("runs"), str(src), kind=kind)
+    if pairs:
+        try:
+            part = select(data, pairs)
+        except ConfigError as e:
+            raise e.with_context(str(src)) from None
+        if not out_path:
+            dest = check_writable_file(src.with_name(f"{file_stem(kind, part.where)}.png"),
+                                       "plot", FORMATS)
     trace = None
     if kind == "timeline":
         trace = _read_trace(src.with_name("trace.json"))
@@ -57,7 +76,7 @@ def plot(results, kind, x_path, y_path, compressor, out_path):
     name = scen.get("name", src.stem) if isinstance(scen, dict) else src.stem
     try:
         dest = write_plot(data, dest, kind, title=name, x=x_path, y=y_path, trace=trace,
-                          compressor=compressor)
+                          compressor=compressor, where=pairs)
     except ConfigError as e:
         raise e.with_context(str(src)) from None
     click.echo(f"wrote {dest}")

@@ -6,11 +6,12 @@ import click
 
 from ..files import check_writable_file
 from .common import (
-    PIN_HELP,
     SafePath,
     load,
+    profile_cache_options,
     profile_store,
     progress_status,
+    set_option,
     stderr_console,
     stdout_console,
 )
@@ -19,13 +20,11 @@ from .common import (
 @click.command()
 @click.argument("scenario", type=SafePath(dir_okay=False))
 @click.option("--out", "out_path", type=SafePath(dir_okay=False), default=None,
-              help="also save the profile to this JSON file")
-@click.option("--refresh", is_flag=True, help="measure again even if a cached profile exists")
-@click.option("--pin-profile", is_flag=True, help=PIN_HELP)
-@click.option("--cache", "cache_dir", type=SafePath(file_okay=False), default=None,
-              help="profile cache folder")
-def profile(scenario: str, out_path: str | None, refresh: bool, pin_profile: bool,
-            cache_dir: str | None) -> None:
+              help="also save the profile to this JSON file (for `run --profile FILE`)")
+@set_option
+@profile_cache_options
+def profile(scenario: str, out_path: str | None, overrides: tuple[str, ...], cache_dir: str | None,
+            refresh_profile: bool, pin_profile: bool) -> None:
     """Measure (or show the cached) profile of SCENARIO: forward/backward, gradient-ready
     times and per-tensor compression costs on the scenario's devices, then its quality
     (stable, or unstable: which times) and the samples discarded while measuring.
@@ -38,13 +37,13 @@ def profile(scenario: str, out_path: str | None, refresh: bool, pin_profile: boo
     from ..report.profile_table import profile_quality_lines, profile_tables
     from ..study.profiles import profile_scenario
 
-    sc = load(scenario)
+    sc = load(scenario, overrides=overrides)
     if out_path:
         check_writable_file(out_path, "profile file", (".json",))
     store = profile_store(cache_dir)
     err = stderr_console()
     with progress_status(err, "profiling") as progress:
-        prof, cached = profile_scenario(sc, store=store, refresh=refresh, progress=progress,
+        prof, cached = profile_scenario(sc, store=store, refresh=refresh_profile, progress=progress,
                                         pin=pin_profile)
     out = stdout_console()
     for table in profile_tables(prof):

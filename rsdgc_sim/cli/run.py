@@ -9,11 +9,12 @@ import click
 from ..report.table import columns_help
 from ..study.execute import MAX_JOBS
 from .common import (
-    PIN_HELP,
     SafePath,
     load,
+    profile_cache_options,
     profile_store,
     progress_status,
+    set_option,
     stderr_console,
     stdout_console,
 )
@@ -27,10 +28,8 @@ TABLE_ROWS = 300
 @click.argument("scenario", required=False, type=SafePath(dir_okay=False))
 @click.option("--out", "out_dir", default="out", show_default=True, type=SafePath(file_okay=False),
               help="folder for results.json, results.csv, trace.json and the plots (speedup.png, ...)")
-@click.option("--refresh-profile", is_flag=True, help="measure again even if a cached profile exists")
-@click.option("--pin-profile", is_flag=True, help=PIN_HELP)
-@click.option("--cache", "cache_dir", type=SafePath(file_okay=False), default=None,
-              help="profile cache folder (default: $RSDGC_SIM_CACHE or ~/.cache/rsdgc-sim)")
+@set_option
+@profile_cache_options
 @click.option("--profile", "profile_file", type=SafePath(dir_okay=False), default=None,
               help="simulate with this profile (from `rsdgc-sim profile S --out FILE`, "
                    "possibly measured on another machine) instead of measuring")
@@ -51,8 +50,8 @@ TABLE_ROWS = 300
               metavar="N", help="take a sweep of up to N combinations (default 10,000, at most "
                                 "1,000,000: scenario.sweep's MAX_VARIANTS and MAX_VARIANTS_HARD; "
                                 "each is validated before anything runs)")
-def run(scenario, out_dir, refresh_profile, pin_profile, cache_dir, profile_file, no_trace,
-        no_plot, wide, quiet, jobs, dask_address, fresh, full_table, max_variants):
+def run(scenario, out_dir, overrides, cache_dir, refresh_profile, pin_profile, profile_file,
+        no_trace, no_plot, wide, quiet, jobs, dask_address, fresh, full_table, max_variants):
     """Profile (or reuse the cached profile), simulate every grid point, print the table and
     write results.json, results.csv, trace.json and the plots. Without SCENARIO, runs the
     bundled quickstart.
@@ -66,13 +65,13 @@ def run(scenario, out_dir, refresh_profile, pin_profile, cache_dir, profile_file
     from pathlib import Path
 
     from ..files import check_writable_dir, shown
-    from ..report.results import write_results
-    from ..study.orchestrate import TRACE_POINTS, StudyInterrupted, run_scenario
+    from ..report.results import outputs_text, write_results
+    from ..study.orchestrate import StudyInterrupted, run_scenario
 
     t0 = time.perf_counter()
     if dask_address is not None and jobs > 1:
         raise click.UsageError("--jobs and --dask exclude each other (Dask has its own workers)")
-    sc = load(scenario, max_variants)
+    sc = load(scenario, max_variants, overrides)
     check_writable_dir(out_dir)
     points_dir = str(Path(out_dir) / "points")
     check_writable_dir(points_dir, "point store")
@@ -88,15 +87,34 @@ def run(scenario, out_dir, refresh_profile, pin_profile, cache_dir, profile_file
         click.get_current_context().exit(130)
     _print_study(res, sc, wide, full_table)
     if not no_trace and not res.sims:
-        err.print(f"trace.json not written: traces are made when every point is simulated "
-                  f"here, serially, and there are at most {TRACE_POINTS} (--fresh, no "
-                  f"--jobs/--dask, a smaller grid)")
-    paths = write_results(res, out_dir, trace=not no_trace, plot=not no_plot)
+        err.print(f"note: no trace.json: {_no_trace_reason(res, points_dir, jobs, dask_address)}",
+                  markup=False, highlight=False, soft_wrap=True)
+    skipped, removed, kept = [], [], []
+    paths = write_results(res, out_dir, trace=not no_trace, plot=not no_plot, skipped=skipped,
+                          removed=removed, kept=kept)
+    for kind, why in skipped:
+        err.print(f"{kind}.png not drawn: {why}", markup=False, soft_wrap=True)
     err.print(f"points: {res.points_computed} simulated, {res.points_reused} reused from "
               f"{points_dir}; profiles: {res.profiles_measured} measured, "
               f"{res.profiles_reused} reused")
-    err.print(f"wrote {', '.join(p.name for p in paths)} to {shown(out_dir)} in "
-              f"{time.perf_counter() - t0:.1f} s")
+    err.print(f"wrote {outputs_text(paths, removed, kept)} to {shown(out_dir)} in "
+              f"{time.perf_counter() - t0:.1f} s", markup=False, soft_wrap=True)
+
+
+def _no_trace_reason(res, points_dir: str, jobs: int, dask_address: str | None) -> str:
+    """Why a study has no traces (they are made only when every point is simulated here,
+    serially, and there are at most TRACE_POINTS), with what would give one."""
+    from ..study.orchestrate import TRACE_POINTS
+
+    if res.points_reused:
+        return (f"{res.points_reused} of {res.points_reused + res.points_computed} points "
+                f"were reused from {points_dir}; --fresh simulates them again")
+    if res.points_computed > TRACE_POINTS:
+        return (f"{res.points_computed} points, more than the {TRACE_POINTS} a trace takes; "
+                f"trace a smaller grid")
+    if dask_address is not None or jobs > 1:
+        return "points simulated in other processes; traces need them here (no --jobs/--dask)"
+    return "the simulator kept no spans"  # not reached: every other case traces
 
 
 def _print_study(res, sc, wide: bool, full_table: bool) -> None:

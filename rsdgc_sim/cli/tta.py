@@ -10,7 +10,16 @@ import click
 
 from ..errors import ConfigError
 from ..files import check_writable_dir
-from .common import SafePath, load, profile_store, progress_status, stderr_console, stdout_console
+from .common import (
+    SafePath,
+    load,
+    profile_cache_options,
+    profile_store,
+    progress_status,
+    set_option,
+    stderr_console,
+    stdout_console,
+)
 
 if TYPE_CHECKING:  # types only
     from ..scenario import Scenario
@@ -40,13 +49,15 @@ def _with_train(sc: Scenario, update: dict) -> Scenario:
 @click.option("--target", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="override train.target: the test accuracy to reach, in (0, 1]")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="override train.steps")
-@click.option("--cache", "cache_dir", type=SafePath(file_okay=False), default=None,
-              help="profile cache folder (default: $RSDGC_SIM_CACHE or ~/.cache/rsdgc-sim)")
+@set_option
+@profile_cache_options
 @click.option("--profile", "profile_file", type=SafePath(dir_okay=False), default=None,
-              help="simulate with this profile instead of measuring")
+              help="simulate with this profile (from `rsdgc-sim profile S --out FILE`) instead "
+                   "of measuring")
 @click.option("--no-plot", is_flag=True, help="do not write tta.png")
 def tta(scenario: str, out_dir: str, target: float | None, steps: int | None,
-        cache_dir: str | None, profile_file: str | None, no_plot: bool) -> None:
+        overrides: tuple[str, ...], cache_dir: str | None, refresh_profile: bool,
+        pin_profile: bool, profile_file: str | None, no_plot: bool) -> None:
     """Time to accuracy: train every compressor with as many virtual workers as the cluster
     has until train.steps, find the first step at which the test accuracy reaches
     train.target, and multiply by the simulated iteration time at every grid point.
@@ -56,7 +67,7 @@ def tta(scenario: str, out_dir: str, target: float | None, steps: int | None,
     from ..study.tta import check_tta, tta_scenario, write_tta
 
     t0 = time.perf_counter()
-    sc = load(scenario)
+    sc = load(scenario, overrides=overrides)
     update = {k: v for k, v in (("target", target), ("steps", steps)) if v is not None}
     if update:
         sc = _with_train(sc, update)
@@ -67,32 +78,37 @@ def tta(scenario: str, out_dir: str, target: float | None, steps: int | None,
     err = stderr_console()
     with progress_status(err, "training") as progress:
         res = tta_scenario(sc, store=store, progress=progress, profile_file=profile_file,
-                           checkpoint_dir=ckpt)
+                           checkpoint_dir=ckpt, refresh=refresh_profile, pin=pin_profile)
     stdout_console().print(tta_table(res))
     paths = write_tta(res, out_dir, plot=not no_plot)
     err.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.1f} s")
 
 
 def tta_table(res: TtaResult):
-    """The rows as a rich table (fits 100 columns)."""
-    from rich.table import Table  # lazy: rich
-
+    """The rows as a rich table (fits 100 columns, every label whole:
+    :func:`~rsdgc_sim.report.table.fit_labels`)."""
+    # lazy: rich
+    from ..report.table import add_label_column, fit_labels, new_table
     from ..units import format_bandwidth, format_duration  # lazy: imports pydantic
 
     sc = res.scenario
-    t = Table(title=f"{sc.name}: steps and simulated time to {sc.train.target:g} test "
-                    f"accuracy ({sc.model.name}, {sc.train.steps} steps at most)")
-    for col in ("compressor", "workers", "link", "latency", "steps", "iteration", "time",
-                "final acc"):
-        t.add_column(col, justify="left" if col == "compressor" else "right")
-    for r in res.rows:
-        reached = r["steps_to_target"] is not None
-        t.add_row(
-            r["compressor"], str(r["workers"]), format_bandwidth(r["bandwidth_bytes_per_s"]),
-            format_duration(r["latency_s"]),
-            str(r["steps_to_target"]) if reached else f"not in {r['steps']}",
-            format_duration(r["iteration_s"]),
-            format_duration(r["time_to_target_s"]) if reached else "-",
-            f"{r['final_accuracy']:.3f}",
-        )
-    return t
+
+    def build(shown):
+        t = new_table(f"{sc.name}: steps and simulated time to {sc.train.target:g} test "
+                      f"accuracy ({sc.model.name}, {sc.train.steps} steps at most)")
+        add_label_column(t)
+        for col in ("workers", "link", "latency", "steps", "iteration", "time", "final acc"):
+            t.add_column(col, justify="right", no_wrap=True)
+        for r in res.rows:
+            reached = r["steps_to_target"] is not None
+            t.add_row(
+                shown[r["compressor"]], str(r["workers"]),
+                format_bandwidth(r["bandwidth_bytes_per_s"]), format_duration(r["latency_s"]),
+                str(r["steps_to_target"]) if reached else f"not in {r['steps']}",
+                format_duration(r["iteration_s"]),
+                format_duration(r["time_to_target_s"]) if reached else "-",
+                f"{r['final_accuracy']:.3f}",
+            )
+        return t
+
+    return fit_labels(build, (r["compressor"] for r in res.rows))

@@ -22,6 +22,8 @@ FLAT_POINT = ("workers", "bandwidth_bytes_per_s", "latency_s", "topology")
 PARTS = ("compute_s", "compression_s", "exposed_communication_s", "hidden_communication_s")
 #: a relative change in iteration time above this is highlighted (red slower, green faster)
 HIGHLIGHT = 0.01
+#: the point column's width: a longer point wraps at a space
+POINT_WIDTH = 28
 
 
 def hidden(row: Mapping[str, Any]) -> float:
@@ -100,30 +102,36 @@ def _delta(a: float, b: float) -> str:
 def compare_table(cmp: Comparison, name_a: str = "A", name_b: str = "B", width: int = 100):
     """A rich table: point, compressor, iteration in A and B (ms), change (%), and the
     change of each part of the breakdown (ms); rows whose iteration changed by more than
-    :data:`HIGHLIGHT` in red (slower) or green (faster), the part that moved most in bold."""
-    # lazy: rich
-    from rich import box
-    from rich.table import Table
+    :data:`HIGHLIGHT` in red (slower) or green (faster), the part that moved most in bold.
+    At most ``width`` columns wide with every compressor label whole
+    (:func:`~rsdgc_sim.report.table.fit_labels`)."""
+    from .table import add_label_column, fit_labels, new_table  # lazy: rich
 
     paths = cmp.varying()
-    t = Table(title=f"A = {name_a}, B = {name_b}\niteration (ms) in A and B, and B - A of its "
-                    f"parts (ms)", width=width, title_justify="left", box=box.SIMPLE_HEAD,
-              pad_edge=False)
-    t.add_column("point", overflow="fold", ratio=2)
-    t.add_column("compressor", overflow="fold", ratio=3)
-    for col in ("A", "B", "B/A", "compute", "compress", "exposed", "hidden"):
-        t.add_column(col, justify="right", no_wrap=True)
-    for ra, rb in cmp.matched:
-        ia, ib = ra["iteration_s"], rb["iteration_s"]
-        rel = ib / ia - 1 if ia else 0.0
-        style = ("red" if rel > HIGHLIGHT else "green" if rel < -HIGHLIGHT else None)
-        deltas = [part(rb, p) - part(ra, p) for p in PARTS]
-        big = max(range(len(PARTS)), key=lambda i: abs(deltas[i]))
-        cells = [_delta(part(ra, p), part(rb, p)) for p in PARTS]
-        if style and deltas[big] != 0:
-            cells[big] = f"[bold]{cells[big]}[/bold]"
-        t.add_row(point_label(ra, paths), str(ra["compressor"]), _ms(ia), _ms(ib),
-                  f"{ib / ia:.3f}" if ia else "-", *cells, style=style)
+
+    def build(shown: Mapping[str, str]):
+        t = new_table(f"A = {name_a}, B = {name_b}\niteration (ms) in A and B, and B - A of "
+                      f"its parts (ms)", padding=(0, 1, 0, 0))
+        # the point wraps at a space (after a comma), never in a value
+        t.add_column("point", overflow="fold", max_width=POINT_WIDTH)
+        add_label_column(t)
+        for col in ("A", "B", "B/A", "compute", "compress", "exposed", "hidden"):
+            t.add_column(col, justify="right", no_wrap=True)
+        for ra, rb in cmp.matched:
+            ia, ib = ra["iteration_s"], rb["iteration_s"]
+            rel = ib / ia - 1 if ia else 0.0
+            style = ("red" if rel > HIGHLIGHT else "green" if rel < -HIGHLIGHT else None)
+            deltas = [part(rb, p) - part(ra, p) for p in PARTS]
+            big = max(range(len(PARTS)), key=lambda i: abs(deltas[i]))
+            cells = [_delta(part(ra, p), part(rb, p)) for p in PARTS]
+            if style and deltas[big] != 0:
+                cells[big] = f"[bold]{cells[big]}[/bold]"
+            t.add_row(point_label(ra, paths), shown[str(ra["compressor"])], _ms(ia), _ms(ib),
+                      f"{ib / ia:.3f}" if ia else "-", *cells, style=style)
+        return t
+
+    t = fit_labels(build, (str(ra["compressor"]) for ra, _ in cmp.matched), width)
+    t.width = width  # the title (two file names) wraps at the full width
     return t
 
 

@@ -1,6 +1,7 @@
 """What `rsdgc-sim profile` prints about a profile (rich tables), and its warnings.
 
-Two tables that fit 100 terminal columns:
+Two tables that fit 100 terminal columns (compressor labels whole:
+:func:`rsdgc_sim.report.table.fit_labels`):
 
 * per worker: forward, backward and optimizer-step times as ``median ±IQR/2`` in ms and
   the timed iterations behind them, the NSI score's torch.compile mode where recorded;
@@ -17,8 +18,8 @@ for the callers that read them from this module). No torch here.
 
 from __future__ import annotations
 
-from rich import box
-from rich.table import Table
+from collections.abc import Mapping
+
 from rich.text import Text
 
 from ..profile.quality import (
@@ -29,6 +30,7 @@ from ..profile.quality import (
 )
 from ..profile.schema import DeviceProfile, Profile
 from ..units import format_size
+from .table import LegendTable, add_label_column, fit_labels, new_table
 
 
 def _ms(dev: DeviceProfile, key: str, value: float, digits: int = 1) -> str:
@@ -47,9 +49,8 @@ def _worker(i: int, dev: DeviceProfile) -> str:
     return f"{i}*" if dev.estimated else str(i)
 
 
-def _table(title: str | None) -> Table:
-    return Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0),
-                 pad_edge=False, title_justify="left", caption_justify="left")
+def _table(title: str | None) -> LegendTable:
+    return new_table(title, padding=(0, 1, 0, 0), pad_edge=False, show_edge=True)
 
 
 def _estimated_caption(profile: Profile) -> str | None:
@@ -57,7 +58,7 @@ def _estimated_caption(profile: Profile) -> str | None:
     return "* estimated, not measured: " + "; ".join(est) if est else None
 
 
-def profile_tables(profile: Profile) -> list[Table]:
+def profile_tables(profile: Profile) -> list[LegendTable]:
     """The device table and the compression table of ``profile`` (see the module doc)."""
     p = profile
     caption = _estimated_caption(p)
@@ -78,20 +79,24 @@ def profile_tables(profile: Profile) -> list[Table]:
             cells.append(d.nsi_compile or "-")
         t.add_row(*(Text(c) for c in cells))  # Text: no rich markup in device names
 
-    c = _table("compression per iteration (all tensors)")
-    c.caption = caption
-    c.add_column("compressor", justify="left", overflow="fold", min_width=12, max_width=32)
-    for col in ("worker", "compress ms", "iters", "decompress ms", "sent", "ratio"):
-        c.add_column(col, justify="right", no_wrap=True)
-    for label in p.compressors():
-        for i, d in enumerate(p.devices):
-            costs = d.compression[label].values()
-            sent = sum(x.wire_bytes for x in costs)
-            key = f"compress:{label}"
-            c.add_row(*(Text(x) for x in (
-                label, _worker(i, d), _ms(d, key, sum(x.compress_s for x in costs), 2),
-                _samples(d, key), f"{sum(x.decompress_s for x in costs) * 1e3:.2f}",
-                format_size(sent), f"{p.dense_bytes / sent:.1f}x" if sent else "-")))
+    def build(shown: Mapping[str, str]) -> LegendTable:
+        c = _table("compression per iteration (all tensors)")
+        c.caption = caption
+        add_label_column(c, min_width=12)
+        for col in ("worker", "compress ms", "iters", "decompress ms", "sent", "ratio"):
+            c.add_column(col, justify="right", no_wrap=True)
+        for label in p.compressors():
+            for i, d in enumerate(p.devices):
+                costs = d.compression[label].values()
+                sent = sum(x.wire_bytes for x in costs)
+                key = f"compress:{label}"
+                c.add_row(*(Text(x) for x in (
+                    shown[label], _worker(i, d), _ms(d, key, sum(x.compress_s for x in costs), 2),
+                    _samples(d, key), f"{sum(x.decompress_s for x in costs) * 1e3:.2f}",
+                    format_size(sent), f"{p.dense_bytes / sent:.1f}x" if sent else "-")))
+        return c
+
+    c = fit_labels(build, p.compressors())
     return [t, c]
 
 

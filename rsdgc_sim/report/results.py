@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,8 @@ from ..errors import ConfigError
 from ..files import csv_bytes, json_bytes, write_files_atomic
 from ..strict import excerpt
 from ..units import format_bandwidth, format_duration
-from .plots import draw_plots
+from .plots import KINDS, default_kinds, draw_plots
+from .plots.slices import is_plot_file
 
 if TYPE_CHECKING:  # types only: report reads what the layers below produce
     from ..profile.schema import Profile
@@ -133,15 +135,25 @@ class StudyResult:
         }
 
 
-def write_results(result: StudyResult, out_dir: str | Path, trace: bool = True, plot: bool = True) -> list[Path]:
+def write_results(result: StudyResult, out_dir: str | Path, trace: bool = True, plot: bool = True,
+                  skipped: list[tuple[str, str]] | None = None,
+                  removed: list[Path] | None = None,
+                  kept: list[Path] | None = None) -> list[Path]:
     """Write ``results.json`` (scenario, profile summary, runs), ``results.csv`` (runs),
     when the runs were simulated with traces ``trace.json`` (Chrome Trace Event format), and
     the plots that fit the study (:func:`rsdgc_sim.report.plots.default_kinds`:
-    ``speedup.png``, ``breakdown.png``, ...), all or nothing: every file is made and every
-    path checked before any is written."""
+    ``speedup.png``, ``breakdown.png``, ...; per slice where the study has more axes than
+    one figure draws), all or nothing: every file is made and every path checked before any
+    is written. The outputs of an earlier run in ``out_dir`` that this one does not write
+    again (:func:`stale_outputs`: a heat map the new grid makes none of, a trace.json not
+    made this time) are removed once the new ones are in place, and added to ``removed``; a
+    plot kind that cannot be drawn is added to ``skipped`` as (kind, reason). Plots drawn
+    from the same results by an earlier run are kept, not drawn again
+    (:func:`kept_outputs`), and added to ``kept``."""
     out = Path(out_dir)
+    data = result.to_dict()
     files = {
-        out / "results.json": json_bytes(result.to_dict(), str(out / "results.json")),
+        out / "results.json": json_bytes(data, str(out / "results.json")),
         out / "results.csv": csv_bytes(csv_rows(result.runs, list(result.scenario.sweep)),
                                        [*RUN_FIELDS, *result.scenario.sweep]),
     }
@@ -149,13 +161,84 @@ def write_results(result: StudyResult, out_dir: str | Path, trace: bool = True, 
     if trace and result.sims and all(s.spans is not None for s in result.sims):
         trace_data = combined_trace(result)
         files[out / "trace.json"] = json_bytes(trace_data, str(out / "trace.json"))
-    if plot:  # speedup.png, breakdown.png, ... (the kinds that fit this study)
-
+    same = kept_outputs(out, data, plot, trace_data is not None)
+    if kept is not None and same is not None:
+        kept.extend(same)
+    if plot and same is None:  # speedup.png, breakdown.png, ... (the kinds that fit)
         title = f"{result.scenario.name}: {result.profile.model}, batch {result.profile.batch_size}/worker"
-        drawn = draw_plots(result.to_dict(), title, trace=trace_data)
+        drawn = draw_plots(data, title, trace=trace_data, skipped=skipped)
         files.update({out / f"{k}.png": b for k, b in drawn.items()})
+    stale = [p for p in stale_outputs(out, files) if same is None or p not in same]
     # everything made before anything is written: an error leaves the previous outputs
-    return write_files_atomic(files)
+    written = write_files_atomic(files, remove=stale)
+    if removed is not None:
+        removed.extend(stale)
+    return written
+
+
+#: results.json fields that describe how a run went, not its results
+RUN_COUNTERS = ("points_computed", "points_reused", "profiles_measured", "profiles_reused")
+
+
+def kept_outputs(out_dir: Path, data: Mapping[str, Any], plot: bool,
+                 traced: bool) -> list[Path] | None:
+    """The plots (and trace.json) of an earlier run that describe exactly these results,
+    kept instead of drawn again (a second per picture: an unchanged study reruns in a
+    second, not a minute), or None to draw. They are kept when ``out_dir``'s results.json
+    holds the same results from the same version (the run counters aside), no trace is
+    made now, and every plot kind the study draws has its file (whole or in slices) there:
+    then the earlier run drew them from the same rows with the same code."""
+    if not plot or traced:
+        return None
+    try:
+        old = read_json_data(out_dir / "results.json")
+    except (InvalidFile, OSError):
+        return None
+    if not isinstance(old, dict) or any(
+            old.get(k) != v for k, v in data.items() if k not in RUN_COUNTERS):
+        return None
+    try:
+        names = [p.name for p in out_dir.iterdir()
+                 if p.name == "trace.json" or is_plot_file(p.name, KINDS)]
+    except OSError:
+        return None
+    drawn = {n.removesuffix(".png").partition("--")[0] for n in names if n.endswith(".png")}
+    if not set(default_kinds(data, "trace.json" in names)) <= drawn:
+        return None
+    return [out_dir / n for n in names]
+
+
+def outputs_text(paths: list[Path], removed: list[Path] = (), kept: list[Path] = ()) -> str:
+    """The files written, for the "wrote" line (a kind's slices as one entry:
+    ``heatmap--*.png (4 slices)``), and the stale ones removed."""
+    from .plots.slices import SLICE_SEP
+
+    names: dict[str, int] = {}
+    for p in paths:
+        kind, sep, _ = p.name.partition(SLICE_SEP)
+        key = f"{kind}{SLICE_SEP}*.png" if sep and p.suffix == ".png" else p.name
+        names[key] = names.get(key, 0) + 1
+    text = ", ".join(f"{k} ({n} slices)" if SLICE_SEP in k else k for k, n in names.items())
+    if kept:
+        text += f"; kept {len(kept)} plot(s) drawn from the same results by the last run"
+    if removed:
+        text += (f"; removed {', '.join(p.name for p in removed)} (left by an earlier run, "
+                 f"not made from these results)")
+    return text
+
+
+def stale_outputs(out_dir: Path, files: Mapping[Path, bytes]) -> list[Path]:
+    """The files in ``out_dir`` that `run` writes (trace.json, ``<kind>.png`` and the
+    slices' ``<kind>--key=value....png``) and that are not among ``files``: left by an
+    earlier run, they no longer describe these results. Nothing else is touched (the
+    point store, other files, folders)."""
+    try:
+        entries = sorted(out_dir.iterdir()) if out_dir.is_dir() else []
+    except OSError:
+        return []
+    ours = [p for p in entries if (p.name == "trace.json" or is_plot_file(p.name, KINDS))
+            and p not in files and (p.is_symlink() or p.is_file())]
+    return ours
 
 
 def csv_rows(runs: list[dict], paths: list[str]) -> list[dict]:

@@ -9,21 +9,130 @@ When rows carry ranges (``iteration_s_low``/``_high``, ``speedup_vs_dense_low``/
 the profile's interquartile spread carried through the simulator) and one of them is wider
 than a point, a narrow ``±%`` column follows the iteration time and the speedup: the larger
 distance from the value to either end of its range, in percent of the value.
+
+Every table a command prints (this one, and those of ``tta``, ``train``, ``compare``,
+``breakeven``, ``emulate``, ``profile`` and ``list``) fits :data:`TABLE_WIDTH` columns
+with every compressor label whole, in one way: the table is built with the full labels in a
+column that never wraps them at that width; where it would be wider than
+:data:`TABLE_WIDTH` (:func:`natural_width`), :func:`fit_labels` builds it again with the
+labels too long for the room left shown short (:func:`short_label`: ``topk .001`` for
+``topk(density=0.001)``), and a legend under the table gives each short label's full one
+(:class:`LegendTable`). In a terminal narrower than :data:`TABLE_WIDTH` a label wraps at a
+space (after a comma), never in a token.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
+from rich.text import Text
 
 from ..units import format_bandwidth, format_size
 
 Row = Mapping[str, Any]
+
+#: the terminal columns every table fits (``run --wide`` excepted)
+TABLE_WIDTH = 100
+#: the fewest characters a label is shortened to
+MIN_LABEL = 6
+
+
+class LegendTable(Table):
+    """A rich :class:`~rich.table.Table` followed by its legend: one line ``SHORT = FULL``
+    per compressor label shown short (set by :func:`fit_labels`; empty: no legend)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.legend: dict[str, str] = {}
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from super().__rich_console__(console, options)
+        for short, full in self.legend.items():
+            yield Text(f"{short} = {full}")
+
+
+def new_table(title: str | None = None, **kwargs: Any) -> LegendTable:
+    """The tables' common look: bold headers, a rule under them, no vertical rules or
+    edges, one space between columns, the title on the left (``kwargs`` override)."""
+    opts: dict[str, Any] = {"header_style": "bold", "box": box.SIMPLE_HEAD, "padding": 0,
+                            "show_edge": False, "title_justify": "left",
+                            "caption_justify": "left", **kwargs}
+    return LegendTable(title=title or None, **opts)
+
+
+def add_label_column(t: Table, header: str = "compressor", **kwargs: Any) -> None:
+    """The compressor label column: left, never cut; a label wraps (at a space) only in a
+    terminal too narrow for the table."""
+    t.add_column(header, justify="left", overflow="fold", **kwargs)
+
+
+def natural_width(table: Table) -> int:
+    """Terminal columns ``table`` takes when nothing in it is wrapped."""
+    return Console(width=10_000, file=io.StringIO()).measure(table).maximum
+
+
+def _compact(value: str) -> str:
+    """``.001`` for ``0.001``; anything else as it is."""
+    return re.sub(r"^(-?)0\.(?=\d)", r"\1.", value.strip())
+
+
+def short_label(label: str) -> str:
+    """``name v1 v2``: the compressor's name and its parameters' values for a label of the
+    form ``name(k1=v1, k2=v2)`` (``topk .001`` for ``topk(density=0.001)``, ``powersgd 4``
+    for ``powersgd(rank=4)``); any other label as it is."""
+    m = re.fullmatch(r"([\w.-]+)\((.*)\)", label.strip(), re.S)
+    if not m:
+        return label
+    values = [p.partition("=")[2] if "=" in p else p for p in re.split(r",\s*(?=\w+=)", m[2])]
+    return " ".join([m[1], *(_compact(v) for v in values if v.strip())])
+
+
+def shorten_labels(labels: Iterable[str], width: int) -> dict[str, str]:
+    """label -> what a table shows for it: the label itself when it has at most ``width``
+    characters, else its :func:`short_label` when that fits and is no other label's, else
+    its first word cut to fit and ``#N`` (N counting these), all distinct."""
+    labels = list(dict.fromkeys(labels))
+    taken = {x for x in labels if len(x) <= width}
+    out: dict[str, str] = {}
+    n = 0
+    for label in labels:
+        if len(label) <= width:
+            out[label] = label
+            continue
+        short = short_label(label)
+        while len(short) > width or short in taken:
+            n += 1
+            tag = f"#{n}"
+            word = re.match(r"[^\s(,=]*", label)[0]  # type: ignore[index]
+            short = word[:max(width - len(tag), 1)] + tag
+        taken.add(short)
+        out[label] = short
+    return out
+
+
+def fit_labels(build: Callable[[Mapping[str, str]], LegendTable], labels: Iterable[str],
+               limit: int | None = TABLE_WIDTH) -> LegendTable:
+    """``build(shown)`` (``shown``: label -> the text its cell shows) with every label in
+    full when that table is at most ``limit`` columns wide (None: no limit), else with the
+    labels too long for the room left shown short (:func:`shorten_labels`) and listed in
+    the table's legend."""
+    labels = list(dict.fromkeys(str(x) for x in labels))
+    t = build({x: x for x in labels})
+    over = 0 if limit is None or not labels else natural_width(t) - limit
+    if over <= 0:
+        return t
+    shown = shorten_labels(labels, max(max(map(len, labels)) - over, MIN_LABEL))
+    t = build(shown)
+    t.legend = {s: x for x, s in shown.items() if s != x}
+    return t
 
 
 def _ms(x: float | None) -> str:
@@ -129,19 +238,24 @@ def has_ranges(runs: Iterable[Row]) -> bool:
     return any(half_range(r, k) != 0 for r in runs for k in ("iteration_s", "speedup_vs_dense"))
 
 
-def results_table(runs: Iterable[Row], title: str = "", wide: bool = False) -> Table:
-    """One row per run; the default set fits 100 columns, ``wide`` shows every column;
-    the ``±%`` columns appear when some row has a range (:func:`has_ranges`)."""
+def results_table(runs: Iterable[Row], title: str = "", wide: bool = False) -> LegendTable:
+    """One row per run; the default set fits :data:`TABLE_WIDTH` columns with every label
+    whole (:func:`fit_labels`), ``wide`` shows every column; the ``±%`` columns appear when
+    some row has a range (:func:`has_ranges`)."""
     runs = list(runs)
     ranges = has_ranges(runs)
     cols = [c for c in COLUMNS if (wide or not c.wide_only) and (ranges or not c.ranges_only)]
-    t = Table(title=title or None, header_style="bold", box=box.SIMPLE_HEAD,
-              padding=0, show_edge=False, title_justify="left")
-    for c in cols:
-        if c.header == "compressor":
-            t.add_column(c.header, justify="left", overflow="fold", min_width=18, max_width=18)
-        else:
-            t.add_column(c.header, justify=c.justify, no_wrap=True)
-    for r in runs:
-        t.add_row(*(c.cell(r) for c in cols))
-    return t
+
+    def build(shown: Mapping[str, str]) -> LegendTable:
+        t = new_table(title)
+        for c in cols:
+            if c.header == "compressor":
+                add_label_column(t, c.header, min_width=18)
+            else:
+                t.add_column(c.header, justify=c.justify, no_wrap=True)
+        for r in runs:
+            t.add_row(*(shown[str(r["compressor"])] if c.header == "compressor" else c.cell(r)
+                        for c in cols))
+        return t
+
+    return fit_labels(build, (str(r["compressor"]) for r in runs), None if wide else TABLE_WIDTH)

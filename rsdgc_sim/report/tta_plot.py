@@ -8,6 +8,16 @@ from typing import Any
 
 #: panels drawn at most (the rest are listed in the figure's note)
 MAX_PANELS = 9
+#: the time axis turns logarithmic (``log_time=None``) when the curves of a panel end this
+#: many times apart: dense's 38 s would squeeze a compressor's 5 s into the first eighth
+LOG_TIME_RATIO = 4.0
+
+
+def wants_log_time(curve_ends: list[float]) -> bool:
+    """Whether curves that end at these times (s) read better on a log time axis: the
+    longest more than :data:`LOG_TIME_RATIO` times the shortest."""
+    ends = [t for t in curve_ends if t > 0]
+    return bool(ends) and max(ends) / min(ends) > LOG_TIME_RATIO
 
 
 def _panel_title(row: dict[str, Any]) -> str:
@@ -17,10 +27,12 @@ def _panel_title(row: dict[str, Any]) -> str:
             f"{format_duration(row['latency_s'])}")
 
 
-def plot_tta(data: dict[str, Any], fmt: str = "png") -> bytes:
+def plot_tta(data: dict[str, Any], fmt: str = "png", log_time: bool | None = None) -> bytes:
     """``data``: a ``tta.json`` (``rows`` and ``runs``). Accuracy at each evaluated step is
     drawn at ``step x iteration_s`` of that compressor at that grid point; the target is a
-    dashed line and each compressor's time to it a dot."""
+    dashed line and each compressor's time to it a dot. ``log_time``: a logarithmic time
+    axis (True), a linear one (False), or, None, logarithmic in the panels whose curves end
+    more than :data:`LOG_TIME_RATIO` times apart (:func:`wants_log_time`)."""
     import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
@@ -41,8 +53,13 @@ def plot_tta(data: dict[str, Any], fmt: str = "png") -> bytes:
     colors = {lab: f"C{i % 10}" for i, lab in enumerate(labels)}
     for ax, key in zip(axes.flat, shown, strict=False):
         panel = [r for r in rows if (r["workers"], r["bandwidth_bytes_per_s"], r["latency_s"]) == key]
+        ends = [history[(r["compressor"], r["workers"])][-1]["step"] * r["iteration_s"]
+                for r in panel if history[(r["compressor"], r["workers"])]]
+        log = wants_log_time(ends) if log_time is None else log_time
         for r in panel:
             h = history[(r["compressor"], r["workers"])]
+            if log:  # step 0 has no place on a log axis
+                h = [e for e in h if e["step"] > 0]
             t = [e["step"] * r["iteration_s"] for e in h]
             ax.plot(t, [e["accuracy"] for e in h], marker=".", color=colors[r["compressor"]],
                     label=r["compressor"])
@@ -51,7 +68,14 @@ def plot_tta(data: dict[str, Any], fmt: str = "png") -> bytes:
                         color=colors[r["compressor"]])
         ax.axhline(panel[0]["target"], ls="--", lw=1, color="0.4")
         ax.set_title(_panel_title(panel[0]), fontsize=10)
-        ax.set_xlabel("simulated wall-clock time (s)")
+        if log:
+            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # lazy
+
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(f"simulated wall-clock time (s{', log scale' if log else ''})")
         ax.set_ylabel("test accuracy")
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)

@@ -6,12 +6,14 @@ whose message names the file, the field's path and what is allowed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..yaml_file import read_yaml_file
 from .model import Scenario
+from .overrides import apply_overrides, describe_overrides
 from .sweep import MAX_VARIANTS_HARD, check_sweep
 from .validate import validate_scenario
 
@@ -47,9 +49,18 @@ def read_yaml(path: str | Path) -> Any:
     return read_yaml_file(path)
 
 
-def load_scenario(path: str | Path | None = None, max_variants: int | None = None) -> Scenario:
+def load_scenario(path: str | Path | None = None, max_variants: int | None = None,
+                  overrides: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> Scenario:
     """Load and validate a scenario file; ``None`` loads the bundled quickstart.
-    ``max_variants``: as for :func:`scenario_from_dict`."""
+    ``max_variants``: as for :func:`scenario_from_dict`. ``overrides``: path -> value
+    (plain data, as YAML gives it), set in the file's data before it is validated
+    (:func:`rsdgc_sim.scenario.overrides.apply_overrides`; the CLI's ``--set``); errors
+    name the file and the overrides."""
     p = bundled_path() if path is None else Path(path)
-    return scenario_from_dict(read_yaml(p), source=str(p), base_dir=p.parent,
+    data, source = read_yaml(p), str(p)
+    pairs = list(overrides.items() if isinstance(overrides, Mapping) else overrides)
+    if pairs:
+        data = apply_overrides(data, pairs)
+        source = f"{p} with {describe_overrides(pairs)}"
+    return scenario_from_dict(data, source=source, base_dir=p.parent,
                               max_variants=max_variants)

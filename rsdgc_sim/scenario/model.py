@@ -104,7 +104,8 @@ class ClusterSpec(Strict):
     workers: Annotated[list[Annotated[int, Field(ge=1, le=MAX_WORKERS)]], Field(min_length=1)]
     topology: TopologyEntry = Field(default_factory=TopologyEntry)
     bandwidth: Annotated[list[LinkBandwidth], Field(min_length=1)]
-    latency: Annotated[list[LinkLatency], Field(min_length=1)] = [5e-6]
+    latency: Annotated[list[LinkLatency], Field(min_length=1)] = Field(
+        default=[5e-6], json_schema_extra={"default": ["5us"]})  # a unit, as a file writes it
     collective: str = Field(default="ring", description="allreduce algorithm for dense payloads, or auto")
     collective_params: dict[str, Any] = Field(
         default_factory=dict, description="parameters of the collective, e.g. {chunks: 4}")

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from ..errors import ConfigError, RsdgcError
 from ..strict import excerpt
+from ..units import bandwidth_text, duration_text
 from .model import Scenario
 from .validate import validate_scenario
 
@@ -208,6 +209,10 @@ def _prepared(scenario: Scenario, source: str) -> tuple[dict, dict[str, list[str
                           f"profile, before anything runs): sweep fewer values, or split the "
                           f"study")
     data = scenario.model_dump(mode="json", exclude={"sweep"})
+    # validated again per variant: the grid's SI values with their units (read back exactly)
+    cl = data["cluster"]
+    cl["bandwidth"] = [bandwidth_text(b) for b in cl["bandwidth"]]
+    cl["latency"] = [duration_text(t) for t in cl["latency"]]
     try:
         parts = {path: check_path(path, data, Scenario) for path in scenario.sweep}
     except ConfigError as e:

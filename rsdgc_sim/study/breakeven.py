@@ -40,6 +40,7 @@ from ..scenario import Scenario
 from ..scenario.sweep import check_path, expand_sweep, split_path
 from ..sim.simulate import simulate
 from ..strict import validation_message
+from ..units import bandwidth_text, duration_text
 
 #: values sampled for the curve before bisecting
 SAMPLES = 13
@@ -80,6 +81,21 @@ class Breakeven:
         return {"compressor": self.compressor, "path": self.path, "breakeven": self.breakeven,
                 "direction": self.direction, "lo": self.lo, "hi": self.hi,
                 "curve": [list(p) for p in self.curve]}
+
+
+def _with_unit(path: str, value: Any) -> Any:
+    """A grid axis's SI value written with its unit (the schema requires one), exactly."""
+    if path == "cluster.bandwidth":
+        return bandwidth_text(value)
+    if path == "cluster.latency":
+        return duration_text(value)
+    return value
+
+
+def _with_units(cluster: dict[str, Any]) -> dict[str, Any]:
+    """A validated cluster section's dump, its bandwidths and latencies with their units."""
+    return {**cluster, "bandwidth": [bandwidth_text(b) for b in cluster["bandwidth"]],
+            "latency": [duration_text(t) for t in cluster["latency"]]}
 
 
 def _base_value(scenario: Scenario, path: str) -> Any:
@@ -144,7 +160,8 @@ class _Study:
             name = GRID_PATHS[self.path]
             cluster = type(self.base.cluster)
             try:
-                checked = cluster.model_validate({**self.base.cluster.model_dump(), name: [value]})
+                checked = cluster.model_validate({**_with_units(self.base.cluster.model_dump()),
+                                                  name: [_with_unit(self.path, value)]})
             except ValidationError as e:
                 raise ConfigError(f"--vary {self.path} = {value:.6g}: "
                                   f"{validation_message(e, cluster)}") from None

@@ -78,10 +78,8 @@ def run_scenario(
     point_store = PointStore(points_dir) if points_dir is not None else None
     found = _stored_rows(point_store, tasks) if not fresh else {}
     pending = [t for t in tasks if t.index not in found]
-    if trace and len(pending) > TRACE_POINTS:
-        say(f"warning: no traces: {len(pending)} points to simulate, more than "
-            f"{TRACE_POINTS} (trace.json would be huge); trace a smaller grid")
-        trace = False
+    if trace and len(pending) > TRACE_POINTS:  # trace.json would be huge (said by the caller,
+        trace = False                           # which sees no ``sims`` and why: once)
     where = (f"on the Dask cluster at {dask}" if dask else
              f"in {jobs} processes" if jobs > 1 and len(pending) > 1 else "here")
     say(f"points: {len(tasks)}, {len(found)} reused from {points_dir}, {len(pending)} to "

@@ -94,10 +94,13 @@ def tta_scenario(
     progress: Callable[[str], None] | None = None,
     profile_file: str | None = None,
     checkpoint_dir: str | Path | None = None,
+    refresh: bool = False,
+    pin: bool = False,
 ) -> TtaResult:
     """Train every compressor at every cluster worker count, simulate every grid point, and
     join them (see the module docstring). ``checkpoint_dir``: training checkpoints, so that
-    a killed run resumes (to the same result) when started again."""
+    a killed run resumes (to the same result) when started again. ``refresh``, ``pin``,
+    ``profile_file``: as for :func:`~rsdgc_sim.study.profiles.profile_scenario`."""
     from ..train.runs import train_compressors  # lazy: imports torch
 
     check_tta(scenario)
@@ -114,7 +117,7 @@ def tta_scenario(
                              eval_every=tr.eval_every or max(1, tr.steps // 20),
                              checkpoint_dir=checkpoint_dir, describe=describe)
     profile, cached = profile_scenario(scenario, store=store, progress=progress,
-                                       profile_file=profile_file)
+                                       profile_file=profile_file, refresh=refresh, pin=pin)
     sim_rows, _ = simulate_scenario(scenario, profile, progress=progress)
     rows = []
     for r in sim_rows:

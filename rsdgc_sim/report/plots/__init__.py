@@ -11,7 +11,8 @@ Kinds (``rsdgc-sim plot RESULTS --kind KIND``; ``run`` writes the useful ones):
 * ``heatmap``: speedup over two swept axes, one panel per compressor;
 * ``timeline``: one iteration from ``trace.json``: which bucket waits on what.
 
-The x axis follows what was swept (:mod:`.axes`); other swept axes become panels. y ranges
+The x axis follows what was swept (:mod:`.axes`); other swept axes become panels; a study
+with more axes than fit is drawn in slices (:mod:`.slices`, ``plot --where``). y ranges
 are at least 10 % of their value high, so a 2 % difference never looks like a cliff.
 """
 
@@ -27,6 +28,7 @@ from .axes import axis_of, pick_x, resolve_path, study_axes
 from .breakdown import breakdown_plot
 from .heatmap import heatmap_plot
 from .lines import line_plot
+from .slices import file_stem, plan, select
 
 #: what every plot reads from each run, and the formats it writes
 PLOT_FIELDS = ("compressor", "workers", "bandwidth_bytes_per_s", "latency_s", "iteration_s",
@@ -68,12 +70,22 @@ def dense_label(data: Mapping[str, Any]) -> str:
 
 def draw(data: Mapping[str, Any], kind: str, fmt: str = "png", x: str | None = None,
          y: str | None = None, title: str = "", trace: Mapping[str, Any] | None = None,
-         compressor: str | None = None) -> bytes:
-    """One plot of a results.json's ``data`` as ``fmt`` (png or svg) bytes."""
+         compressor: str | None = None,
+         where: Sequence[tuple[str, Any]] | Mapping[str, Any] | None = None) -> bytes:
+    """One plot of a results.json's ``data`` as ``fmt`` (png or svg) bytes; ``where``
+    (path -> value, :func:`.slices.select`) draws only that slice of the study, the title
+    saying which."""
     if kind not in KINDS:
         raise ConfigError(f"--kind {kind}: one of {', '.join(KINDS)}")
     runs = data.get("runs") if isinstance(data, Mapping) else None
     check_runs(runs, kind=kind)
+    among = None
+    if where:
+        part = select(data, where)
+        among = part.indices
+        if kind != "timeline":  # it keeps every row (trace.json's ids index them) and its
+            data = part.data    # title names the case it draws
+            title = f"{title}; {part.label}" if title else part.label
     axes = study_axes(data)
     dense = dense_label(data)
     if kind in ("speedup", "iteration", "efficiency"):
@@ -88,7 +100,7 @@ def draw(data: Mapping[str, Any], kind: str, fmt: str = "png", x: str | None = N
     if trace is None:
         raise ConfigError("--kind timeline reads trace.json (written by `run` beside "
                           "results.json unless --no-trace)")
-    return timeline_plot(trace, runs, dense, compressor, fmt, title)
+    return timeline_plot(trace, runs, dense, compressor, fmt, title, axes=axes, among=among)
 
 
 def heat_axes(axes: Mapping[str, list[Any]], x: str | None, y: str | None) -> tuple[str, str]:
@@ -105,15 +117,16 @@ def heat_axes(axes: Mapping[str, list[Any]], x: str | None, y: str | None) -> tu
 
 def default_kinds(data: Mapping[str, Any], has_trace: bool) -> list[str]:
     """The kinds `run` writes: speedup (iteration time when only dense ran) and breakdown
-    always; efficiency when workers were
-    swept; a heat map for exactly two swept numeric axes; the timeline with a trace."""
+    always; efficiency when workers were swept; a heat map for two swept numeric axes (one
+    per slice of the others, :func:`draw_plots`); the timeline with a trace."""
     axes = study_axes(data)
     compressors = {r.get("compressor") for r in data.get("runs") or []}
+    dense = dense_label(data)
     # speedup over dense says nothing when dense is all there is: iteration time instead
-    kinds = ["speedup" if compressors - {dense_label(data)} else "iteration", "breakdown"]
+    kinds = ["speedup" if compressors - {dense} else "iteration", "breakdown"]
     if "cluster.workers" in axes:
         kinds.append("efficiency")
-    if len(axes) == 2 and all(axis_of(p, v).numeric for p, v in axes.items()):
+    if sum(axis_of(p, v).numeric for p, v in axes.items()) >= 2 and compressors - {dense}:
         kinds.append("heatmap")
     if has_trace:
         kinds.append("timeline")
@@ -133,20 +146,37 @@ def draw_plots(data: Mapping[str, Any], title: str = "",
                trace: Mapping[str, Any] | None = None,
                kinds: Sequence[str] | None = None,
                skipped: list[tuple[str, str]] | None = None) -> dict[str, bytes]:
-    """The default kinds (or ``kinds``) drawn as PNG, by kind. A default kind this study
-    cannot draw (more panels than fit) is left out and added to ``skipped`` as (kind,
+    """The default kinds (or ``kinds``) drawn as PNG, by file name stem: ``<kind>`` when
+    the whole study fits one figure, else one ``<kind>--key=value...`` per slice of the
+    axes that do not fit (:func:`.slices.plan`, :func:`.slices.file_stem`). A default kind
+    this study cannot draw even in slices is left out and added to ``skipped`` as (kind,
     reason); a kind asked for raises."""
     drawn: dict[str, bytes] = {}
     for k in (kinds or default_kinds(data, trace is not None)):
         try:
-            drawn[k] = draw(data, k, fmt="png", title=title,
-                            trace=trace if k == "timeline" else None)
+            drawn.update(_draw_kind(data, k, title, trace if k == "timeline" else None))
         except ConfigError as e:
             if kinds:
                 raise
             if skipped is not None:
                 skipped.append((k, str(e)))
     return drawn
+
+
+def _draw_kind(data: Mapping[str, Any], kind: str, title: str,
+               trace: Mapping[str, Any] | None) -> dict[str, bytes]:
+    """``kind`` whole, or, when the study has more axes than one figure draws, one per
+    slice (:func:`.slices.plan`)."""
+    try:
+        return {kind: draw(data, kind, title=title, trace=trace)}
+    except ConfigError:
+        if kind == "timeline":
+            raise
+        combos = plan(data, kind)  # too many slices: raises why
+        if combos == [{}]:  # nothing to fix: slices would not help
+            raise
+    return {file_stem(kind, {p: [v] for p, v in fixed.items()}):
+            draw(data, kind, title=title, trace=trace, where=fixed) for fixed in combos}
 
 
 def write_plots(data: Mapping[str, Any], out_dir: str | Path, title: str = "",

@@ -46,9 +46,10 @@ class Axis:
         return value * self.scale if self.numeric else value
 
     def tick(self, value: Any) -> str:
-        """A value as a tick or panel label, with its unit."""
+        """A value as a tick or panel label, with its unit (a flag as on/off, a mapping as
+        ``fat_tree(k=8)``, a list as ``[2, 1]``: never a Python repr)."""
         if not self.numeric:
-            return str(value)
+            return value_words(value)
         from ...units import format_bandwidth, format_duration  # lazy: imports pydantic
 
         if self.path == "cluster.bandwidth":
@@ -61,11 +62,42 @@ class Axis:
         """A (break-even) value in the axis's drawn unit, ``digits`` significant:
         ``25.76 Gbit/s``, ``74 workers``, ``0.0625``."""
         if not self.numeric:
-            return str(value)
+            return value_words(value)
         if self.path == "cluster.workers":
-            return f"{value:.{digits}g} workers"
+            return worker_text(value)
         unit = self.label.rsplit("(", 1)[1].rstrip(")") if "(" in self.label else ""
         return f"{self.show(value):.{digits}g} {unit}".strip()
+
+
+def worker_text(n: float) -> str:
+    """A worker count: ``74 workers``; one between two whole counts (interpolated where a
+    curve crosses 1) as the integers around it, ``34-35 workers``, since a fraction of a
+    worker does not exist."""
+    if float(n).is_integer():
+        return f"{int(n)} worker{'' if n == 1 else 's'}"
+    return f"{math.floor(n)}-{math.ceil(n)} workers"
+
+
+def value_words(value: Any, top: bool = True) -> str:
+    """A swept value as a reader writes it, never a Python repr: a flag ``on``/``off``
+    (``true``/``false`` inside a mapping), a mapping with a name ``fat_tree(k=8)``, other
+    mappings ``(k=8)``, a list ``[2, 1, 1]``, a number ``0.01``, None ``none``."""
+    if isinstance(value, bool):
+        return ("on" if value else "off") if top else ("true" if value else "false")
+    if value is None:
+        return "none"
+    if isinstance(value, int | float):
+        return f"{value:g}"
+    if isinstance(value, Mapping):
+        name = value.get("name")
+        inner = ", ".join(f"{k}={value_words(v, top=False)}" for k, v in value.items()
+                          if not (k == "name" and isinstance(name, str)))
+        if isinstance(name, str):
+            return f"{name}({inner})" if inner else name
+        return f"({inner})"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(value_words(v, top=False) for v in value) + "]"
+    return str(value)
 
 
 def axis_of(path: str, values: Sequence[Any]) -> Axis:
@@ -155,6 +187,18 @@ def padded_range(lo: float, hi: float, include: Sequence[float] = (), min_span: 
     if floor is not None and a < floor:
         b, a = b + (floor - a), floor
     return a, b
+
+
+#: a time axis turns logarithmic when its values span more than this factor (below it,
+#: a linear axis from 0 reads the parts in proportion)
+LOG_RANGE = 100.0
+
+
+def spans_decades(values: Sequence[float], limit: float = LOG_RANGE) -> bool:
+    """Whether the positive ``values`` span more than ``limit`` times (one 14 s bar beside
+    50 ms ones): then a linear axis flattens all but the largest, and a log one reads."""
+    pos = [v for v in values if is_finite(v) and v > 0]
+    return bool(pos) and max(pos) / min(pos) > limit
 
 
 def is_finite(x: Any) -> bool:

@@ -5,10 +5,11 @@ interquartile spread carried through the simulator) the end mark has an error ba
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from .axes import axis_of, row_value
+from .axes import axis_of, row_value, spans_decades
 from .figure import grid, panels, save, short_value
 from .lines import band
 
@@ -32,6 +33,8 @@ def segments(row: Mapping[str, Any]) -> list[float]:
 
 def breakdown_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: str, fmt: str,
                    title: str) -> bytes:
+    from matplotlib.ticker import FuncFormatter  # lazy: matplotlib
+
     runs = data["runs"]
     xvals = axes.get(x) or sorted({row_value(r, x) for r in runs}, key=repr)
     xa = axis_of(x, xvals)
@@ -42,6 +45,7 @@ def breakdown_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: st
         title = f"{title} ({MAX_GROUPS} of {len(xvals)} values of {xa.label})".strip()
     labels = list(dict.fromkeys(r["compressor"] for r in runs))
     groups = panels(runs, axes, [x])
+    log = log_axis(runs)
     n_bars = len(shown) * len(labels)
     fig, axs = grid(len(groups), height=0.32 * n_bars + 0.25 * len(shown) + 1.4, width=6.4)
     for ax, (ptitle, rows) in zip(axs, groups, strict=True):
@@ -66,14 +70,26 @@ def breakdown_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: st
                                 [hi - row["iteration_s"] * 1e3]], fmt="none", ecolor="black",
                                 elinewidth=1.0, capsize=3,
                                 label="iteration time's range (profile spread)")
+                if log:  # the bar's length is no longer its time: say it, past the bar
+                    ms = row["iteration_s"] * 1e3
+                    ax.annotate(f"{ms:,.0f} ms" if ms >= 1000 else f"{ms:.3g} ms",
+                                (max(left, ms), pos), textcoords="offset points",
+                                xytext=(4, 0), va="center", fontsize="x-small")
                 ticks.append(pos)
                 names.append(f"{short_value(xa, v)} · {label}" if x in axes else label)
                 pos += 1
             pos += 0.5
         ax.set_yticks(ticks, names, fontsize="small")
         ax.set_ylim(pos - 0.2, -0.8)  # first bar on top (set, not inverted: y is shared)
-        ax.set_xlabel("time per iteration (ms)")
-        ax.set_xlim(left=0)
+        if log:
+            ax.set_xscale("log")
+            ax.set_xlim(left=log[0], right=log[1])
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}" if v >= 1
+                                                       else f"{v:g}"))
+            ax.set_xlabel("time per iteration (ms, log scale: the bars span over 100x)")
+        else:
+            ax.set_xlabel("time per iteration (ms)")
+            ax.set_xlim(left=0)
         ax.grid(True, axis="x", alpha=0.3)
         if ptitle:
             ax.set_title(ptitle, fontsize="medium")
@@ -84,12 +100,24 @@ def breakdown_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: st
     return save_with_legend_room(fig, fmt, title)
 
 
+def log_axis(runs) -> tuple[float, float] | None:
+    """The x range (ms) of a logarithmic time axis when the bars' ends span more than
+    :data:`~.axes.LOG_RANGE` times (one 14 s bar would flatten 50 ms ones to slivers); None:
+    linear from 0. The range starts a decade below the shortest iteration."""
+    ends = [max(sum(segments(r)), r["iteration_s"]) * 1e3 for r in runs]
+    if not spans_decades([r["iteration_s"] * 1e3 for r in runs] + ends):
+        return None
+    lo = min(r["iteration_s"] for r in runs if r["iteration_s"] > 0) * 1e3
+    return 10 ** math.floor(math.log10(lo / 2)), max(ends) * 2.5
+
+
 def save_with_legend_room(fig, fmt: str, title: str) -> bytes:
     """Lay out the panels above the shared legend (two rows of it) and save."""
     if title:
         fig.suptitle(title, fontsize="medium")
     h = fig.get_size_inches()[1]
-    fig.tight_layout(rect=(0, min(0.45, 0.55 / h), 1, 1))
+    top = 1 - 0.25 * (title.count("\n") + 1) / h if title else 1
+    fig.tight_layout(rect=(0, min(0.45, 0.55 / h), 1, top))
     return save(fig, fmt, tight=False)
 
 

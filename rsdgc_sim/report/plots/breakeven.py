@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .axes import Axis, axis_of, padded_range
-from .figure import colours, grid, save
+from .figure import colours, grid, layout, save
+from .lines import falls_at, place_labels
 
 
 def _value(xa: Axis, v) -> str:
@@ -27,6 +28,7 @@ def breakeven_plot(results: Sequence, fmt: str = "png", title: str = "") -> byte
     col = colours([r.compressor for r in results])
     fig, (ax,) = grid(1, height=3.8, width=6.4)
     ys = [1.0]
+    labels: list[dict] = []
     for i, r in enumerate(results):
         px = [xa.show(v) for v, _ in r.curve]
         py = [s for _, s in r.curve]
@@ -38,9 +40,9 @@ def breakeven_plot(results: Sequence, fmt: str = "png", title: str = "") -> byte
             xb = xa.show(r.breakeven)
             ax.axvline(xb, color=col[r.compressor], lw=0.9, ls=":")
             ax.plot([xb], [1.0], "x", color="black", ms=8, mew=2, zorder=5)
-            ax.annotate(_value(xa, r.breakeven), (xb, 1.0), textcoords="offset points",
-                        xytext=(5, 8 if i % 2 == 0 else -16), fontsize="small",
-                        color=col[r.compressor])
+            labels.append({"text": _value(xa, r.breakeven), "x": xb, "y": 1.0,
+                           "falling": falls_at(px, py, xb), "colour": col[r.compressor],
+                           "alt": i % 2 == 1})
     if log:
         ax.set_xscale("log", base=2 if path == "cluster.workers" else 10)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
@@ -57,4 +59,6 @@ def breakeven_plot(results: Sequence, fmt: str = "png", title: str = "") -> byte
     ax.set_ylabel("speedup over dense (x)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
-    return save(fig, fmt, title)
+    layout(fig, title)  # final before the labels are placed in it
+    place_labels(ax, labels, fontsize="small")
+    return save(fig, fmt, tight=False)

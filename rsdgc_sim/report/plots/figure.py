@@ -49,7 +49,8 @@ def panels(runs: Sequence[Mapping[str, Any]], axes: Mapping[str, list[Any]],
     if len(groups) > MAX_PANELS:
         raise ConfigError(
             f"{len(groups)} panels (one per combination of {', '.join(rest)}); at most "
-            f"{MAX_PANELS}: choose --x among the swept axes, or --kind heatmap")
+            f"{MAX_PANELS}: choose a value of some with --where PATH=VALUE, or --x among "
+            f"the swept axes")
     ax_of = {p: axis_of(p, axes[p]) for p in rest}
     out = []
     order = {p: [repr(v) for v in axes[p]] for p in rest}
@@ -103,13 +104,24 @@ def _tick_text(axis: Axis, v: Any) -> str:
     return f"{s:g}" if axis.numeric else str(v)
 
 
+def layout(fig, title: str = "") -> None:
+    """The figure's title, and the panels laid out below it (tight_layout alone lets a
+    long title run into the top panels' titles)."""
+    if title:
+        lines = title.count("\n") + 1
+        fig.suptitle(title, fontsize="medium")
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 * lines / fig.get_size_inches()[1]))
+    else:
+        fig.tight_layout()
+
+
 def save(fig, fmt: str, title: str = "", tight: bool = True) -> bytes:
     """The figure as ``fmt`` (png or svg) bytes; ``tight=False`` keeps a colour bar's
     layout."""
-    if title:
-        fig.suptitle(title, fontsize="medium")
     if tight:
-        fig.tight_layout()
+        layout(fig, title)
+    elif title:
+        fig.suptitle(title, fontsize="medium")
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=110)
     pyplot().close(fig)

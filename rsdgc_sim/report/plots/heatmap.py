@@ -21,7 +21,8 @@ def heatmap_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: str,
     rest = [p for p in axes if p not in (x, y)]
     if rest:
         raise ConfigError(f"a heat map shows two swept axes ({x}, {y}); these results also "
-                          f"sweep {', '.join(rest)}: use --kind speedup")
+                          f"sweep {', '.join(rest)}: choose a value of each with --where "
+                          f"PATH=VALUE, or use --kind speedup")
     runs = [r for r in data["runs"] if r["compressor"] != dense]
     labels = list(dict.fromkeys(r["compressor"] for r in runs))
     if not labels:

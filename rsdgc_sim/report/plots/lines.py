@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .axes import Axis, axis_of, is_finite, padded_range, row_value
-from .figure import colours, grid, panels, save, set_x
+from .figure import colours, grid, layout, panels, save, set_x
 
 #: what each line kind draws: row field, y label, factor to the drawn unit
 LINE_KINDS = {
@@ -59,8 +59,9 @@ def line_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: str, ki
     fig, axs = grid(len(groups))
     ys_all: list[float] = []
     marked = 0
+    to_label: dict[int, list[dict]] = {}  # panel -> its break-even labels
     banded = ""  # how the first range was drawn: "band" or "bars"
-    for ax, (ptitle, rows) in zip(axs, groups, strict=True):
+    for k, (ax, (ptitle, rows)) in enumerate(zip(axs, groups, strict=True)):
         for n, label in enumerate(labels):
             pts = [(row_value(r, x), r[field] * yscale, *band(r, field, yscale))
                    for r in rows if r["compressor"] == label]
@@ -77,13 +78,14 @@ def line_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: str, ki
                 how = _draw_band(ax, px, py, lo, hi, col[label], xa.numeric)
                 banded = banded or how
             if kind == "speedup" and xa.numeric and len(px) > 1:
-                marked += _mark_breakeven(ax, xa, px, py, col[label], n)
+                marked += _mark_breakeven(ax, xa, px, py, col[label], n,
+                                          to_label.setdefault(k, []))
         if ptitle:
             ax.set_title(ptitle, fontsize="medium")
         if xa.numeric:
             set_x(ax, xa, xvals)
         else:
-            ax.set_xticks(range(len(xvals)), [str(v) for v in xvals])
+            ax.set_xticks(range(len(xvals)), [xa.tick(v) for v in xvals])
             ax.set_xlabel(xa.label)
         ax.grid(True, alpha=0.3)
     if ys_all:
@@ -105,7 +107,10 @@ def line_plot(data: Mapping[str, Any], axes: Mapping[str, list[Any]], x: str, ki
         else:
             axs[0].plot([], [], color="grey", lw=0, marker="|", ms=10, mew=1.2, label=what)
     axs[0].legend(fontsize="small")
-    return save(fig, fmt, title)
+    layout(fig, title)  # final before the labels are placed in it
+    for k, todo in to_label.items():
+        place_labels(axs[k], todo)
+    return save(fig, fmt, tight=False)
 
 
 def band(r: Mapping[str, Any], field: str, yscale: float = 1.0) -> tuple[float, float]:
@@ -138,19 +143,64 @@ def _ordered(pts, xa: Axis, xvals: list) -> list:
     return sorted(pts, key=lambda p: xvals.index(p[0]) if p[0] in xvals else 0)
 
 
-def _mark_breakeven(ax, xa: Axis, px: list[float], py: list[float], colour, n: int) -> int:
-    """An x on the dashed line where the speedup crosses 1, with the value (and unit);
-    the labels of successive compressors alternate above and below the line. Returns how
-    many it marked."""
+def _mark_breakeven(ax, xa: Axis, px: list[float], py: list[float], colour, n: int,
+                    labels: list[dict]) -> int:
+    """An x on the dashed line where the speedup crosses 1; its value (and unit) is added
+    to ``labels``, placed once the axes are final (:func:`place_labels`). Returns how many
+    it marked."""
     found = crossings(px, py, xa.log)
     for xc in found:
         ax.plot([xc], [1.0], "x", color="black", ms=8, mew=2, zorder=5)
         ax.plot([xc], [1.0], "x", color=colour, ms=6, mew=1.2, zorder=6)
-        text = xa.value_text(xc / xa.scale, digits=3)
-        ax.annotate(text, (xc, 1.0), textcoords="offset points",
-                    xytext=(4, 6) if n % 2 == 0 else (4, -13),
-                    fontsize="x-small", color=colour)
+        labels.append({"text": xa.value_text(xc / xa.scale, digits=3), "x": xc, "y": 1.0,
+                       "falling": falls_at(px, py, xc), "colour": colour, "alt": n % 2 == 1})
     return len(found)
+
+
+def falls_at(px: list[float], py: list[float], xc: float) -> bool:
+    """Whether the curve goes from above 1 to below it at ``xc``."""
+    after = [y for x, y in zip(px, py, strict=True) if x > xc and y != 1.0]
+    return bool(after) and after[0] < 1.0
+
+
+def place_labels(ax, labels: list[dict], fontsize: str = "x-small") -> None:
+    """Each label (``text`` at ``x``, ``y``, where a curve crosses a level line) in the
+    first corner around its point that no line of ``ax`` and no label placed before
+    crosses: first the corners the curve leaves empty (above right or below left where it
+    falls, ``falling``; below right or above left where it rises; ``alt`` tries the second
+    first), then the other two; on a white box, so that a line that still passes (nowhere
+    free) goes under the text, not through it. Call it once the axes' limits are final."""
+    renderer = ax.figure.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    paths = [ln.get_path().transformed(ln.get_transform()) for ln in ax.get_lines()
+             if len(ln.get_xdata()) > 1]
+    legend = ax.get_legend()
+    placed: list = [legend.get_window_extent(renderer)] if legend is not None else []
+    for lab in labels:
+        clear = [(True, lab["falling"]), (False, not lab["falling"])]
+        if lab.get("alt"):
+            clear.reverse()
+        corners = clear + [(right, not up) for right, up in clear]
+        for i, (right, up) in enumerate(corners):
+            ann = _annotate(ax, lab, right, up, fontsize)
+            box = ann.get_window_extent(renderer)
+            if inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and \
+                    box.y1 <= inside.y1 and not any(b.overlaps(box) for b in placed) and \
+                    not any(p.intersects_bbox(box, filled=False) for p in paths):
+                break
+            ann.remove()
+            if i == len(corners) - 1:  # nowhere free: the first corner, over the lines
+                box = _annotate(ax, lab, *corners[0], fontsize).get_window_extent(renderer)
+        placed.append(box)
+
+
+def _annotate(ax, lab: dict, right: bool, up: bool, fontsize: str):
+    return ax.annotate(lab["text"], (lab["x"], lab["y"]), textcoords="offset points",
+                       xytext=(6 if right else -6, 6 if up else -6),
+                       ha="left" if right else "right", va="bottom" if up else "top",
+                       fontsize=fontsize, color=lab["colour"], zorder=8,
+                       bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                             "alpha": 0.85})
 
 
 def _y_range(axs, kind: str, ys: list[float]) -> None:

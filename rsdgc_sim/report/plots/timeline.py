@@ -14,8 +14,9 @@ from typing import Any
 
 from ...errors import ConfigError
 from ...strict import excerpt
-from ...units import format_duration
-from .figure import pyplot, save
+from ...units import format_bandwidth, format_duration
+from .axes import axis_of, row_value
+from .figure import pyplot, save, short_value
 
 #: span category -> colour
 CATEGORY_COLOURS = {"compute": "#4c72b0", "compression": "#dd8452", "communication": "#c44e52"}
@@ -56,18 +57,22 @@ def _check_span(ev: Mapping[str, Any], i: int) -> None:
                               f"time >= 0")
 
 
-def pick_runs(runs: Sequence[Mapping[str, Any]], dense: str, compressor: str | None) -> list[int]:
+def pick_runs(runs: Sequence[Mapping[str, Any]], dense: str, compressor: str | None,
+              among: Sequence[int] | None = None) -> list[int]:
     """Indices (trace pids) of the dense run and the compressor's run at the point where
     the dense run's communication is closest to its compute (where overlap and compression
-    both show), among points with more than one worker."""
+    both show), among points with more than one worker (and among the rows ``among``: a
+    slice chosen with ``--where``)."""
+    allowed = set(range(len(runs)) if among is None else among)
     if compressor is not None and compressor not in {r["compressor"] for r in runs}:
         have = ", ".join(dict.fromkeys(r["compressor"] for r in runs))
         raise ConfigError(f"--compressor {compressor}: not in these results ({have})")
-    others = [r["compressor"] for r in runs if r["compressor"] != dense]
+    others = [r["compressor"] for i, r in enumerate(runs) if r["compressor"] != dense
+              and i in allowed]
     comp = compressor or (others[0] if others else dense)
-    dense_rows = [i for i, r in enumerate(runs) if r["compressor"] == dense]
+    dense_rows = [i for i, r in enumerate(runs) if r["compressor"] == dense and i in allowed]
     if not dense_rows:
-        return [i for i, r in enumerate(runs) if r["compressor"] == comp][:1]
+        return [i for i, r in enumerate(runs) if r["compressor"] == comp and i in allowed][:1]
     multi = [i for i in dense_rows if runs[i].get("workers", 1) > 1] or dense_rows
 
     def balance(i: int) -> float:
@@ -75,20 +80,45 @@ def pick_runs(runs: Sequence[Mapping[str, Any]], dense: str, compressor: str | N
         return abs(math.log(comm / comp)) if comm > 0 and comp > 0 else math.inf
 
     worst = min(multi, key=lambda i: (balance(i), -runs[i].get("workers", 0)))
-    same = [i for i, r in enumerate(runs) if r["compressor"] == comp
+    same = [i for i, r in enumerate(runs) if r["compressor"] == comp and i in allowed
             and all(r.get(k) == runs[worst].get(k) for k in ("workers", "bandwidth_bytes_per_s",
                                                               "latency_s", "topology"))
             and r.get("point") == runs[worst].get("point")]
     return [worst] + [i for i in same if i != worst][:1]
 
 
+def case_text(row: Mapping[str, Any], axes: Mapping[str, Sequence[Any]] | None = None) -> str:
+    """The point a run is at, in a few words: workers, link, latency, and the value of every
+    other swept axis (``64 workers, 100Gbit/s, latency 5us, topology fat_tree(k=8), overlap
+    on``)."""
+    words = [f"{row['workers']} worker{'' if row['workers'] == 1 else 's'}",
+             format_bandwidth(row["bandwidth_bytes_per_s"]),
+             f"latency {format_duration(row['latency_s'])}"]
+    grid = ("cluster.workers", "cluster.bandwidth", "cluster.latency")
+    for p, values in (axes or {}).items():
+        if p not in grid:
+            try:
+                words.append(short_value(axis_of(p, list(values)), row_value(row, p)))
+            except ConfigError:  # an old row without this axis's value
+                continue
+    return ", ".join(words)
+
+
 def timeline_plot(trace: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], dense: str,
-                  compressor: str | None, fmt: str, title: str) -> bytes:
+                  compressor: str | None, fmt: str, title: str,
+                  axes: Mapping[str, Sequence[Any]] | None = None,
+                  among: Sequence[int] | None = None) -> bytes:
+    """Dense above the compressor at one point (:func:`pick_runs`, among the rows
+    ``among``); the title names the point (:func:`case_text`) and the compressor."""
     by_pid = runs_of_trace(trace)
-    pids = [p for p in pick_runs(runs, dense, compressor) if p in by_pid]
+    pids = [p for p in pick_runs(runs, dense, compressor, among) if p in by_pid]
     if not pids:
         raise ConfigError("trace.json has no run matching results.json (was it written by "
                           "the same `rsdgc-sim run`?)")
+    if pids[0] < len(runs):
+        names = " vs ".join(runs[p]["compressor"] for p in pids if p < len(runs))
+        case = f"{names} at {case_text(runs[pids[0]], axes)}"
+        title = f"{title}\n{case}" if title else case
     end = max(ev["ts"] + ev["dur"] for p in pids for ev in by_pid[p]["spans"]) / 1e3
     plt = pyplot()
     fig, axs = plt.subplots(len(pids), 1, figsize=(11.0, 2.3 * len(pids) + 1.1), sharex=True,
