@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 SCENARIO ?=
 OUT ?= out
 
-.PHONY: run test install install-test datasets lint bench clean
+.PHONY: run test install install-test datasets lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ lint: install-test
 PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 test: install-test datasets lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
+
+# the README's quoted outputs (the teaching scenarios') and its images, from the code
+docs: install
+	$(BIN)/python docs/regenerate.py
 
 bench: install
 	$(BIN)/python benchmarks/compressors.py

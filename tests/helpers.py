@@ -61,6 +61,24 @@ def launch_ranks(test_file: str, world: int, out: Path) -> tuple[list, list]:
     return [torch.load(out / f"rank{r}.pt") for r in range(world)], results
 
 
+def ranks_fixture(test_file: str, tag: str):
+    """A ``ranks`` fixture for tests parametrized by ``world``: ``(world, saved, results)``
+    of :func:`launch_ranks`, launched once per world size for the module (a module-scoped
+    fixture parametrized per test case would launch the ranks again for every case)."""
+    import pytest
+
+    launched: dict[int, tuple[int, list, list]] = {}
+
+    @pytest.fixture
+    def ranks(world, tmp_path_factory):
+        if world not in launched:
+            saved, results = launch_ranks(test_file, world, tmp_path_factory.mktemp(f"{tag}{world}"))
+            launched[world] = (world, saved, results)
+        return launched[world]
+
+    return ranks
+
+
 def three_tensor_profile(costs: dict | None = None, wire_bytes: int = 40, sparse: bool = False):
     """A hand-made profile: tensors "a", "b", "c" of 10 floats, ready after 0.3, 0.2 and 0.1
     s of a 0.3 s backward (forward 0.1 s, optimizer 0.01 s), compressor "lbl" with

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import launch_ranks
+from helpers import ranks_fixture
 from torch import nn
 
 SEED = 5
@@ -171,25 +171,8 @@ def _virtual(model: str, label: str, world: int):
     return steps, engine, sent
 
 
-def _launched(world: int, tmp_path_factory) -> tuple[int, list, list]:
-    saved, results = launch_ranks(__file__, world, tmp_path_factory.mktemp(f"psgd{world}"))
-    return world, saved, results
-
-
-@pytest.fixture(scope="module")
-def ranks_2(tmp_path_factory):
-    return _launched(2, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def ranks_3(tmp_path_factory):
-    return _launched(3, tmp_path_factory)
-
-
-@pytest.fixture
-def ranks(request, world):
-    """``(world, saved, results)`` of the real ranks: one launch per world for the module."""
-    return request.getfixturevalue(f"ranks_{world}")
+#: one launch of the real ranks per world size, for the whole module
+ranks = ranks_fixture(__file__, "psgd")
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import launch_ranks
+from helpers import ranks_fixture
 
 SEED = 7
 STEPS = 8
@@ -122,25 +122,8 @@ def _virtual(label: str, world: int):
     return steps, sent, engine
 
 
-def _launched(world: int, tmp_path_factory) -> tuple[int, list, list]:
-    saved, results = launch_ranks(__file__, world, tmp_path_factory.mktemp(f"quant{world}"))
-    return world, saved, results
-
-
-@pytest.fixture(scope="module")
-def ranks_2(tmp_path_factory):
-    return _launched(2, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def ranks_3(tmp_path_factory):
-    return _launched(3, tmp_path_factory)
-
-
-@pytest.fixture
-def ranks(request, world):
-    """``(world, saved, results)`` of the real ranks: one launch per world for the module."""
-    return request.getfixturevalue(f"ranks_{world}")
+#: one launch of the real ranks per world size, for the whole module
+ranks = ranks_fixture(__file__, "quant")
 
 
 def _closed_form(name: str, params: dict, numel: int) -> int:
