@@ -295,6 +295,11 @@ def test_an_unchanged_rerun_keeps_its_plots_and_a_changed_one_draws_them(tmp_pat
     assert r.exit_code == 0, r.output
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} == plots
     assert f"kept {len(plots)} plot(s) drawn from the same results" in r.stderr
+    # the same again, counters included: nothing is written at all
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
+    r = CliRunner().invoke(cli, run)
+    assert "wrote nothing new (the files there hold these results)" in r.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == stamps
     (out / "heatmap.png").unlink()  # a kind's plot missing: all drawn again
     r = CliRunner().invoke(cli, run)
     assert "kept" not in r.stderr and (out / "heatmap.png").exists()

@@ -152,18 +152,23 @@ def write_results(result: StudyResult, out_dir: str | Path, trace: bool = True, 
     (:func:`kept_outputs`), and added to ``kept``."""
     out = Path(out_dir)
     data = result.to_dict()
-    files = {
-        out / "results.json": json_bytes(data, str(out / "results.json")),
-        out / "results.csv": csv_bytes(csv_rows(result.runs, list(result.scenario.sweep)),
-                                       [*RUN_FIELDS, *result.scenario.sweep]),
-    }
     trace_data = None
     if trace and result.sims and all(s.spans is not None for s in result.sims):
         trace_data = combined_trace(result)
+    old = _previous(out / "results.json")
+    same = kept_outputs(out, data, plot, trace_data is not None, old)
+    files: dict[Path, bytes] = {}
+    if same is None or old != data:  # an unchanged rerun of an unchanged rerun: not written
+        files[out / "results.json"] = json_bytes(data, str(out / "results.json"))
+    if same is not None and (out / "results.csv").is_file():  # the same rows: the same CSV
+        same.append(out / "results.csv")
+    else:
+        files[out / "results.csv"] = csv_bytes(csv_rows(result.runs, list(result.scenario.sweep)),
+                                               [*RUN_FIELDS, *result.scenario.sweep])
+    if trace_data is not None:
         files[out / "trace.json"] = json_bytes(trace_data, str(out / "trace.json"))
-    same = kept_outputs(out, data, plot, trace_data is not None)
     if kept is not None and same is not None:
-        kept.extend(same)
+        kept.extend(p for p in same if p.suffix == ".png")
     if plot and same is None:  # speedup.png, breakdown.png, ... (the kinds that fit)
         title = f"{result.scenario.name}: {result.profile.model}, batch {result.profile.batch_size}/worker"
         drawn = draw_plots(data, title, trace=trace_data, skipped=skipped)
@@ -180,19 +185,16 @@ def write_results(result: StudyResult, out_dir: str | Path, trace: bool = True, 
 RUN_COUNTERS = ("points_computed", "points_reused", "profiles_measured", "profiles_reused")
 
 
-def kept_outputs(out_dir: Path, data: Mapping[str, Any], plot: bool,
-                 traced: bool) -> list[Path] | None:
+def kept_outputs(out_dir: Path, data: Mapping[str, Any], plot: bool, traced: bool,
+                 old: Any) -> list[Path] | None:
     """The plots (and trace.json) of an earlier run that describe exactly these results,
     kept instead of drawn again (a second per picture: an unchanged study reruns in a
     second, not a minute), or None to draw. They are kept when ``out_dir``'s results.json
     holds the same results from the same version (the run counters aside), no trace is
     made now, and every plot kind the study draws has its file (whole or in slices) there:
-    then the earlier run drew them from the same rows with the same code."""
+    then the earlier run drew them from the same rows with the same code. ``old``: that
+    results.json, parsed (None: none)."""
     if not plot or traced:
-        return None
-    try:
-        old = read_json_data(out_dir / "results.json")
-    except (InvalidFile, OSError):
         return None
     if not isinstance(old, dict) or any(
             old.get(k) != v for k, v in data.items() if k not in RUN_COUNTERS):
@@ -208,6 +210,14 @@ def kept_outputs(out_dir: Path, data: Mapping[str, Any], plot: bool,
     return [out_dir / n for n in names]
 
 
+def _previous(path: Path) -> Any:
+    """The results.json an earlier run left at ``path`` (parsed once per run), or None."""
+    try:
+        return read_json_data(path)
+    except (InvalidFile, OSError):
+        return None
+
+
 def outputs_text(paths: list[Path], removed: list[Path] = (), kept: list[Path] = ()) -> str:
     """The files written, for the "wrote" line (a kind's slices as one entry:
     ``heatmap--*.png (4 slices)``), and the stale ones removed."""
@@ -218,7 +228,8 @@ def outputs_text(paths: list[Path], removed: list[Path] = (), kept: list[Path] =
         kind, sep, _ = p.name.partition(SLICE_SEP)
         key = f"{kind}{SLICE_SEP}*.png" if sep and p.suffix == ".png" else p.name
         names[key] = names.get(key, 0) + 1
-    text = ", ".join(f"{k} ({n} slices)" if SLICE_SEP in k else k for k, n in names.items())
+    text = (", ".join(f"{k} ({n} slices)" if SLICE_SEP in k else k for k, n in names.items())
+            or "nothing new (the files there hold these results)")
     if kept:
         text += f"; kept {len(kept)} plot(s) drawn from the same results by the last run"
     if removed:
