@@ -110,3 +110,25 @@ def test_json_is_strict():
     r = run("--algorithm", "halving_doubling", "--workers", "128", "--bytes", "1MB",
             "--bandwidth", "10Gbit/s", "--topology", "ring", "--json")
     assert strict(r.output)["exact"] is False
+
+
+@pytest.mark.parametrize("args", [
+    ["-a", "ring", "-p", "64", "--bytes", "100MB", "--bandwidth", "10Gbit/s", "--latency", "5us"],
+    ["-a", "hierarchical", "-p", "64", "--bytes", "100MB", "--bandwidth", "10Gbit/s",
+     "--topology", "two_level", "--topology-param", "gpus_per_node=8", "--explain"],
+], ids=["summary", "explain"])
+def test_collective_output_fits_100_columns_and_keeps_every_word(args, monkeypatch):
+    """The summary and the formula with its numbers put in (121 and 106 characters before)
+    wrap at spaces within the terminal's width, 100 columns at most; at any width they say
+    the same words."""
+    from rsdgc_sim.cli import cli
+
+    monkeypatch.setenv("COLUMNS", "100")
+    out = CliRunner().invoke(cli, ["collective", *args]).output
+    assert all(len(line) <= 100 for line in out.splitlines()), out
+    monkeypatch.setenv("COLUMNS", "60")
+    narrow = CliRunner().invoke(cli, ["collective", *args]).output
+    assert all(len(line) <= 60 for line in narrow.splitlines()), narrow
+    assert out.split() == narrow.split()
+    monkeypatch.setenv("COLUMNS", "400")  # a wide terminal: still 100 at most
+    assert CliRunner().invoke(cli, ["collective", *args]).output == out

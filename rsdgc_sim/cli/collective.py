@@ -212,14 +212,39 @@ def collective(algorithm: str, workers: int, nbytes: str, bandwidth: str, latenc
         click.echo(text)
         return
     if explain:
-        click.echo(res.explain)
+        click.echo(_wrapped(res.explain))
         return
     chosen = f" (chose {res.chosen})" if res.chosen else ""
     cf = ("" if res.closed_form_s is None
           else f"; closed form {format_duration(res.closed_form_s)}")
     if not res.exact:
         cf += "; an estimate (--explain says why)"
-    click.echo(f"{res.algorithm}{chosen}: {workers} workers, {nbytes} ({n:.6g} B) at "
-               f"{format_bandwidth(bw)}, {format_duration(lat)} on {topology}: "
-               f"{format_duration(res.simulated_s)} simulated ({res.fidelity}, {res.events} "
-               f"events){cf}")
+    head = (f"{res.algorithm}{chosen}: {workers} workers, {nbytes} ({n:.6g} B) at "
+            f"{format_bandwidth(bw)}, {format_duration(lat)} on {topology}:")
+    tail = f"{format_duration(res.simulated_s)} simulated ({res.fidelity}, {res.events} events){cf}"
+    one = f"{head} {tail}"
+    click.echo(one if len(one) <= _width() else _wrapped(f"{head}\n    {tail}"))
+
+
+#: the widest line the command prints (the project's tables fit 100 columns too)
+MAX_COLUMNS = 100
+
+
+def _width() -> int:
+    """The terminal's width, at most :data:`MAX_COLUMNS` (and at least 40)."""
+    import shutil
+
+    return max(40, min(MAX_COLUMNS, shutil.get_terminal_size((MAX_COLUMNS, 24)).columns))
+
+
+def _wrapped(text: str) -> str:
+    """Every line of ``text`` wrapped at spaces to the terminal's width (at most
+    :data:`MAX_COLUMNS`), continuations indented: a formula with its numbers put in breaks
+    between its terms instead of running past the edge."""
+    import textwrap
+
+    width = _width()
+    return "\n".join(
+        textwrap.fill(line, width, subsequent_indent="    ", break_long_words=False,
+                      break_on_hyphens=False, replace_whitespace=False) if line else line
+        for line in text.splitlines())
