@@ -276,8 +276,19 @@ def test_a_sweep_of_100000_combinations_loads_and_expands_in_seconds(tiny):
         assert len(calls) == 1 + 50 + 40 + 2 + 25
         vs = expand_sweep(sc)
         v = vs[54321]
+        assert len(calls) == 1 + 50 + 40 + 2 + 25  # the run reuses the load's check
     assert len(vs) == 100_000
     assert v.values == {"compressors.1.density": 0.001 * 28, "batch_size": 7,
                         "ddp.overlap": True, "seed": 21}
     assert (v.scenario.compressors[1].params["density"], v.scenario.batch_size,
             v.scenario.ddp.overlap, v.scenario.seed) == (0.001 * 28, 7, True, 21)
+
+
+def test_a_copy_with_another_sweep_is_checked_again(tiny):
+    """The load's check is reused only for the scenario it checked: a copy with another
+    swept value (a copy keeps the check's record) is validated, and its error raised."""
+    sc = scenario_from_dict(_with_sweep(tiny, {"compressors.1.density": [0.1, 0.2]}))
+    assert [v.scenario.compressors[1].params["density"] for v in expand_sweep(sc)] == [0.1, 0.2]
+    bad = sc.model_copy(update={"sweep": {"compressors.1.density": [0.1, 2.0]}})
+    with pytest.raises(ConfigError, match=r"density"):
+        list(expand_sweep(bad))

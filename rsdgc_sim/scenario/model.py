@@ -214,6 +214,9 @@ class Scenario(Strict):
     #: the most sweep combinations this scenario may expand to (``run --max-variants``;
     #: None: :data:`rsdgc_sim.scenario.sweep.MAX_VARIANTS`)
     _max_variants: int | None = PrivateAttr(default=None)
+    #: the sweep's groups as :func:`rsdgc_sim.scenario.sweep.check_sweep` validated them at
+    #: load, kept for the run's variants (with what they were checked against)
+    _checked_sweep: tuple | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _unique_labels(self) -> Scenario:

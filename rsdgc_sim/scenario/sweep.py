@@ -261,7 +261,13 @@ class _Group:
 def _checked_groups(scenario: Scenario, source: str, base_dir: str | Path | None
                     ) -> tuple[Scenario, list[_Group]]:
     """Every group's combinations validated (the other paths at their first values): the
-    scenario of the first combination and, per group, its field's validated values."""
+    scenario of the first combination and, per group, its field's validated values. Done
+    once per scenario: loading checks them, and the run's variants reuse that check."""
+    # the whole scenario is in the key: a copy with another sweep or field (model_copy
+    # keeps private attributes) must be checked again
+    key = (str(base_dir), scenario._max_variants, scenario.model_dump_json())
+    if scenario._checked_sweep is not None and scenario._checked_sweep[0] == key:
+        return scenario._checked_sweep[1]
     data, parts = _prepared(scenario, source)
     first = {path: values[0] for path, values in scenario.sweep.items()}
     checked: set[tuple] = set()  # names checked once for all the combinations
@@ -274,6 +280,7 @@ def _checked_groups(scenario: Scenario, source: str, base_dir: str | Path | None
                            source, base_dir, checked), field)
             for combo in itertools.product(*(scenario.sweep[p] for p in paths))]
         groups.append(_Group(paths, field, sections))
+    scenario._checked_sweep = (key, (base, groups))
     return base, groups
 
 
