@@ -300,8 +300,9 @@ def test_public_api_and_registries():
 
     assert {"ring", "tree", "double_binary_tree", "halving_doubling", "hierarchical",
             "parameter_server", "allgather_ring", "allgather_recursive_doubling",
-            "auto"} == set(COLLECTIVES)
-    assert {"switch", "ring", "tree", "fat_tree", "two_level", "torus2d"} == set(TOPOLOGIES)
+            "nccl", "nccl_allgather", "nccl_reduce_scatter", "auto"} == set(COLLECTIVES)
+    assert {"switch", "ring", "tree", "fat_tree", "two_level", "torus2d",
+            "gpu_cluster"} == set(TOPOLOGIES)
 
 
 def test_synthetic_vgg19_parameter_count():

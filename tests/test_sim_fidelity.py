@@ -89,6 +89,8 @@ def test_step_is_exact_wherever_it_says_so(name, params):
                                         [2, 3, 5, 8, 12, 16], [1e3, 1e7]):
         coll = make_collective(alg, {"gpus_per_node": 4} if alg == "hierarchical" and
                                name != "two_level" else None)
+        if getattr(coll, "analytic_only", False):
+            continue  # NCCL's model: a closed form only (step and link are refused)
         try:
             topo = build_topology(name, p, BW, A, params, extra_hosts=coll.extra_hosts(p))
             coll.check(p, Message(p, nb), topo)

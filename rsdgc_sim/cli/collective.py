@@ -6,7 +6,10 @@ and turns :class:`~rsdgc_sim.errors.RsdgcError` into a one-line message and exit
 Every command line finishes or is refused within seconds, before anything large is built:
 
 * ``--bytes`` is a finite size >= 0; ``--bandwidth`` and ``--latency`` are bounded as a
-  scenario's cluster values are (1 byte/s to 1 PB/s, 0 to 3600 s);
+  scenario's cluster values are (1 byte/s to 1 PB/s, 0 to 3600 s); ``--bandwidth`` is
+  required unless the topology's links carry their own
+  (:func:`~rsdgc_sim.sim.topology.links_carry_bandwidth`: ``gpu_cluster`` with a preset,
+  topology files that give every link's bandwidth);
 * ``--workers`` is at most :data:`~rsdgc_sim.scenario.model.MAX_WORKERS` (65,536, the
   scenario bound and the scale the simulator is built for). Above that only closed forms
   are evaluated: with ``--fidelity analytic`` up to :data:`MAX_ANALYTIC_WORKERS` ranks are
@@ -22,6 +25,11 @@ Every command line finishes or is refused within seconds, before anything large 
   byte or a missing file is a usage error); ``--topology-param`` and ``--param`` values are
   read as YAML with the limits of :func:`~rsdgc_sim.yaml_file.parse_yaml` (else taken as
   text) and checked by the generator's or algorithm's parameters.
+
+The topology is built once: the ``link`` check's build is the one the time is computed on.
+``--json`` adds nccl-tests' ``algbw_bytes_per_s`` and ``busbw_bytes_per_s``
+(:mod:`rsdgc_sim.sim.collective_time`), ``time_s`` and, for the NCCL collectives, the
+``nccl_algorithm`` and ``nccl_protocol`` chosen (null for the others).
 """
 
 from __future__ import annotations
@@ -33,12 +41,12 @@ import click
 
 from ..errors import ConfigError, ScenarioFileError, UnknownNameError
 from ..scenario.model import MAX_WORKERS
-from ..sim.collective_time import collective_time
+from ..sim.collective_time import build_bandwidth, collective_time
 from ..sim.collectives import COLLECTIVES, Message, make_collective
 from ..sim.config import TopologySpec
 from ..sim.fidelity import link_seconds_estimate, link_transfers
 from ..sim.runner import auto_candidates
-from ..sim.topology import build_topology
+from ..sim.topology import Topology, build_topology
 from ..strict import excerpt
 from ..units import (
     MAX_BANDWIDTH,
@@ -93,17 +101,19 @@ def _topology_name(ctx: click.Context, param: click.Parameter, value: str) -> st
     return value
 
 
-def _check_inputs(algorithm: str, workers: int, nbytes: str, bandwidth: str, latency: str,
-                  fidelity: str) -> tuple[float, float, float]:
-    """Sizes, bandwidth and latency in SI units, within bounds; workers within bounds."""
+def _check_inputs(algorithm: str, workers: int, nbytes: str, bandwidth: str | None,
+                  latency: str, fidelity: str) -> tuple[float, float | None, float]:
+    """Sizes, bandwidth (None when not given) and latency in SI units, within bounds;
+    workers within bounds."""
     if algorithm not in COLLECTIVES:
         shown = algorithm if len(algorithm) <= 60 else algorithm[:57] + "..."
         raise UnknownNameError("collective", shown, COLLECTIVES.names())
     n = parse_size(nbytes, "--bytes")
     if n < 0:
         raise ConfigError(f"--bytes: must be >= 0 bytes, got {excerpt(nbytes)}")
-    bw = parse_bandwidth(bandwidth, "--bandwidth", unit_required=True)
-    if not MIN_BANDWIDTH <= bw <= MAX_BANDWIDTH:
+    bw = None if bandwidth is None else parse_bandwidth(bandwidth, "--bandwidth",
+                                                        unit_required=True)
+    if bw is not None and not MIN_BANDWIDTH <= bw <= MAX_BANDWIDTH:
         raise ConfigError(
             f"--bandwidth: {excerpt(bandwidth)} is {bw:.6g} bytes/s; expected "
             f"{MIN_BANDWIDTH:g} byte/s to {MAX_BANDWIDTH:g} bytes/s (1 PB/s)")
@@ -124,21 +134,26 @@ def _check_inputs(algorithm: str, workers: int, nbytes: str, bandwidth: str, lat
     return n, bw, lat
 
 
-def _check_link_time(algorithm: str, workers: int, n: float, bw: float, lat: float,
-                     spec: TopologySpec, params: dict[str, Any] | None) -> None:
+def _check_link_time(algorithm: str, workers: int, n: float, bw: float | None, lat: float,
+                     spec: TopologySpec, params: dict[str, Any] | None) -> Topology | None:
     """Refuse a ``link`` run expected to take more than LINK_SECONDS_LIMIT (every
-    candidate of ``auto``), before any flow starts."""
+    candidate of ``auto``), before any flow starts. Returns the topology it built (None for
+    one worker), for the run itself."""
     if workers <= 1:
-        return
+        return None
     if algorithm == "auto":
-        topo = build_topology(spec.name, workers, bw, lat, spec.params)
+        topo = build_topology(spec.name, workers, build_bandwidth(bw, spec, 0), lat,
+                              spec.params)
         colls = [make_collective(a) for a in auto_candidates(topo, workers)]
     else:
         colls = [make_collective(algorithm, params)]
-        topo = build_topology(spec.name, workers, bw, lat, spec.params,
-                              extra_hosts=colls[0].extra_hosts(workers))
+        extra = colls[0].extra_hosts(workers)
+        topo = build_topology(spec.name, workers, build_bandwidth(bw, spec, extra), lat,
+                              spec.params, extra_hosts=extra)
     msg = Message(workers, float(n))
     for coll in colls:
+        if getattr(coll, "analytic_only", False):
+            continue  # refused by the run itself, with the level to use
         coll.check(workers, msg, topo)
         phases = coll.phases(workers, msg, topo)
         secs = link_seconds_estimate(coll, workers, msg, topo, phases, LINK_SECONDS_LIMIT)
@@ -149,25 +164,31 @@ def _check_link_time(algorithm: str, workers: int, n: float, bw: float, lat: flo
                 f"{topo.name!r} would simulate {transfers:,} transfers as flows, expected to "
                 f"take more than {LINK_SECONDS_LIMIT:g} s here; use --fidelity step (one "
                 f"event per phase) or auto (the cheapest exact level), or fewer workers")
+    return topo
 
 
 @click.command("collective")
 @click.option("--algorithm", "-a", required=True,
               help="ring, tree, double_binary_tree, halving_doubling, hierarchical, "
-                   "parameter_server, allgather_ring, allgather_recursive_doubling, auto")
+                   "parameter_server, allgather_ring, allgather_recursive_doubling, auto; "
+                   "NCCL's as its tuner picks them: nccl (allreduce), nccl_allgather, "
+                   "nccl_reduce_scatter (--param algorithm=ring|tree|nvls|nvls_tree|pat, "
+                   "protocol=simple|ll|ll128, channels=N, gpu=volta|ampere|hopper|blackwell)")
 @click.option("--workers", "-p", required=True, type=int,
               help=f"number of ranks (at most {MAX_WORKERS:,}; up to "
                    f"{MAX_ANALYTIC_WORKERS:,} with --fidelity analytic)")
 @click.option("--bytes", "nbytes", required=True,
-              help="message size (allreduce) or each rank's contribution (all-gather), "
-                   "e.g. 100MB, 25MiB")
-@click.option("--bandwidth", required=True,
-              help="host link bandwidth, e.g. 10Gbit/s (1 byte/s to 1 PB/s)")
+              help="message size (allreduce), each rank's contribution (all-gather) or "
+                   "block of the result (reduce-scatter), e.g. 100MB, 25MiB")
+@click.option("--bandwidth", default=None,
+              help="host link bandwidth, e.g. 10Gbit/s (1 byte/s to 1 PB/s); required unless "
+                   "the topology's links carry their own (gpu_cluster with a preset)")
 @click.option("--latency", default="0us", show_default=True,
               help="one-way host-to-host latency on switch (per link elsewhere), e.g. 5us "
                    "(at most 3600 s)")
 @click.option("--topology", default="switch", show_default=True, callback=_topology_name,
-              help="switch, ring, tree, fat_tree, two_level, torus2d, or a topology file")
+              help="switch, ring, tree, fat_tree, two_level, torus2d, gpu_cluster, or a "
+                   "topology file")
 @click.option("--topology-param", "topology_params", multiple=True, metavar="KEY=VALUE",
               help="topology parameter, e.g. gpus_per_node=8 (repeatable)")
 @click.option("--param", "algo_params", multiple=True, metavar="KEY=VALUE",
@@ -178,7 +199,7 @@ def _check_link_time(algorithm: str, workers: int, n: float, bw: float, lat: flo
                    "as a flow on the links; auto: the cheapest exact level")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.option("--explain", is_flag=True, help="print the formula with the numbers put in")
-def collective(algorithm: str, workers: int, nbytes: str, bandwidth: str, latency: str,
+def collective(algorithm: str, workers: int, nbytes: str, bandwidth: str | None, latency: str,
                topology: str, topology_params: tuple[str, ...], algo_params: tuple[str, ...],
                fidelity: str, as_json: bool, explain: bool) -> None:
     """Time of one collective on WORKERS ranks, simulated and (where one exists) in closed
@@ -190,16 +211,20 @@ def collective(algorithm: str, workers: int, nbytes: str, bandwidth: str, latenc
     n, bw, lat = _check_inputs(algorithm, workers, nbytes, bandwidth, latency, fidelity)
     spec = TopologySpec(name=topology, params=_pairs(topology_params, "--topology-param"))
     params = _pairs(algo_params, "--param") or None
+    built = None
     if fidelity == "link":
-        _check_link_time(algorithm, workers, n, bw, lat, spec, params)
+        built = _check_link_time(algorithm, workers, n, bw, lat, spec, params)
     res = collective_time(algorithm, workers, n, bw, lat, topology=spec, fidelity=fidelity,
-                          params=params)
+                          params=params, built=built)
     if as_json:
         out = {"algorithm": res.algorithm, "workers": res.workers, "bytes": res.bytes,
                "simulated_s": res.simulated_s, "closed_form_s": res.closed_form_s,
                "events": res.events, "wall_s": res.wall_s, "fidelity": res.fidelity,
                "exact": res.exact, "topology": topology, "bandwidth_bytes_per_s": bw,
-               "latency_s": lat}
+               "latency_s": lat, "time_s": res.time_s,
+               "algbw_bytes_per_s": res.algbw_bytes_per_s,
+               "busbw_bytes_per_s": res.busbw_bytes_per_s,
+               "nccl_algorithm": res.nccl_algorithm, "nccl_protocol": res.nccl_protocol}
         if res.chosen:
             out["chosen"] = res.chosen
         if explain:
@@ -215,12 +240,18 @@ def collective(algorithm: str, workers: int, nbytes: str, bandwidth: str, latenc
         click.echo(_wrapped(res.explain))
         return
     chosen = f" (chose {res.chosen})" if res.chosen else ""
+    if res.nccl_algorithm:
+        chosen = f" ({res.nccl_algorithm}/{res.nccl_protocol})"
     cf = ("" if res.closed_form_s is None
           else f"; closed form {format_duration(res.closed_form_s)}")
     if not res.exact:
         cf += "; an estimate (--explain says why)"
-    head = (f"{res.algorithm}{chosen}: {workers} workers, {nbytes} ({n:.6g} B) at "
-            f"{format_bandwidth(bw)}, {format_duration(lat)} on {topology}:")
+    if bw is not None:
+        head = (f"{res.algorithm}{chosen}: {workers} workers, {nbytes} ({n:.6g} B) at "
+                f"{format_bandwidth(bw)}, {format_duration(lat)} on {topology}:")
+    else:
+        head = (f"{res.algorithm}{chosen}: {workers} workers, {nbytes} ({n:.6g} B) on "
+                f"{topology} (its links' own bandwidths):")
     tail = f"{format_duration(res.simulated_s)} simulated ({res.fidelity}, {res.events} events){cf}"
     one = f"{head} {tail}"
     click.echo(one if len(one) <= _width() else _wrapped(f"{head}\n    {tail}"))

@@ -5,6 +5,6 @@ the key is computed without importing torch, the estimate itself
 
 #: version of the cost model (part of an estimated profile's settings and cache key): bump
 #: when the counting, the roofline or the cost table changes what an estimate gives
-COST_MODEL_VERSION = 1
+COST_MODEL_VERSION = 2
 
 __all__ = ["COST_MODEL_VERSION"]

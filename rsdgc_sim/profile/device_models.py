@@ -37,7 +37,15 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from ..errors import ConfigError, UnitError, UnknownNameError
 from ..strict import excerpt, validation_message
@@ -120,13 +128,13 @@ Kind = Literal["gpu", "cpu"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, defer_build=True)
 
 
 class DeviceModel(_Strict):
     """One device as the roofline sees it (SI units: FLOP/s, bytes/s, seconds)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True, defer_build=True)
 
     name: str = Field(min_length=1)
     #: ``gpu`` or ``cpu``: which of PyTorch's default kernels to assume (see
@@ -141,6 +149,11 @@ class DeviceModel(_Strict):
     memory_bandwidth: float = Field(ge=MIN_BANDWIDTH, le=MAX_BANDWIDTH)
     #: fraction of both peaks that kernels reach, in (0, 1]
     efficiency: float = Field(gt=0, le=1)
+    #: fraction of ``conv_flops`` that convolutions reach; None: ``efficiency``
+    conv_efficiency: float | None = Field(default=None, gt=0, le=1)
+    #: fraction of ``memory_bandwidth`` that bandwidth-bound work reaches (every op's bytes
+    #: term, a compressor's traffic); None: ``efficiency``
+    memory_efficiency: float | None = Field(default=None, gt=0, le=1)
     #: seconds every launched kernel costs on top of its roofline time (eager dispatch)
     op_overhead: float = Field(default=0.0, ge=0, le=MAX_OVERHEAD_S)
     #: bytes/s at which the OS maps fresh pages on first write (CPUs: large tensors are
@@ -155,9 +168,23 @@ class DeviceModel(_Strict):
         """The FLOP/s convolutions run at."""
         return self.conv_peak_flops if self.conv_peak_flops is not None else self.peak_flops
 
+    @property
+    def conv_e(self) -> float:
+        """The fraction of :attr:`conv_flops` convolutions reach."""
+        return self.efficiency if self.conv_efficiency is None else self.conv_efficiency
+
+    @property
+    def memory_e(self) -> float:
+        """The fraction of :attr:`memory_bandwidth` bandwidth-bound work reaches."""
+        return self.efficiency if self.memory_efficiency is None else self.memory_efficiency
+
     def describe(self) -> str:
-        """``H100-SXM (roofline, efficiency 0.5)``: what a profile's ``source`` says."""
-        return f"{self.name} (roofline, efficiency {self.efficiency:g})"
+        """``H100-SXM (roofline, efficiency 0.5)``: what a profile's ``source`` says (with
+        ``conv x, memory y`` where the table gives per-op-class factors)."""
+        extra = "".join(f", {what} {v:g}" for what, v in (("conv", self.conv_efficiency),
+                                                            ("memory", self.memory_efficiency))
+                        if v is not None)
+        return f"{self.name} (roofline, efficiency {self.efficiency:g}{extra})"
 
 
 class TableEntry(_Strict):
@@ -170,10 +197,24 @@ class TableEntry(_Strict):
     memory_bandwidth: PositiveBandwidth
     efficiency: Efficiency
     op_overhead: Overhead
+    conv_efficiency: Efficiency | None = None
+    memory_efficiency: Efficiency | None = None
+    #: where ``conv_efficiency`` and ``memory_efficiency`` come from (required with them)
+    calibration: str = ""
     aliases: list[str] = Field(default_factory=list)
     source: str = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _calibration_cited(self) -> TableEntry:
+        if (self.conv_efficiency is not None or self.memory_efficiency is not None) \
+                and not self.calibration.strip():
+            raise ValueError("calibration: say where conv_efficiency / memory_efficiency come from")
+        return self
+
     def model(self, name: str, efficiency: float | None = None, op_overhead: float | None = None) -> DeviceModel:
+        """The :class:`DeviceModel` of this entry. An ``efficiency`` given here (a scenario's
+        own calibration) replaces the table's and its per-op-class factors alike."""
+        calibrated = efficiency is None
         return DeviceModel(
             name=name,
             kind=self.kind,
@@ -181,6 +222,8 @@ class TableEntry(_Strict):
             conv_peak_flops=self.tf32,
             memory_bandwidth=self.memory_bandwidth,
             efficiency=self.efficiency if efficiency is None else efficiency,
+            conv_efficiency=self.conv_efficiency if calibrated else None,
+            memory_efficiency=self.memory_efficiency if calibrated else None,
             op_overhead=self.op_overhead if op_overhead is None else op_overhead,
             source=self.source,
         )

@@ -5,12 +5,15 @@ counted work, for the compute of a training step (ops counted on ``meta`` by
 
 An op costs
 
-    t_op = max(flops / (P * e), bytes / (W * e)) + fresh / F + op_overhead   (launched ops)
+    t_op = max(flops / (P * e_c), bytes / (W * e_m)) + fresh / F + op_overhead   (launched)
     t_op = 0                                                     (views, allocations)
 
 with ``P`` the device's ``conv_peak_flops`` for convolutions (forward and backward),
 ``peak_flops`` otherwise (see :mod:`rsdgc_sim.profile.device_models`), ``W`` its
-``memory_bandwidth``, ``e`` its ``efficiency`` and ``F`` its ``page_fault_bandwidth``
+``memory_bandwidth``, ``e_c`` its ``conv_efficiency`` for convolutions and its
+``efficiency`` for other ops, ``e_m`` its ``memory_efficiency`` (both default to
+``efficiency``; ``devices.yaml`` gives them where published measurements calibrate a GPU)
+and ``F`` its ``page_fault_bandwidth``
 (``fresh / F`` is 0 where ``F`` is None: GPUs, whose caching allocator reuses memory).
 Forward, backward and optimizer times are the sums over their ops; a parameter's
 gradient-ready time is the backward time summed up to the op after which its gradient was
@@ -18,7 +21,7 @@ ready (:func:`estimate_compute`).
 
 A compressor's call costs
 
-    t = max((bytes + random * granule) / (W * e), flops / (P * e)) + fresh / F
+    t = max((bytes + random * granule) / (W * e_m), flops / (P * e)) + fresh / F
         + max(1, ops) * op_overhead
 
 (``granule``: :data:`RANDOM_ACCESS_BYTES`, what one random access moves; every call costs
@@ -29,9 +32,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .device_models import DeviceModel
-from .meta_count import OpCount, StepCount
+
+if TYPE_CHECKING:  # torch-free: the roofline needs only the counts' fields
+    from .meta_count import OpCount, StepCount
 
 __all__ = ["RANDOM_ACCESS_BYTES", "ComputeEstimate", "Traffic", "estimate_compute",
            "fault_seconds", "op_seconds"]
@@ -46,13 +52,16 @@ def fault_seconds(fresh: float, device: DeviceModel) -> float:
 
 
 def op_seconds(op: OpCount, device: DeviceModel) -> float:
-    """The roofline time of one op: ``max(flops / (P * e), bytes / (W * e)) + fresh / F +
-    op_overhead`` for a launched op (P the convolution peak for convolutions), 0 otherwise."""
+    """The roofline time of one op: ``max(flops / (P * e_c), bytes / (W * e_m)) + fresh / F +
+    op_overhead`` for a launched op (P and e_c the convolution peak and efficiency for
+    convolutions, the plain ones otherwise), 0 otherwise."""
     if not op.launched:
         return 0.0
-    peak = device.conv_flops if op.conv else device.peak_flops
-    e = device.efficiency
-    return (max(op.flops / (peak * e), op.bytes / (device.memory_bandwidth * e))
+    if op.conv:
+        compute = op.flops / (device.conv_flops * device.conv_e)
+    else:
+        compute = op.flops / (device.peak_flops * device.efficiency)
+    return (max(compute, op.bytes / (device.memory_bandwidth * device.memory_e))
             + fault_seconds(op.fresh, device) + device.op_overhead)
 
 
@@ -110,10 +119,11 @@ class Traffic:
         return self
 
     def seconds(self, device: DeviceModel) -> float:
-        """``max((bytes + random * granule) / (W e), flops / (P e)) + fresh / F +
+        """``max((bytes + random * granule) / (W e_m), flops / (P e)) + fresh / F +
         max(1, ops) * op_overhead`` (a call costs at least one dispatch)."""
-        e = device.efficiency
-        mem = (self.bytes + self.random * RANDOM_ACCESS_BYTES[device.kind]) / (device.memory_bandwidth * e)
-        return (max(mem, self.flops / (device.peak_flops * e)) + fault_seconds(self.fresh, device)
+        mem = ((self.bytes + self.random * RANDOM_ACCESS_BYTES[device.kind])
+               / (device.memory_bandwidth * device.memory_e))
+        return (max(mem, self.flops / (device.peak_flops * device.efficiency))
+                + fault_seconds(self.fresh, device)
                 + max(1, self.ops) * device.op_overhead)
 

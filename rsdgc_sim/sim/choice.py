@@ -4,13 +4,17 @@
 candidates that apply to the topology and worker count (ring, halving_doubling, tree,
 double_binary_tree, and hierarchical where whole nodes exist). ``sparse_collective: auto``:
 the sparse part by the faster of ring and recursive-doubling all-gather. Every candidate
-is simulated at the point's fidelity; ties go to the first in that order.
+is simulated at the point's fidelity; ties go to the first in that order. ``collective:
+nccl``: the sparse part goes by ``nccl_allgather`` (with nccl's parameters, less a forced
+tree) unless ``sparse_collective`` names another all-gather than ``allgather_ring`` (the
+default) or ``auto``.
 """
 
 from __future__ import annotations
 
 from ..errors import ConfigError
 from .collectives import Collective, Message, make_collective
+from .collectives.nccl import allgather_params
 from .config import SimPoint
 from .runner import CollectiveRun, CountingEnvironment, auto_candidates, run_collective
 from .topology.build import build_topology
@@ -40,12 +44,18 @@ class CollectiveChoice:
             if self.dense.kind != "allreduce":
                 raise ConfigError(
                     f"collective: {point.collective!r} is not an allreduce algorithm")
-        if not self.sparse_auto:
+        if point.collective == "nccl" and point.sparse_collective in ("allgather_ring", "auto"):
+            # NCCL gathers the sparse payloads too, its tuner choosing (ring or PAT)
+            self.sparse_auto = False
+            self.sparse = make_collective("nccl_allgather",
+                                          allgather_params(point.collective_params))
+        elif not self.sparse_auto:
             self.sparse = make_collective(point.sparse_collective)
             if self.sparse.kind != "allgather":
                 raise ConfigError(
                     f"sparse_collective: {point.sparse_collective!r} is not an all-gather "
-                    f"algorithm; choose allgather_ring, allgather_recursive_doubling or auto")
+                    f"algorithm; choose allgather_ring, allgather_recursive_doubling, "
+                    f"nccl_allgather or auto")
 
     def topology(self, extra_hosts: int = 0) -> Topology:
         """The point's topology with at least ``extra_hosts`` hosts beyond the workers."""

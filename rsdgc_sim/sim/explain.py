@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from .collectives import Collective, Message, make_collective
+from .collectives.nccl import allgather_params
 from .fidelity import closed_form
 from .runner import CollectiveRun
 from .step import phase_cost
@@ -19,21 +20,26 @@ if TYPE_CHECKING:  # types only
 
 
 def explain(coll: Collective, run: CollectiveRun, p: int, msg: Message, topo: Topology,
-            bandwidth: float, latency: float) -> str:
+            bandwidth: float | None, latency: float) -> str:
     """One collective: what it does, its closed form (symbolic, then with numbers) or its
-    phases at ``step`` fidelity, and the simulated time with the level used."""
+    phases at ``step`` fidelity, and the simulated time with the level used. ``bandwidth``
+    None: the topology's links carry their own."""
     doc = (sys.modules[type(coll).__module__].__doc__ or coll.name).strip().splitlines()[0]
+    link = ("its links' own bandwidths" if bandwidth is None
+            else f"host link {bandwidth:.6g} B/s")
     lines = [f"{coll.name}: {doc}",
              f"p = {p} ranks, n = {msg.nbytes:.6g} bytes"
              + (" per rank" if coll.kind == "allgather" else "")
-             + f", topology {topo.name}, host link {bandwidth:.6g} B/s, latency "
-               f"{latency:.6g} s"]
+             + (" per rank of the result" if coll.kind == "reduce_scatter" else "")
+             + f", topology {topo.name}, {link}, latency {latency:.6g} s"]
     cf = closed_form(coll, p, msg, topo)
     if cf is not None:
-        if topo.uniform:
+        if topo.uniform and bandwidth is not None:
             lines.append(f"alpha = {latency:.6g} s, beta = 1/bandwidth = {1 / bandwidth:.6g} s/B")
         lines.append(cf.symbolic)
         lines.append(cf.numeric)
+        if getattr(coll, "analytic_only", False):  # NCCL's model: its tuner's table
+            lines += coll.tuner_lines(p, msg, topo)
     else:
         lines.append("no closed form here; phases read off the topology:")
         for ph in coll.phases(p, msg, topo):
@@ -79,7 +85,7 @@ def bucket_formulas(result: SimResult, point: SimPoint) -> list[dict]:
             continue
         if p <= 1 or "+" in name or name == "none":
             continue
-        params = point.collective_params if name == point.collective else None
+        params = _params(name, point)
         coll = make_collective(name, params or None)
         extra = coll.extra_hosts(p)
         if extra not in topos:
@@ -90,6 +96,16 @@ def bucket_formulas(result: SimResult, point: SimPoint) -> list[dict]:
         if cf is not None:
             entry.update(closed_form_s=cf.value, formula=f"{cf.symbolic}; {cf.numeric}")
     return out
+
+
+def _params(name: str, point: SimPoint) -> dict | None:
+    """The parameters collective ``name`` ran with in ``point``: the point's own, or with
+    ``collective: nccl`` for its sparse all-gathers, nccl's as nccl_allgather takes them."""
+    if name == point.collective:
+        return point.collective_params
+    if name == "nccl_allgather" and point.collective == "nccl":
+        return allgather_params(point.collective_params)
+    return None
 
 
 def _topology(point: SimPoint, coll: Collective, p: int, topos: dict[int, Topology]) -> Topology:
@@ -106,7 +122,7 @@ def _low_rank_formula(entry: dict, messages, p: int, point: SimPoint,
     after the other, so the closed form is the sum of theirs, where each has one."""
     total, parts = 0.0, []
     for what, name, nbytes in messages:
-        params = point.collective_params if name == point.collective else None
+        params = _params(name, point)
         coll = make_collective(name, params or None)
         cf = closed_form(coll, p, Message(p, float(nbytes)), _topology(point, coll, p, topos))
         if cf is None:

@@ -154,6 +154,10 @@ def choose_fidelity(coll: Collective, p: int, msg: Message, topo: Topology,
                     fidelity: str) -> FidelityChoice:
     """The level for ``fidelity`` (``auto``: see the module docstring)."""
     FIDELITIES.get(fidelity)
+    if fidelity in ("step", "link") and getattr(coll, "analytic_only", False):
+        raise ConfigError(
+            f"fidelity {fidelity!r}: collective {coll.name!r} is a closed-form model (NCCL's "
+            f"own), with no transfers to simulate; use fidelity analytic or auto")
     cf = closed_form(coll, p, msg, topo)
     if fidelity == "analytic" or (fidelity == "auto" and cf is not None):
         if cf is None:

@@ -6,6 +6,7 @@ from . import (  # noqa: F401  (registration)
     double_binary_tree,
     halving_doubling,
     hierarchical,
+    nccl,
     parameter_server,
     ring,
     tree,

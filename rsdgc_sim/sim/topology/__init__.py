@@ -35,7 +35,9 @@ Latency convention: on switched topologies (``switch``, ``tree``, ``fat_tree``,
 ``two_level``) every link has half of the given ``latency``, so two hosts on the same
 switch are ``latency`` apart (on ``switch`` that is the alpha of the closed forms); on
 direct networks (``ring``, ``torus2d``) ``latency`` is the latency of one link, host to
-neighbouring host.
+neighbouring host; ``gpu_cluster`` (GPU nodes: NVLink inside, NICs between
+them, rail-optimised or shared, presets in ``rsdgc_sim/data/gpu_nodes.yaml``) says its own in
+:mod:`.gpu_cluster`.
 
 Generators are registered in :data:`TOPOLOGIES` and called as
 ``generator(hosts, bandwidth, latency, **params)``; each has a strict parameter class in
@@ -61,14 +63,18 @@ unknown nodes).
 Layout, a module per concept: :mod:`.graph` (:class:`Topology`, :class:`LinkTable`,
 :class:`Route`), :mod:`.guards` (value checks and size estimates' limits), :mod:`.params`
 (the parameter base class and the registries), one module per generator (:mod:`.switch`,
-:mod:`.ring`, :mod:`.tree`, :mod:`.fat_tree`, :mod:`.two_level`, :mod:`.torus2d`, each
+:mod:`.ring`, :mod:`.tree`, :mod:`.fat_tree`, :mod:`.two_level`, :mod:`.torus2d`,
+:mod:`.gpu_cluster` (its presets: :mod:`.gpu_nodes`), each
 registered with its parameter class as :mod:`rsdgc_sim.sim.collectives` registers its
 collectives), :mod:`.file` (the topology file format) and :mod:`.build`
-(:func:`build_topology`, :func:`resolve_topology_path`).
+(:func:`build_topology`, :func:`resolve_topology_path`);
+:func:`links_carry_bandwidth` (:mod:`.link_bandwidth`) says whether a topology's parameters or
+file set every link's bandwidth, so that the scenario's is not needed.
 """
 
 from . import (  # noqa: F401  (registration)
     fat_tree,
+    gpu_cluster,
     ring,
     switch,
     torus2d,
@@ -78,8 +84,10 @@ from . import (  # noqa: F401  (registration)
 from .build import TOPOLOGY_DIR, TOPOLOGY_DIRS, build_topology, resolve_topology_path
 from .fat_tree import FatTreeParams, fat_tree_k_for
 from .file import TopologyFile
+from .gpu_cluster import GpuClusterParams
 from .graph import LinkTable, Route, Topology
 from .guards import MAX_GRAPH_ELEMENTS, MAX_TOPOLOGY_ELEMENTS, TopologySize
+from .link_bandwidth import links_carry_bandwidth
 from .params import (
     TOPOLOGIES,
     TOPOLOGY_PARAMS,
@@ -98,8 +106,9 @@ from .two_level import TwoLevelParams
 
 __all__ = [
     "MAX_GRAPH_ELEMENTS", "MAX_TOPOLOGY_ELEMENTS", "TOPOLOGIES", "TOPOLOGY_DIR", "TOPOLOGY_DIRS",
-    "TOPOLOGY_PARAMS", "FatTreeParams", "FileParams", "LinkSpec", "LinkTable", "RingParams",
-    "Route", "SwitchParams", "Topology", "TopologyFile", "TopologyParams", "TopologySize",
-    "Torus2dParams", "TreeParams", "TwoLevelParams", "build_topology", "check_topology_params",
-    "fat_tree_k_for", "param_names", "resolve_topology_path", "topology_size",
+    "TOPOLOGY_PARAMS", "FatTreeParams", "FileParams", "GpuClusterParams", "LinkSpec",
+    "LinkTable", "RingParams", "Route", "SwitchParams", "Topology", "TopologyFile",
+    "TopologyParams", "TopologySize", "Torus2dParams", "TreeParams", "TwoLevelParams",
+    "build_topology", "check_topology_params", "fat_tree_k_for", "links_carry_bandwidth",
+    "param_names", "resolve_topology_path", "topology_size",
 ]

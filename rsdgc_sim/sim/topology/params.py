@@ -65,6 +65,11 @@ class TopologyParams(Strict):
         """What to change when the topology is too big for ``hosts`` hosts."""
         return "use fewer workers"
 
+    def links_carry_bandwidth(self) -> bool:
+        """Whether the parameters set every link's bandwidth, so that the scenario's (the
+        CLI's ``--bandwidth``) is not used (``gpu_cluster`` with a preset or ``nic``)."""
+        return False
+
     def generator_kwargs(self) -> dict[str, Any]:
         """The generator's keyword arguments (the overrides are applied after it)."""
         return {k: getattr(self, k) for k in type(self).model_fields if k != "link_overrides"}
