@@ -22,7 +22,7 @@ from rsdgc_sim.report.results import RUN_FIELDS
 from rsdgc_sim.scenario import scenario_from_dict
 from rsdgc_sim.study import execute
 from rsdgc_sim.study.orchestrate import StudyInterrupted, run_scenario
-from rsdgc_sim.study.points import PointStore, point_key
+from rsdgc_sim.study.points import INDEX_NAME, PointStore, point_key
 from rsdgc_sim.study.profiles import profile_scenario
 from rsdgc_sim.study.simulate import simulate_scenario
 from tests.helpers import one_line_error, within
@@ -113,13 +113,66 @@ def test_unchanged_rerun_computes_nothing(swept, tmp_path, monkeypatch):
     sc = scenario_from_dict(swept)
     first = run_scenario(sc, points_dir=str(tmp_path / "points"))
     assert (first.points_computed, first.points_reused) == (16, 0)
-    assert len(list((tmp_path / "points").glob("*.json"))) == 16
+    assert len(_point_files(tmp_path / "points")) == 16
     seen = _counting(monkeypatch)
     again = run_scenario(sc, points_dir=str(tmp_path / "points"))
     assert seen == []
     assert (again.points_computed, again.points_reused) == (0, 16)
     assert (again.profiles_measured, again.profiles_reused) == (0, 2)
     assert again.runs == first.runs
+
+
+def _point_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.json") if p.name != INDEX_NAME)
+
+
+def test_an_unchanged_rerun_reads_the_index_and_writes_nothing(swept, tmp_path, monkeypatch):
+    """The index alone gives an unchanged rerun every point (the point files are not
+    needed), and the rerun leaves it as it was; an index entry that is not what this
+    version writes is not used (that point is looked up in its file, or simulated)."""
+    sc = scenario_from_dict(swept)
+    points = tmp_path / "points"
+    first = run_scenario(sc, points_dir=str(points))
+    index = points / INDEX_NAME
+    stamp = index.stat().st_mtime_ns
+    files = _point_files(points)
+    for f in files:
+        f.unlink()
+    seen = _counting(monkeypatch)
+    again = run_scenario(sc, points_dir=str(points))
+    assert (seen, again.points_computed, again.points_reused) == ([], 0, 16)
+    assert again.runs == first.runs and index.stat().st_mtime_ns == stamp
+    data = json.loads(index.read_text())
+    key = sorted(data["points"])[3]
+    data["points"][key][0]["iteration_s"] = -1.0
+    index.write_text(json.dumps(data))
+    res = run_scenario(sc, points_dir=str(points))
+    assert (len(seen), res.points_computed, res.points_reused) == (1, 1, 15)
+    assert res.runs == first.runs
+    assert json.loads(index.read_text())["points"][key][0]["iteration_s"] > 0  # rewritten
+
+
+def test_an_index_of_another_grid_is_harmless(estimated, tmp_path, monkeypatch):
+    """Two grids into one store: the index holds the last run's points (a run it already
+    covers leaves it alone); the other grid's points are found in their files."""
+    first = scenario_from_dict(estimated)
+    estimated["cluster"]["bandwidth"].append("25Gbit/s")
+    larger = scenario_from_dict(estimated)
+    estimated["cluster"]["latency"] = "50us"
+    other = scenario_from_dict(estimated)
+
+    def indexed() -> int:
+        return len(json.loads((tmp_path / INDEX_NAME).read_text())["points"])
+
+    run_scenario(larger, points_dir=str(tmp_path))
+    run_scenario(first, points_dir=str(tmp_path))  # a part of the index: not rewritten
+    assert indexed() == 6
+    run_scenario(other, points_dir=str(tmp_path))
+    assert indexed() == 6 and len(_point_files(tmp_path)) == 12
+    seen = _counting(monkeypatch)
+    res = run_scenario(first, points_dir=str(tmp_path))
+    assert (len(seen), res.points_computed, res.points_reused) == (0, 0, 4)
+    assert indexed() == 4
 
 
 def test_a_changed_grid_computes_only_the_new_points(estimated, tmp_path, monkeypatch):
@@ -149,7 +202,8 @@ def test_resume_after_an_interruption(swept, tmp_path, monkeypatch):
         run_scenario(sc, points_dir=str(points))
     assert (info.value.done, info.value.total) == (5, 16)
     assert "interrupted after 5/16 points; they are kept in" in str(info.value)
-    assert len(list(points.glob("*.json"))) == 5
+    assert len(_point_files(points)) == 5
+    assert not (points / INDEX_NAME).exists()  # the index: the end of a whole run only
     assert [p.name for p in points.iterdir() if not p.name.endswith(".json")] == []
     first = list(seen)
     seen = _counting(monkeypatch)  # no more Ctrl-C
@@ -163,7 +217,8 @@ def test_an_unreadable_point_file_is_computed_again(estimated, tmp_path):
     """A point file that is not JSON (or from another layout) is not reused."""
     sc = scenario_from_dict(estimated)
     first = run_scenario(sc, points_dir=str(tmp_path))
-    files = sorted(tmp_path.glob("*.json"))
+    (tmp_path / INDEX_NAME).unlink()  # else the index holds their rows
+    files = _point_files(tmp_path)
     files[0].write_text("{not json")
     data = json.loads(files[1].read_text())
     files[1].write_text(json.dumps({**data, "version": "0.0.1"}))
@@ -266,7 +321,7 @@ def test_cli_ctrl_c_keeps_finished_points(estimated, write_scenario, tmp_path, m
     assert r.stderr.strip().splitlines()[-1] == (
         f"interrupted after 3/4 points; they are kept in {out / 'points'}: the same command "
         f"resumes")
-    assert len(list((out / "points").glob("*.json"))) == 3
+    assert len(_point_files(out / "points")) == 3
     assert sorted(p.name for p in out.rglob("*") if p.is_file() and p.suffix != ".json") == []
     assert not (out / "results.json").exists()
 

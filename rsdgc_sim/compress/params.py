@@ -37,7 +37,7 @@ class Params(BaseModel):
     """Base of every compressor's parameters: unknown keys rejected, strict types (a bool is
     not a number), values frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False, defer_build=True)
 
 
 class NoneParams(Params):

@@ -76,7 +76,8 @@ def run_scenario(
     axes = _axes(scenario, tasks)
 
     point_store = PointStore(points_dir) if points_dir is not None else None
-    found = _stored_rows(point_store, tasks) if not fresh else {}
+    index = point_store.index() if point_store is not None else {}
+    found = _stored_rows(point_store, tasks, index) if not fresh else {}
     pending = [t for t in tasks if t.index not in found]
     if trace and len(pending) > TRACE_POINTS:  # trace.json would be huge (said by the caller,
         trace = False                           # which sees no ``sims`` and why: once)
@@ -93,6 +94,7 @@ def run_scenario(
     except KeyboardInterrupt:
         raise StudyInterrupted(len(done.rows), len(pending), points_dir) from None
 
+    _update_index(point_store, tasks, {**found, **done.rows}, index)
     runs: list[dict[str, Any]] = []
     sims: list[Any] = []
     for t in tasks:
@@ -190,7 +192,8 @@ def _axes(scenario: Scenario, tasks: list[PointTask]) -> dict[str, list[Any]]:
     return axes
 
 
-def _stored_rows(point_store: PointStore | None, tasks: list[PointTask]) -> dict[int, list[dict[str, Any]]]:
+def _stored_rows(point_store: PointStore | None, tasks: list[PointTask],
+                 index: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
     """The rows of the tasks finished before, found in the point store, by task index (a
     point file that is not what this version writes, for its compressors, is not found:
     the point is simulated again)."""
@@ -198,9 +201,20 @@ def _stored_rows(point_store: PointStore | None, tasks: list[PointTask]) -> dict
     if point_store is not None:
         for t in tasks:
             labels = [c.key for c in t.scenario.compressors]
-            if (rows := point_store.get(t.key, labels)) is not None:
+            if (rows := point_store.get(t.key, labels, index)) is not None:
                 found[t.index] = rows
     return found
+
+
+def _update_index(point_store: PointStore | None, tasks: list[PointTask],
+                  rows: dict[int, list[dict[str, Any]]], index: dict[str, Any]) -> None:
+    """Index the run's points in the store, unless ``index`` (as read before the run) holds
+    them already (an unchanged rerun writes nothing)."""
+    if point_store is None:
+        return
+    if all(index.get(t.key) == rows[t.index] for t in tasks):
+        return
+    point_store.put_index({t.key: rows[t.index] for t in tasks})
 
 
 #: a study whose points would take longer than this (estimated from its first point) says

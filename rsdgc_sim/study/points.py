@@ -1,11 +1,20 @@
 """The store of finished points: one small JSON file per point, written atomically as the
-point completes, keyed by what its numbers depend on.
+point completes, keyed by what its numbers depend on, and an index of the last run's points.
 
 A *point* is one variant of the sweep at one grid point (workers, bandwidth, latency): the
 rows of every compressor there. Its key hashes the point's resolved scenario (without its
 ``name`` and ``train`` sections, which the simulation does not read), the profile's content
 and the package version, so an unchanged rerun finds every point, a changed field or a
 re-measured profile finds none of the points it touches, and a new release recomputes.
+
+The point files make a study resumable (each is there as soon as its point is done); the
+*index* (``index.json``, every point of the last run that finished, key -> rows) makes an
+unchanged rerun fast: one file read instead of one per point (1,000 point files take 0.3-0.4
+s to open on this VM, the index 20 ms). It is written at the end of a run whose points it
+did not all hold, never by an unchanged rerun. A key's rows depend on the key alone (the key
+hashes every input and the version), so an index left by another scenario is harmless: its
+rows are used for the keys it has, checked as a point file's are, and the others are looked
+up one file each.
 
 >>> store = PointStore("out/points")                  # doctest: +SKIP
 >>> store.get(key) or store.put(key, point, rows)     # doctest: +SKIP
@@ -28,6 +37,8 @@ if TYPE_CHECKING:  # types only
 #: the layout of one point file (a file of another layout is not reused); 2: rows carry
 #: ``iteration_s_low``/``_high`` and ``speedup_vs_dense_low``/``_high``
 POINT_FORMAT = 2
+#: the index of the last run's points, in the store's folder
+INDEX_NAME = "index.json"
 
 
 def _digest(data: Any) -> str:
@@ -74,14 +85,41 @@ class PointStore:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
-    def get(self, key: str, labels: Sequence[str] | None = None) -> list[dict[str, Any]] | None:
-        """The stored rows of the point, or None when it is missing, unreadable, from
-        another version, or not rows this version writes (hand-edited: wrong labels, a
-        negative or non-finite time, a string for a number, nesting, a FIFO or a device in
-        its place); then it is computed again and overwritten. ``labels``: the compressor
-        labels the point must hold, in order."""
+    def index(self) -> dict[str, Any]:
+        """The index's rows by key ({} when it is missing, unreadable, of another version
+        or not a mapping of keys to lists); each entry is checked when it is used."""
         from ..data_file import InvalidFile, read_json_data
 
+        try:
+            data = read_json_data(self.root / INDEX_NAME)
+        except (InvalidFile, OSError):
+            return {}
+        if (not isinstance(data, dict) or data.get("format") != POINT_FORMAT
+                or data.get("version") != __version__
+                or not isinstance(points := data.get("points"), dict)):
+            return {}
+        return points
+
+    def put_index(self, rows_by_key: dict[str, list[dict[str, Any]]]) -> Path:
+        """Write the index of these points (atomically, no fsync: see :meth:`put`)."""
+        from ..files import write_json_atomic
+
+        return write_json_atomic(self.root / INDEX_NAME, {
+            "format": POINT_FORMAT, "version": __version__, "points": rows_by_key},
+            durable=False)
+
+    def get(self, key: str, labels: Sequence[str] | None = None,
+            index: dict[str, Any] | None = None) -> list[dict[str, Any]] | None:
+        """The stored rows of the point (from ``index`` when it holds the key, else from its
+        file), or None when it is missing, unreadable, from another version, or not rows
+        this version writes (hand-edited: wrong labels, a negative or non-finite time, a
+        string for a number, nesting, a FIFO or a device in its place); then it is computed
+        again and overwritten. ``labels``: the compressor labels the point must hold, in
+        order."""
+        from ..data_file import InvalidFile, read_json_data
+
+        if index and valid_rows(rows := index.get(key), labels):
+            return rows
         try:
             data = read_json_data(self.path(key))
         except (InvalidFile, OSError):
