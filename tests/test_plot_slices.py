@@ -115,7 +115,10 @@ def test_timeline_where_chooses_the_case_and_says_it(four_axes):
 
 def test_run_writes_the_slices_and_says_what_it_skips(tmp_path, monkeypatch):
     """`run` on four axes: the heat map in one file per topology x overlap; where the
-    slices are too many it writes none of that kind and says so in one line."""
+    slices are too many it writes none of that kind and says so in one line. (Only the heat
+    map is drawn here, a second a figure: the other kinds' slices are drawn by
+    test_plot_where_draws_a_four_axis_study and test_draw_plots_skips_with_a_reason.)"""
+    monkeypatch.setattr("rsdgc_sim.report.plots.default_kinds", lambda data, trace: ["heatmap"])
     scen = tmp_path / "s.yaml"
     scen.write_text(yaml.safe_dump(FOUR))
     r = CliRunner().invoke(cli, ["run", str(scen), "--out", str(tmp_path / "o"), "--no-trace"])

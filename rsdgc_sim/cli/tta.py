@@ -10,6 +10,7 @@ import click
 
 from ..errors import ConfigError
 from ..files import check_writable_dir
+from ..report.tta_plot import LOG_TIME_RATIO
 from .common import (
     SafePath,
     load,
@@ -42,6 +43,14 @@ def _with_train(sc: Scenario, update: dict) -> Scenario:
     return sc.model_copy(update={"train": new})
 
 
+#: `--time-axis` of `tta` and of `plot --kind tta` (one spelling, one help)
+time_axis_option = click.option(
+    "--time-axis", type=click.Choice(["auto", "linear", "log"]), default="auto",
+    show_default=True,
+    help=f"the time axis of tta.png: linear, log, or auto (log in a panel whose curves end "
+         f"more than {LOG_TIME_RATIO:g}x apart)")
+
+
 @click.command()
 @click.argument("scenario", type=SafePath(dir_okay=False))
 @click.option("--out", "out_dir", default="out", show_default=True, type=SafePath(file_okay=False),
@@ -55,15 +64,17 @@ def _with_train(sc: Scenario, update: dict) -> Scenario:
               help="simulate with this profile (from `rsdgc-sim profile S --out FILE`) instead "
                    "of measuring")
 @click.option("--no-plot", is_flag=True, help="do not write tta.png")
+@time_axis_option
 def tta(scenario: str, out_dir: str, target: float | None, steps: int | None,
         overrides: tuple[str, ...], cache_dir: str | None, refresh_profile: bool,
-        pin_profile: bool, profile_file: str | None, no_plot: bool) -> None:
+        pin_profile: bool, profile_file: str | None, no_plot: bool, time_axis: str) -> None:
     """Time to accuracy: train every compressor with as many virtual workers as the cluster
     has until train.steps, find the first step at which the test accuracy reaches
     train.target, and multiply by the simulated iteration time at every grid point.
 
     A killed run resumes from its checkpoints in OUT/checkpoints (same scenario, same result)."""
     # lazy: imports pydantic, numpy, networkx, simpy, yaml
+    from ..report.tta_plot import TIME_AXES
     from ..study.tta import check_tta, tta_scenario, write_tta
 
     t0 = time.perf_counter()
@@ -80,7 +91,7 @@ def tta(scenario: str, out_dir: str, target: float | None, steps: int | None,
         res = tta_scenario(sc, store=store, progress=progress, profile_file=profile_file,
                            checkpoint_dir=ckpt, refresh=refresh_profile, pin=pin_profile)
     stdout_console().print(tta_table(res))
-    paths = write_tta(res, out_dir, plot=not no_plot)
+    paths = write_tta(res, out_dir, plot=not no_plot, log_time=TIME_AXES[time_axis])
     err.print(f"wrote {', '.join(str(p) for p in paths)} in {time.perf_counter() - t0:.1f} s")
 
 

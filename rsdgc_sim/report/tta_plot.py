@@ -1,13 +1,26 @@
 """The time-to-accuracy picture: test accuracy against simulated wall-clock time, one line
-per compressor, one panel per grid point (workers, bandwidth, latency)."""
+per compressor, one panel per grid point (workers, bandwidth, latency); its time axis
+linear, logarithmic, or chosen per panel (``--time-axis`` of `tta` and `plot --kind tta`)."""
 
 from __future__ import annotations
 
 import io
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:  # types only
+    from matplotlib.figure import Figure
 
 #: panels drawn at most (the rest are listed in the figure's note)
 MAX_PANELS = 9
+#: the choices of ``--time-axis`` -> ``log_time`` of :func:`plot_tta`
+TIME_AXES: dict[str, bool | None] = {"auto": None, "linear": False, "log": True}
+#: what each row and each run of a tta.json needs to be drawn
+ROW_FIELDS = ("compressor", "workers", "bandwidth_bytes_per_s", "latency_s", "target",
+              "iteration_s", "time_to_target_s")
+RUN_FIELDS = ("compressor", "workers", "history")
 #: the time axis turns logarithmic (``log_time=None``) when the curves of a panel end this
 #: many times apart: dense's 38 s would squeeze a compressor's 5 s into the first eighth
 LOG_TIME_RATIO = 4.0
@@ -20,6 +33,45 @@ def wants_log_time(curve_ends: list[float]) -> bool:
     return bool(ends) and max(ends) / min(ends) > LOG_TIME_RATIO
 
 
+def check_tta_data(data: Any, source: str = "tta.json") -> None:
+    """Raise one ConfigError naming ``source`` unless ``data`` is a tta.json that can be
+    drawn: rows and runs with the fields the plot reads, a run (training curve) for every
+    row's compressor and workers."""
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"{source}: {why}; `plot --kind tta` reads the tta.json of "
+                           f"`rsdgc-sim tta`")
+
+    if not isinstance(data, Mapping):
+        raise bad("not an object")
+    for key, need in (("rows", ROW_FIELDS), ("runs", RUN_FIELDS)):
+        items = data.get(key)
+        if not isinstance(items, list) or not items:
+            raise bad(f"no {key}")
+        for i, item in enumerate(items):
+            missing = [f for f in need if f not in item] if isinstance(item, Mapping) else need
+            if missing:
+                raise bad(f"{key[:-1]} {i} has no {', '.join(missing)}")
+    for i, run in enumerate(data["runs"]):
+        h = run["history"]
+        if not isinstance(h, list) or not all(
+                isinstance(e, Mapping) and _number(e.get("step")) and _number(e.get("accuracy"))
+                for e in h):
+            raise bad(f"run {i}: history is not a list of {{step, accuracy}}")
+    for i, r in enumerate(data["rows"]):
+        if not _number(r["iteration_s"]) or not (r["time_to_target_s"] is None
+                                                 or _number(r["time_to_target_s"])):
+            raise bad(f"row {i}: iteration_s and time_to_target_s must be numbers")
+    curves = {(r["compressor"], r["workers"]) for r in data["runs"]}
+    for i, r in enumerate(data["rows"]):
+        if (r["compressor"], r["workers"]) not in curves:
+            raise bad(f"row {i} ({r['compressor']}, {r['workers']} workers) has no training "
+                      f"curve in runs")
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _panel_title(row: dict[str, Any]) -> str:
     from ..units import format_bandwidth, format_duration  # lazy: imports pydantic
 
@@ -28,11 +80,24 @@ def _panel_title(row: dict[str, Any]) -> str:
 
 
 def plot_tta(data: dict[str, Any], fmt: str = "png", log_time: bool | None = None) -> bytes:
-    """``data``: a ``tta.json`` (``rows`` and ``runs``). Accuracy at each evaluated step is
-    drawn at ``step x iteration_s`` of that compressor at that grid point; the target is a
-    dashed line and each compressor's time to it a dot. ``log_time``: a logarithmic time
-    axis (True), a linear one (False), or, None, logarithmic in the panels whose curves end
-    more than :data:`LOG_TIME_RATIO` times apart (:func:`wants_log_time`)."""
+    """``data``: a ``tta.json`` (``rows`` and ``runs``) drawn by :func:`tta_figure`, as
+    ``fmt`` (png or svg) bytes."""
+    import matplotlib.pyplot as plt  # lazy: matplotlib
+
+    fig = tta_figure(data, log_time)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def tta_figure(data: dict[str, Any], log_time: bool | None = None) -> Figure:
+    """The figure of a ``tta.json`` (``rows`` and ``runs``). Accuracy at each evaluated
+    step is drawn at ``step x iteration_s`` of that compressor at that grid point; the
+    target is a dashed line and each compressor's time to it a dot. ``log_time``: a
+    logarithmic time axis (True), a linear one (False), or, None, logarithmic in the panels
+    whose curves end more than :data:`LOG_TIME_RATIO` times apart (:func:`wants_log_time`).
+    The caller closes it (``plt.close``)."""
     import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
@@ -82,12 +147,11 @@ def plot_tta(data: dict[str, Any], fmt: str = "png", log_time: bool | None = Non
     for ax in list(axes.flat)[len(shown):]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=8, loc="lower right")
-    title = f"{data['scenario']['name']}: time to {rows[0]['target']:g} test accuracy"
+    scen = data.get("scenario")
+    name = scen.get("name", "tta") if isinstance(scen, Mapping) else "tta"
+    title = f"{name}: time to {rows[0]['target']:g} test accuracy"
     if len(points) > len(shown):
         title += f" (first {len(shown)} of {len(points)} grid points)"
     fig.suptitle(title)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return fig

@@ -139,13 +139,14 @@ def tta_scenario(
     return TtaResult(scenario=scenario, rows=rows, runs=list(runs.values()), profile_cached=cached)
 
 
-def write_tta(result: TtaResult, out_dir: str | Path, plot: bool = True) -> list[Path]:
+def write_tta(result: TtaResult, out_dir: str | Path, plot: bool = True,
+              log_time: bool | None = None) -> list[Path]:
     """``tta.json``, ``tta.csv`` and ``tta.png`` (accuracy against simulated wall-clock
-    time), all or nothing: every file is made and every path checked before any is
-    written."""
+    time; ``log_time`` as :func:`~rsdgc_sim.report.tta_plot.plot_tta` takes it), all or
+    nothing: every file is made and every path checked before any is written."""
     out = Path(out_dir)
     files = {out / "tta.json": json_bytes(result.to_dict(), str(out / "tta.json")),
              out / "tta.csv": csv_bytes(result.rows, TTA_FIELDS)}
     if plot:
-        files[out / "tta.png"] = plot_tta(result.to_dict())
+        files[out / "tta.png"] = plot_tta(result.to_dict(), log_time=log_time)
     return write_files_atomic(files)
