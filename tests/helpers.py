@@ -45,19 +45,88 @@ def within(seconds: float, fn):
     return out["value"]
 
 
-def launch_ranks(test_file: str, world: int, out: Path) -> tuple[list, list]:
-    """Run ``_rank_main()`` of the test module ``test_file`` on ``world`` gloo ranks (the
-    project's launcher); returns what each rank saved to ``out/rank<r>.pt`` and the
-    launcher's results."""
+#: what the rank processes of :func:`launch_ranks` find imported: torch, its DDP, and the
+#: torch._dynamo that DDP's constructor imports (3-4 s of CPU per process on this VM, paid
+#: once per pytest worker instead of once per rank)
+RANK_PRELOAD = ["torch", "torch.distributed", "torch.nn.parallel", "torch._dynamo",
+                "rsdgc_sim.ddp", "rsdgc_sim.emulate.launcher"]
+_forkserver: list = []
+
+
+def _rank_context():
+    """A multiprocessing context whose children fork from a server with
+    :data:`RANK_PRELOAD` imported (started on first use, one per pytest worker)."""
+    if not _forkserver:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(RANK_PRELOAD)
+        _forkserver.append(ctx)
+    return _forkserver[0]
+
+
+def _rank_entry(test_dir: str, module: str, env: dict, log: str) -> None:
+    """A rank: its torch.distributed environment, its output to ``log``.out/.err, then
+    ``module._rank_main()``."""
+    import importlib
+    import os
+
+    for fd, suffix in ((1, "out"), (2, "err")):
+        f = os.open(f"{log}.{suffix}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(f, fd)
+        os.close(f)
+    os.environ.update(env)
+    sys.path.insert(0, test_dir)
+    importlib.import_module(module)._rank_main()
+
+
+def launch_ranks(test_file: str, world: int, out: Path, timeout_s: float = 180.0) -> tuple[list, list]:
+    """Run ``_rank_main()`` of the test module ``test_file`` on ``world`` gloo ranks on
+    loopback, with the environment the project's launcher gives a rank
+    (:func:`rsdgc_sim.emulate.launcher.launch`: ``RANK``, ``MASTER_ADDR``, its result file...),
+    forked from a server that has torch imported (:func:`_rank_context`); returns what each
+    rank saved to ``out/rank<r>.pt`` and the ranks' results. A rank that fails stops the
+    others and the error ends with its stderr; so does a timeout."""
+    import json
+
     import torch
 
-    from rsdgc_sim.emulate.launcher import launch
+    from rsdgc_sim.emulate.launcher import RESULT_ENV, free_port
 
-    here = str(Path(test_file).resolve().parent)
-    mod = Path(test_file).stem
-    code = f"import sys; sys.path.insert(0, {here!r}); import {mod}; {mod}._rank_main()"
-    results = launch([sys.executable, "-c", code], world, env={"RSDGC_TEST_OUT": str(out)},
-                     timeout_s=180, workdir=out / "logs")
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    ctx = _rank_context()
+    procs = []
+    for rank in range(world):
+        env = {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": "0",
+               "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+               "GLOO_SOCKET_IFNAME": "lo", "RSDGC_TEST_OUT": str(out),
+               RESULT_ENV: str(logs / f"rank{rank}.json")}
+        p = ctx.Process(target=_rank_entry, daemon=True, args=(
+            str(Path(test_file).resolve().parent), Path(test_file).stem, env,
+            str(logs / f"rank{rank}")))
+        p.start()
+        procs.append(p)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while any(p.exitcode is None for p in procs):
+            bad = [r for r, p in enumerate(procs) if p.exitcode not in (None, 0)]
+            if bad or time.monotonic() > deadline:
+                r = bad[0] if bad else next(r for r, p in enumerate(procs) if p.exitcode is None)
+                err = (logs / f"rank{r}.err").read_text(errors="replace")[-3000:]
+                what = f"failed ({procs[r].exitcode})" if bad else f"hung ({timeout_s:g} s)"
+                raise AssertionError(f"rank {r} {what}; its stderr ends with:\n{err}")
+            time.sleep(0.02)
+        bad = [r for r, p in enumerate(procs) if p.exitcode != 0]
+        assert not bad, (bad, (logs / f"rank{bad[0]}.err").read_text(errors="replace")[-3000:]
+                         if bad else "")
+    finally:
+        for p in procs:
+            if p.exitcode is None:
+                p.kill()
+            p.join(5)
+    results = [json.loads((logs / f"rank{r}.json").read_text()) for r in range(world)]
     return [torch.load(out / f"rank{r}.pt") for r in range(world)], results
 
 
