@@ -146,12 +146,16 @@ def tta_figure(data: dict[str, Any], log_time: bool | None = None) -> Figure:
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(shown):]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize=8, loc="lower right")
+    # below the panels: inside one, the legend hid the curves that end low and late
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    ncol = min(len(names), 8 if cols > 1 else 3)
+    fig.legend(handles, names, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    legend_rows = -(-len(names) // ncol)
     scen = data.get("scenario")
     name = scen.get("name", "tta") if isinstance(scen, Mapping) else "tta"
     title = f"{name}: time to {rows[0]['target']:g} test accuracy"
     if len(points) > len(shown):
         title += f" (first {len(shown)} of {len(points)} grid points)"
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.2 * legend_rows / fig.get_size_inches()[1], 1, 1))
     return fig
