@@ -206,7 +206,9 @@ class GpuClusterParams(TopologyParams):
     "GPU nodes: NVLink/NVSwitch (or PCIe) inside a node, NICs between nodes, rail-optimised "
     "when there is one NIC per GPU (a rail switch per GPU index, joined by a spine), shared "
     f"otherwise (one core switch); presets {', '.join(PRESET_NAMES)} "
-    "(rsdgc_sim/data/gpu_nodes.yaml)",
+    "(rsdgc_sim/data/gpu_nodes.yaml); a parameter left null takes the preset's value, or "
+    "without a preset 8 GPUs per node, NVLink 150GB/s and 1us, one NIC of the scenario's "
+    "bandwidth and latency",
     GpuClusterParams)
 def gpu_cluster(hosts: int, bandwidth: float, latency: float, preset: str | None = None,
                 gpus_per_node: int | None = None, nodes: int | None = None,
