@@ -63,7 +63,7 @@ def test_bandwidth_optional_only_where_links_carry_it():
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["bandwidth_bytes_per_s"] is None and out["nccl_protocol"] == "simple"
-    text = run("-a", "nccl", "-p", "16", "--bytes", "1GB", *DGX).output
+    text = " ".join(run("-a", "nccl", "-p", "16", "--bytes", "1GB", *DGX).output.split())
     # two DGX H100 nodes: NVLink SHARP inside each node, a tree between them
     assert "its links' own bandwidths" in text and "(nvls_tree/simple)" in text
     t0 = time.perf_counter()

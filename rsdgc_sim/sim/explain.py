@@ -50,7 +50,7 @@ def explain(coll: Collective, run: CollectiveRun, p: int, msg: Message, topo: To
                          + ("" if c.symmetric else " (asymmetric)"))
     lines.append(f"simulated ({run.fidelity}, {run.events} events): {run.seconds:.6g} s")
     if not run.exact:
-        lines.append(f"an estimate, not exact: {run.note}; --fidelity link runs every flow")
+        lines.append(f"an estimate, not exact: {run.note}; --fidelity link runs every flow where its size allows")
     elif run.fidelity == "step":
         lines.append(f"step is exact here: {run.note}")
     return "\n".join(lines)

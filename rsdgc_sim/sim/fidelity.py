@@ -9,9 +9,13 @@
   slowest: O(transfers) events, O(p^2) for a ring;
 * ``auto``: the cheapest exact level: ``analytic`` if a closed form applies, else ``step``
   if it is exact here, else ``link`` when :func:`link_seconds_estimate` expects it to take
-  at most :data:`AUTO_LINK_MAX_SECONDS`. Beyond that ``auto`` takes ``step`` and says so:
-  the run is marked ``exact: false`` and the explanation names the reason (ask for
-  ``link`` to run the flows anyway, within the budget of :mod:`rsdgc_sim.sim.runner`).
+  at most :data:`AUTO_LINK_MAX_SECONDS`, else ``link``'s time computed round by round
+  without events where flows share links at most in pairs
+  (:mod:`rsdgc_sim.sim.link_rounds`: the double binary tree on ``tree`` and ``fat_tree``,
+  65,536 ranks in about a second). Beyond that ``auto`` takes ``step`` and says so: the
+  run is marked ``exact: false`` and the explanation names the reasons (why ``step`` is an
+  estimate, what ``link`` would cost, why the rounds cannot be computed); ask for ``link``
+  to run the flows anyway, within the budget of :mod:`rsdgc_sim.sim.runner`.
 
 The estimate of a ``link`` run's time is a deterministic count, not a measurement (the same
 inputs always pick the same level): :data:`LINK_SECONDS_PER_TRANSFER` per transfer, plus
@@ -39,6 +43,7 @@ from ..errors import ConfigError
 from ..registry import Registry
 from .collectives import Collective, Message, Phase
 from .collectives.base import ClosedForm
+from .link_rounds import link_rounds_seconds
 from .step import PhaseCost, step_exactness, step_seconds
 from .topology.graph import Topology
 
@@ -148,6 +153,8 @@ class FidelityChoice:
     phases: list[Phase] | None = None
     costs: list[PhaseCost] | None = None
     step_s: float | None = None
+    #: ``link``'s time computed round by round (:mod:`.link_rounds`), when it was
+    link_s: float | None = None
 
 
 def choose_fidelity(coll: Collective, p: int, msg: Message, topo: Topology,
@@ -176,11 +183,18 @@ def choose_fidelity(coll: Collective, p: int, msg: Message, topo: Topology,
     if secs <= AUTO_LINK_MAX_SECONDS:
         return FidelityChoice("link", True, f"step is not exact ({why})", cf, phases, costs,
                               total)
+    rounds = link_rounds_seconds(coll, p, msg, topo, phases)
+    if rounds.seconds is not None:
+        return FidelityChoice(
+            "link", True, f"step is not exact ({why}); link's time computed round by round: "
+            f"flows share links at most in pairs and never meet one of another round", cf,
+            phases, costs, total, link_s=rounds.seconds)
     n = link_transfers(coll, p, msg, topo, phases)
     return FidelityChoice(
         "step", False,
         f"{why}; only link is exact, and its {n:,} transfers would take more than "
-        f"{AUTO_LINK_MAX_SECONDS:g} s (auto's limit)", cf, phases, costs, total)
+        f"{AUTO_LINK_MAX_SECONDS:g} s (auto's limit) as flows; nor can their time be "
+        f"computed round by round: {rounds.why_not}", cf, phases, costs, total)
 
 
 def resolve_fidelity(coll: Collective, p: int, msg: Message, topo: Topology,

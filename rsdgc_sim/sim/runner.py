@@ -27,7 +27,7 @@ import simpy
 
 from ..errors import ConfigError, TopologyError
 from .collectives import Collective, Message, Phase
-from .collectives.base import need_groups
+from .collectives.base import RotatingSizes, need_groups
 from .fidelity import choose_fidelity
 from .network import FlowNetwork, run_dag, run_phases
 from .topology.graph import Topology
@@ -150,6 +150,22 @@ def check_link_budget(coll: Collective, p: int, msg: Message, topo: Topology,
 
 
 # -- running -------------------------------------------------------------------------------
+def _wait(env: simpy.Environment, seconds: float):
+    yield env.timeout(seconds)
+
+
+def _rounds(phases: list[Phase]) -> list[tuple]:
+    """The phases as :func:`run_phases` takes them; sizes that rotate become one entry per
+    repetition, each a view of the one tuple of sizes."""
+    out = []
+    for ph in phases:
+        if isinstance(ph.nbytes, RotatingSizes) and ph.repeat > 1:
+            out += [(ph.pairs, ph.nbytes.row(s), 1) for s in range(ph.repeat)]
+        else:
+            out.append((ph.pairs, ph.nbytes, ph.repeat))
+    return out
+
+
 def run_collective(coll: Collective, p: int, msg: Message, topo: Topology, fidelity: str,
                    env: CountingEnvironment | None = None, *,
                    link_budget: LinkBudget | None = None) -> CollectiveRun:
@@ -164,7 +180,7 @@ def run_collective(coll: Collective, p: int, msg: Message, topo: Topology, fidel
     if ch.level == "analytic":
         return CollectiveRun(coll.name, ch.closed.value, "analytic", 0, cf_s)
     phases = ch.phases
-    if ch.level == "link":
+    if ch.level == "link" and ch.link_s is None:
         check_link_budget(coll, p, msg, topo, phases, link_budget)
     own = env is None
     if own:
@@ -173,7 +189,7 @@ def run_collective(coll: Collective, p: int, msg: Message, topo: Topology, fidel
     if ch.level == "step":
         info = [{"label": ph.label, "repeat": ph.repeat, "seconds": c.seconds,
                  "symmetric": c.symmetric} for ph, c in zip(phases, ch.costs, strict=True)]
-        durations = [c.seconds for c in ch.costs]
+        durations = [d for c in ch.costs for d in c.durations]
 
         def proc():
             for d in durations:
@@ -181,6 +197,10 @@ def run_collective(coll: Collective, p: int, msg: Message, topo: Topology, fidel
 
         env.process(proc())
         env.run()
+    elif ch.link_s is not None:  # link's time, computed round by round (no flows to run)
+        env.process(_wait(env, ch.link_s))
+        env.run()
+        info = [{"label": ph.label, "repeat": ph.repeat} for ph in phases]
     else:
         for ph in phases:
             topo.prefetch_routes(ph.pairs)
@@ -189,7 +209,7 @@ def run_collective(coll: Collective, p: int, msg: Message, topo: Topology, fidel
         if dag is not None:
             done = run_dag(env, net, *dag)
         else:
-            done = run_phases(env, net, [(ph.pairs, ph.nbytes, ph.repeat) for ph in phases])
+            done = run_phases(env, net, _rounds(phases))
         env.run(until=done)
         info = [{"label": ph.label, "repeat": ph.repeat} for ph in phases]
     # seconds as a difference of clock readings; start at 0 keeps it exact for a fresh env

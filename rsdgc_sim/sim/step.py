@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .collectives import Collective, Phase
+from .collectives.base import RotatingSizes
 from .topology.graph import Topology
 
 #: transfers whose latencies and per-byte costs agree to this relative tolerance count as
@@ -58,11 +59,19 @@ SYMMETRY_RTOL = 1e-12
 class PhaseCost:
     """One phase at ``step`` fidelity: its duration; whether every transfer saw the same
     latency, per-byte cost and bytes (``symmetric``); whether no directed link carried two
-    of its transfers (``exclusive``)."""
+    of its transfers (``exclusive``); for sizes that rotate (:class:`RotatingSizes`), each
+    repetition's duration (``steps``; ``seconds`` is their sum, added in order)."""
 
     seconds: float
     symmetric: bool
     exclusive: bool
+    steps: np.ndarray | None = None
+
+    @property
+    def durations(self) -> list[float]:
+        """The phase's events at ``step`` fidelity: one per repetition when the sizes rotate,
+        else one for the whole phase."""
+        return [self.seconds] if self.steps is None else self.steps.tolist()
 
 
 def _all_equal(x: np.ndarray) -> bool:
@@ -80,6 +89,14 @@ def phase_cost(topo: Topology, phase: Phase) -> PhaseCost:
     lat, k = pc.latency, pc.per_byte
     r, c = phase.repeat, phase.chunks
     exclusive = pc.max_flows <= 1
+    if isinstance(phase.nbytes, RotatingSizes):
+        b = np.asarray(phase.nbytes, dtype=float)
+        steps = rotating_maxima(lat, k, b, r)
+        total = 0.0
+        for d in steps.tolist():
+            total += d
+        return PhaseCost(total, _all_equal(lat) and _all_equal(k) and _all_equal(b), exclusive,
+                         steps)
     if isinstance(phase.nbytes, tuple):
         b = np.asarray(phase.nbytes, dtype=float)
         t = r * float(np.max(lat + b * k))
@@ -91,6 +108,88 @@ def phase_cost(topo: Topology, phase: Phase) -> PhaseCost:
         m = nb / c
         t = float(np.max(np.maximum(r * nb * k + lat, r * lat + (r + c - 1) * m * k)))
     return PhaseCost(t, _all_equal(lat) and _all_equal(k), exclusive)
+
+
+#: a class of transfers this small is evaluated directly (one shifted read per member)
+DIRECT_MEMBERS = 256
+#: a block of equal sizes this small is tried position by position, a larger one by FFT
+DIRECT_BLOCK = 32
+
+
+def rotating_maxima(lat: np.ndarray, k: np.ndarray, b: np.ndarray, r: int) -> np.ndarray:
+    """``M[s] = max_i (lat[i] + b[(i - s) mod n] k[i])`` for ``s < r``: each repetition's
+    duration when transfer ``i`` carries entry ``(i - s) mod n`` of ``b`` (the ring
+    all-gather's step ``s``), equal bit for bit to the maximum over a row built out.
+
+    Transfers with the same (latency, per-byte cost) form a class; ``x -> lat + x k`` is
+    non-decreasing in floating point (``k >= 0``), so a class's maximum is its formula at
+    the largest size it carries, ``W[s] = max over members i of b[(i - s) mod n]``. A small
+    class reads ``b`` shifted once per member; a large one takes the distinct sizes from the
+    largest down, and a step is settled by the first size whose positions meet the class
+    shifted by ``s`` (tried position by position for a few positions, else all steps at
+    once by an FFT cross-correlation of the two sets' indicators). The topologies'
+    patterns have a handful of classes: O(n) memory and O(n log n) time per class and
+    distinct size (a few distinct sizes: per device), at worst O(n^2)."""
+    n = len(b)
+    shifts = np.arange(r)
+    keys = np.column_stack([lat, k])
+    classes, label = np.unique(keys, axis=0, return_inverse=True)
+    label = label.ravel()
+    order = np.argsort(label, kind="stable")
+    bounds = np.searchsorted(label[order], np.arange(len(classes) + 1))
+    values = blocks = None
+    out = np.full(r, -np.inf)
+    for c, (lat_c, k_c) in enumerate(classes):
+        members = order[bounds[c]:bounds[c + 1]]
+        if len(members) <= DIRECT_MEMBERS:
+            w = np.full(r, -np.inf)
+            for i in members.tolist():
+                np.maximum(w, b[(i - shifts) % n], out=w)
+        else:
+            if values is None:
+                values, blocks = _size_blocks(b)
+            w = _largest_met(members, n, r, values, blocks)
+        np.maximum(out, lat_c + w * k_c, out=out)
+    return out
+
+
+def _size_blocks(b: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The distinct sizes, largest first, and the positions holding each."""
+    values, inv = np.unique(b, return_inverse=True)
+    pos = np.argsort(inv, kind="stable")
+    cuts = np.searchsorted(inv[pos], np.arange(len(values) + 1))
+    blocks = [pos[cuts[v]:cuts[v + 1]] for v in range(len(values))]
+    return values[::-1], blocks[::-1]
+
+
+def _largest_met(members: np.ndarray, n: int, r: int, values: np.ndarray,
+                 blocks: list[np.ndarray]) -> np.ndarray:
+    """``W[s] = max over i in members of b[(i - s) mod n]``, ``s < r`` (see
+    :func:`rotating_maxima`): per step, the largest size with a position ``j`` such that
+    ``(j + s) mod n`` is a member."""
+    inset = np.zeros(n, dtype=bool)
+    inset[members] = True
+    w = np.empty(r)
+    todo = np.arange(r)
+    fft_members = None
+    for v, pos in zip(values.tolist(), blocks, strict=True):
+        if len(pos) <= DIRECT_BLOCK:
+            hit = np.zeros(len(todo), dtype=bool)
+            for j in pos.tolist():
+                hit |= inset[(j + todo) % n]
+        else:
+            if fft_members is None:
+                fft_members = np.fft.rfft(inset.astype(float))
+            ind = np.zeros(n)
+            ind[pos] = 1.0
+            # c[s] = sum_j ind[j] inset[(j + s) mod n]: integer counts, rounded
+            c = np.fft.irfft(np.conj(np.fft.rfft(ind)) * fft_members, n)
+            hit = c[todo] > 0.5
+        w[todo[hit]] = v
+        todo = todo[~hit]
+        if not len(todo):
+            break
+    return w
 
 
 def phase_time(topo: Topology, phase: Phase) -> tuple[float, bool]:
@@ -126,6 +225,11 @@ def synchronised(phases: list[Phase]) -> bool:
 def step_exactness(coll: Collective, phases: list[Phase],
                    costs: list[PhaseCost]) -> tuple[bool, str]:
     """Whether ``step`` equals ``link`` for these phases (module docstring), and why."""
+    if any(isinstance(ph.nbytes, RotatingSizes) and ph.repeat > 1 and not c.symmetric
+           for ph, c in zip(phases, costs, strict=True)):
+        # a transfer's size changes from one repetition to the next: case 2's argument (each
+        # transfer takes the same time every round) does not hold, nor does case 1's
+        return False, "phases of transfers with unequal costs"
     if coll.lockstep and all(c.symmetric for c in costs) and synchronised(phases):
         return True, "every phase is symmetric and waits for the one before"
     if len(phases) == 1 and phases[0].chunks == 1 and costs[0].exclusive:
@@ -144,8 +248,10 @@ def step_seconds(topo: Topology, phases: list[Phase]) -> tuple[list[PhaseCost], 
     costs = [phase_cost(topo, ph) for ph in phases]
     total = 0.0
     for c in costs:
-        total += c.seconds
+        for d in c.durations:
+            total += d
     return costs, total
 
 
-__all__ = ["PhaseCost", "phase_cost", "phase_time", "step_exactness", "step_seconds"]
+__all__ = ["PhaseCost", "phase_cost", "phase_time", "rotating_maxima", "step_exactness",
+           "step_seconds"]

@@ -79,11 +79,55 @@ class Pairs(Sequence):
         return f"Pairs({len(self)} pairs)"
 
 
+class RotatingSizes(tuple):
+    """Per-transfer bytes of a phase whose repetitions rotate them (the ring all-gather):
+    a tuple aligned with the pattern's pairs for the first repetition; in repetition ``s``
+    transfer ``o`` carries entry ``(o - s) mod len``. One tuple of ``p`` sizes stands for
+    all ``p-1`` steps, where a tuple per step would hold ``p(p-1)``."""
+
+    __slots__ = ()
+
+    def row(self, s: int) -> RotatedRow:
+        """Repetition ``s``'s sizes, aligned with the pairs (a view, O(1))."""
+        return RotatedRow(self, s)
+
+
+class RotatedRow(list):
+    """One repetition of :class:`RotatingSizes` as the sequence of sizes the flow runner
+    indexes (a ``list`` to it, so that it takes one size per pair; nothing is copied: entry
+    ``o`` is read from the rotating sizes when asked for)."""
+
+    __slots__ = ("base", "shift")
+
+    def __init__(self, base: RotatingSizes, shift: int):
+        super().__init__()
+        self.base = base
+        self.shift = shift
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, o):
+        if isinstance(o, slice):
+            return [self[i] for i in range(*o.indices(len(self)))]
+        n = len(self.base)
+        if not -n <= o < n:
+            raise IndexError(o)
+        return self.base[(o % n - self.shift) % n]
+
+    def __iter__(self):
+        return (self[o] for o in range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"RotatedRow({len(self)} sizes, shift {self.shift})"
+
+
 @dataclass(frozen=True)
 class Phase:
     """A pattern of concurrent transfers repeated ``repeat`` times back to back.
 
-    ``nbytes`` is one size for every transfer or a tuple aligned with ``pairs``.
+    ``nbytes`` is one size for every transfer or a tuple aligned with ``pairs``; a
+    :class:`RotatingSizes` tuple rotates by one transfer each repetition.
     ``chunks > 1`` (ring only): each repetition's block is cut in ``chunks`` pieces that are
     pipelined, so a rank forwards piece ``j`` as soon as it has it."""
 
