@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
 import yaml
+
+# DDP ranks fork from a server with torch imported (rsdgc_sim.emulate.forked): 3-4 s of
+# CPU saved per rank; the ranks' results are what the tests check, not their timings.
+# tests/test_forked_ranks.py shows a forked rank is the subprocess it replaces (the default
+# outside the tests), on loopback and in a network namespace.
+os.environ.setdefault("RSDGC_SIM_FORK_RANKS", "1")
 
 #: the smallest real scenario: cnn_small on 16x16 images, CPU, 2 compressors, a 2x2 grid
 TINY = {

@@ -45,24 +45,13 @@ def within(seconds: float, fn):
     return out["value"]
 
 
-#: what the rank processes of :func:`launch_ranks` find imported: torch, its DDP, and the
-#: torch._dynamo that DDP's constructor imports (3-4 s of CPU per process on this VM, paid
-#: once per pytest worker instead of once per rank)
-RANK_PRELOAD = ["torch", "torch.distributed", "torch.nn.parallel", "torch._dynamo",
-                "rsdgc_sim.ddp", "rsdgc_sim.emulate.launcher"]
-_forkserver: list = []
-
-
 def _rank_context():
-    """A multiprocessing context whose children fork from a server with
-    :data:`RANK_PRELOAD` imported (started on first use, one per pytest worker)."""
-    if not _forkserver:
-        import multiprocessing
+    """The context whose children fork from a server with torch (and the torch._dynamo
+    that DDP's constructor imports) loaded once per pytest worker instead of per rank: the
+    product's own (:func:`rsdgc_sim.emulate.forked.server`)."""
+    from rsdgc_sim.emulate.forked import server
 
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(RANK_PRELOAD)
-        _forkserver.append(ctx)
-    return _forkserver[0]
+    return server()
 
 
 def _rank_entry(test_dir: str, module: str, env: dict, log: str) -> None:

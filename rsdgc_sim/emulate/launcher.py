@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EmulationError
+from .forked import ForkedRank, start_rank
 from .netns import Network
 
 #: environment variable that tells a rank where to write its JSON result
@@ -32,7 +33,7 @@ RESULT_ENV = "RSDGC_RESULT"
 @dataclass
 class RankProcess:
     rank: int
-    proc: subprocess.Popen
+    proc: subprocess.Popen | ForkedRank
     result: Path
     stdout: Path
     stderr: Path
@@ -134,12 +135,15 @@ def launch(
                 result.unlink(missing_ok=True)
                 e[RESULT_ENV] = str(result)
                 out, err = tmp / f"rank{rank}.out", tmp / f"rank{rank}.err"
-                prefix = network.exec_prefix(rank) if network is not None else []
-                with open(out, "wb") as fo, open(err, "wb") as fe:
-                    proc = subprocess.Popen(
-                        [*prefix, *argv], env=e, stdout=fo, stderr=fe,
-                        stdin=subprocess.DEVNULL, start_new_session=True,
-                    )  # fmt: skip
+                netns = network.hosts[rank].netns if network is not None else None
+                proc = start_rank(argv, e, netns, out, err)  # forked with torch imported
+                if proc is None:
+                    prefix = network.exec_prefix(rank) if network is not None else []
+                    with open(out, "wb") as fo, open(err, "wb") as fe:
+                        proc = subprocess.Popen(
+                            [*prefix, *argv], env=e, stdout=fo, stderr=fe,
+                            stdin=subprocess.DEVNULL, start_new_session=True,
+                        )  # fmt: skip
                 procs.append(RankProcess(rank, proc, result, out, err))
             _watch(procs, timeout_s)
         except BaseException:
