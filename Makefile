@@ -46,14 +46,15 @@ lint: install-test
 	$(BIN)/ruff check rsdgc_sim tests benchmarks
 	$(BIN)/lint-imports --no-cache
 
-# one torch thread per process and one pytest worker per core, idle workers stealing tests:
-# 2 cores run the suite in ~1.6 min instead of ~2.3 min (torch's own threads would
-# oversubscribe the cores)
+# one torch thread per process and one pytest worker per core, idle workers stealing tests
+# (torch's own threads would oversubscribe the cores; a third worker on 2 cores is slower):
+# the 2-core VM runs the suite in about 3.3 min, nothing else running
 PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 test: install-test datasets lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
-# the README's quoted outputs (the teaching scenarios') and its images, from the code
+# the README's regenerated outputs (teaching scenarios, compare) and its images, from the
+# code; measured blocks: docs/regenerate.py --measured NAME
 docs: install
 	$(BIN)/python docs/regenerate.py
 
