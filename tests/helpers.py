@@ -175,3 +175,16 @@ def set_at(data, path: str, value) -> None:
         del data[last]
     else:
         data[last] = value
+
+
+def tta_data() -> dict:
+    """A tta.json's data with two grid points: at 10 Mbit/s dense's curve ends at 37.8 s and
+    top-k's at 4.6 s (8.2x apart), at 1 Gbit/s at 3.2 s and 3.2 s."""
+    runs, rows = [], []
+    for c, its in (("none", (0.126, 0.0108)), ("topk", (0.0153, 0.0106))):
+        runs.append({"compressor": c, "workers": 4,
+                     "history": [{"step": s, "accuracy": 0.1 + s / 400} for s in (0, 100, 300)]})
+        rows += [{"compressor": c, "workers": 4, "bandwidth_bytes_per_s": bw, "latency_s": 5e-5,
+                  "target": 0.8, "iteration_s": it, "time_to_target_s": None}
+                 for bw, it in zip((1.25e6, 1.25e8), its, strict=True)]
+    return {"scenario": {"name": "t"}, "rows": rows, "runs": runs}

@@ -22,7 +22,7 @@ from rsdgc_sim.report.plots.slices import file_stem, is_plot_file, select
 from rsdgc_sim.report.results import combined_trace
 from rsdgc_sim.scenario import scenario_from_dict
 from rsdgc_sim.study.orchestrate import run_scenario
-from tests.helpers import one_line_error
+from tests.helpers import one_line_error, tta_data
 
 PROFILE = Path(__file__).resolve().parent.parent / "scenarios/teaching/profiles/resnet50_v100.json"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -257,14 +257,7 @@ def test_tta_time_axis_turns_log_where_curves_end_far_apart():
     from rsdgc_sim.report.tta_plot import plot_tta, wants_log_time
 
     assert wants_log_time([37.7, 4.6, 5.1]) and not wants_log_time([3.2, 3.4, 0.0])
-    runs, rows = [], []
-    for c, its in (("none", (0.126, 0.0108)), ("topk", (0.0153, 0.0106))):
-        runs.append({"compressor": c, "workers": 4,
-                     "history": [{"step": s, "accuracy": 0.1 + s / 400} for s in (0, 100, 300)]})
-        rows += [{"compressor": c, "workers": 4, "bandwidth_bytes_per_s": bw, "latency_s": 5e-5,
-                  "target": 0.8, "iteration_s": it, "time_to_target_s": None}
-                 for bw, it in zip((1.25e6, 1.25e8), its, strict=True)]
-    data = {"scenario": {"name": "t"}, "rows": rows, "runs": runs}
+    data = tta_data()
     svg = plot_tta(data, fmt="svg").decode()
     assert svg.count("simulated wall-clock time (s, log scale)") == 1
     assert svg.count("simulated wall-clock time (s)") == 1
