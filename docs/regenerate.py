@@ -292,8 +292,12 @@ def check_command(m: Measured, cwd: Path) -> None:
                             f"{', '.join(sorted(declared))})")
     if m.make:
         out_arg = m.argv[m.argv.index("--out") + 1]
-        proc = subprocess.run(["make", "-n", m.make, f"OUT={out_arg}"], cwd=ROOT,
-                              capture_output=True, text=True)
+        # a make of its own: under `make test` the parent's MAKEFLAGS/MAKELEVEL would make
+        # it print "Entering/Leaving directory" lines around the recipe
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+        proc = subprocess.run(["make", "--no-print-directory", "-n", m.make, f"OUT={out_arg}"],
+                              cwd=ROOT, capture_output=True, text=True, env=env)
         last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
         if proc.returncode != 0 or last != m.between[-1]:
             raise DocsError(f"make -n {m.make}: its last line is `{last}`; the README shows "
