@@ -51,3 +51,4 @@ def write_scenario(tmp_path: Path):
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Tests never read or write the user's profile cache."""
     monkeypatch.setenv("RSDGC_SIM_CACHE", str(tmp_path_factory.mktemp("cache")))
+

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from rsdgc_sim.compress import create
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "torchrun_train.py"
@@ -21,6 +23,7 @@ def test_optimizer_has_no_momentum_when_the_compressor_applies_it():
         assert create(name).optimizer_momentum(0.9) == 0.9, name
 
 
+@pytest.mark.slow
 def test_example_trains_two_ranks_with_dgc(tmp_path):
     """Two gloo ranks run the example's main with dgc for a few steps (dense warm-up, then
     compressed): it finishes, reports the loss and the bytes sent, and its optimizer has no

@@ -31,6 +31,7 @@ def readme():
     return (ROOT / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_readme_quotes_what_the_commands_print(regenerate, readme, tmp_path):
     """Regenerating a README whose quoted break-even drifted by one worker gives back the
     README as committed: its blocks are exactly the commands' output, and a drifted

@@ -13,6 +13,8 @@ import pytest
 import torch
 from helpers import launch_ranks
 
+pytestmark = pytest.mark.slow  # real DDP ranks
+
 WORLD = 2
 #: one bucket cap (bytes) for DDP and the profiler: cnn_small's 97 KiB of gradients make
 #: several buckets (DDP with ``bucket_cap_mb`` caps its first bucket at the same size)

@@ -269,6 +269,7 @@ def test_a_mismatched_profile_is_one_line_naming_every_difference(tiny, tmp_path
     assert re.search(r"profile .*p\.json does not match the scenario: " + pattern, lines[0]), lines[0]
 
 
+@pytest.mark.slow
 def test_two_runs_on_an_empty_cache_measure_once(tiny, tmp_path):
     """Two `profile` processes started together on an empty cache: one measures, the other
     waits for its lock and reuses that profile, so both report the same numbers."""

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from helpers import ranks_fixture
 from torch import nn
 
+pytestmark = pytest.mark.slow  # real DDP ranks train every case
+
 SEED = 5
 STEPS = 20
 BATCH = 8

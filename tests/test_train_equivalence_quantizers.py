@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from helpers import ranks_fixture
 
+pytestmark = pytest.mark.slow  # real DDP ranks train every case
+
 SEED = 7
 STEPS = 8
 BATCH = 8
