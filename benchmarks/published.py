@@ -265,7 +265,7 @@ def nccl_estimates(case: NcclCase, say: Callable[[str], None]) -> list[dict[str,
         row: dict[str, Any] = {"size": size, "time_us": t_us, "busbw": bus}
         try:
             # the topology's links carry their own bandwidth: the two numbers are unused
-            res = collective_time(algorithm, p, nbytes, 1e9, 0.0, topology=topo,
+            res = collective_time(algorithm, p, nbytes, None, 0.0, topology=topo,
                                   fidelity="analytic", params=dict(case.setup.collective))
         except Exception as e:  # noqa: BLE001 - report what is missing, go on
             row.update(estimate=None, error=None, why=f"{type(e).__name__}: {e}")

@@ -14,8 +14,11 @@ from rsdgc_sim.sim.config import TopologySpec
 from rsdgc_sim.sim.topology import check_topology_params, links_carry_bandwidth, topology_size
 from rsdgc_sim.sim.topology.gpu_cluster import PRESET_NAMES
 from rsdgc_sim.sim.topology.gpu_nodes import GpuNodeTable, gpu_node_presets
+from rsdgc_sim.sim.topology.guards import UNUSED_BANDWIDTH
 
 BW, LAT = 1.25e9, 4e-6
+#: no bandwidth given (the CLI without --bandwidth): a preset's NICs take their own
+PRESET_BW = UNUSED_BANDWIDTH
 H100 = {"preset": "dgx_h100"}
 
 
@@ -36,7 +39,7 @@ def test_dgx_h100_two_nodes_links():
     """Two dgx_h100 nodes: 16 NVLinks of 450 GB/s (GPU to NVSwitch), 16 GPU-NIC and 16
     NIC-rail links of 400 Gbit/s = 50 GB/s, 8 rail-spine links of 2 x 50 GB/s; 16 GPUs,
     2 NVSwitches, 16 NICs, 8 rails and a spine; the size estimate is what is built."""
-    t = build_topology("gpu_cluster", 16, BW, LAT, H100)
+    t = build_topology("gpu_cluster", 16, PRESET_BW, 2.7e-6, H100)
     assert undirected_bandwidths(t) == {
         (("g", "nvs"), 450e9): 16, (("g", "nic"), 50e9): 16, (("nic", "rail"), 50e9): 16,
         (("rail", "spine"), 100e9): 8}
@@ -48,14 +51,42 @@ def test_dgx_h100_two_nodes_links():
         "nodes": 2, "gpus_per_node": 8, "nvlink_bandwidth": 450e9, "nvlink_latency": 0.6e-6,
         "nics_per_node": 8, "nic_bandwidth": 50e9, "nic_latency": 2.7e-6,
         "rail_optimized": True, "preset": "dgx_h100", "nvls": True, "transport": "ib",
-        "transport_latency": 0.0}
+        "transport_latency": 0.0, "nic_fixed": False, "nic_latency_fixed": False}
+    # a bandwidth given (a scenario's, --bandwidth) is the NICs'; a nic parameter beats it
+    assert build_topology("gpu_cluster", 16, BW, LAT, H100).params["nic_bandwidth"] == BW
+    fixed = build_topology("gpu_cluster", 16, BW, LAT, {**H100, "nic": "100Gbit/s"}).params
+    assert (fixed["nic_bandwidth"], fixed["nic_fixed"]) == (12.5e9, True)
+
+
+def test_link_values_a_nic_parameter_fixes_are_checked(write_scenario, tiny):
+    """A scenario whose bandwidth or latency the topology's nic / nic_latency contradicts is
+    refused in one line (its table would show values the links never used); with a preset
+    alone the grid's values are the NICs'."""
+    from rsdgc_sim.errors import ConfigError
+    from rsdgc_sim.scenario import load_scenario
+
+    tiny["cluster"].update(workers=[8], bandwidth=["100Gbit/s", "400Gbit/s"],
+                           topology={"name": "gpu_cluster", "preset": "dgx_h100"})
+    load_scenario(write_scenario(tiny))
+    tiny["cluster"]["topology"]["nic"] = "400Gbit/s"
+    with pytest.raises(ConfigError, match=r"cluster\.bandwidth 100Gbit/s: gpu_cluster's nic "
+                                          r"parameter makes its NICs 400Gbit/s"):
+        load_scenario(write_scenario(tiny))
+    tiny["cluster"].update(bandwidth=["400Gbit/s"])
+    load_scenario(write_scenario(tiny))
+    tiny["cluster"]["topology"]["nic_latency"] = "2us"
+    with pytest.raises(ConfigError, match=r"cluster\.latency 5us: .*nic_latency"):
+        load_scenario(write_scenario(tiny))
+    del tiny["cluster"]["latency"]
+    with pytest.raises(ConfigError, match=r"cluster\.latency 5us \(the default\)"):
+        load_scenario(write_scenario(tiny))
 
 
 def test_rail_optimised_routes():
     """GPU 3 of node 0 reaches GPU 3 of node 1 over its own NIC, rail 3 and that node's NIC
     3; GPU 3 to GPU 4 of the other node climbs rail 3 -> spine -> rail 4; inside a node
     only the NVSwitch is used."""
-    t = build_topology("gpu_cluster", 16, BW, LAT, H100)
+    t = build_topology("gpu_cluster", 16, PRESET_BW, LAT, H100)
     assert names(t, t.route(3, 11)) == [("g3", "nic0_3"), ("nic0_3", "rail3"),
                                         ("rail3", "nic1_3"), ("nic1_3", "g11")]
     assert names(t, t.route(3, 12)) == [("g3", "nic0_3"), ("nic0_3", "rail3"),
@@ -69,7 +100,7 @@ def test_shared_nic_is_shared():
     """hgx_v100 (4 NICs for 8 GPUs): GPUs 0 and 1 share NIC 0, so sending off the node at
     the same time each gets half of its 12.5 GB/s; GPUs 0 and 2 use NICs 0 and 1 and get
     all of theirs; traffic inside the node stays on NVLink (150 GB/s)."""
-    t = build_topology("gpu_cluster", 16, BW, LAT, {"preset": "hgx_v100"})
+    t = build_topology("gpu_cluster", 16, PRESET_BW, LAT, {"preset": "hgx_v100"})
     assert t.params["rail_optimized"] is False
     assert names(t, t.route(1, 9)) == [("g1", "nic0_0"), ("nic0_0", "core"),
                                        ("core", "nic1_0"), ("nic1_0", "g9")]
@@ -86,7 +117,7 @@ def test_shared_nic_collective_time():
     GPUs whose every step sends n/16 across a NIC (ranks 7 -> 8 and 15 -> 0, each alone on
     its NIC; the PCIe steps are faster) takes 2 (p-1) (nic_latency + n / (p nic))."""
     n, p, nic, lat = 16e6, 16, 12.5e9, 2.7e-6
-    res = collective_time("ring", p, n, BW, LAT, TopologySpec(name="gpu_cluster",
+    res = collective_time("ring", p, n, None, 2.7e-6, TopologySpec(name="gpu_cluster",
                                                                params={"preset": "pcie_8gpu"}),
                           fidelity="link")
     assert res.simulated_s == pytest.approx(2 * (p - 1) * (lat + n / (p * nic)), rel=1e-12)
@@ -139,7 +170,7 @@ def test_one_gpu_per_node_ring_matches_switch():
     spec = TopologySpec(name="gpu_cluster", params={"preset": "ethernet_1gpu",
                                                     "nic_latency": "2us"})
     for fidelity in ("step", "link"):
-        on_cluster = collective_time("ring", p, n, BW, LAT, spec, fidelity=fidelity)
+        on_cluster = collective_time("ring", p, n, None, LAT, spec, fidelity=fidelity)
         assert on_cluster.simulated_s == pytest.approx(expected, rel=1e-12)
     assert on_switch.simulated_s == pytest.approx(expected, rel=1e-12)
 
@@ -149,7 +180,7 @@ def test_two_dgx_h100_ring_crosses_rails():
     7 -> 8 and 15 -> 0, which cross rails (rail 7 -> spine -> rail 0: 2 x nic_latency, 50
     GB/s), so T = 2 (p-1) (2 nic_latency + n / (p nic))."""
     p, n = 16, 100e6
-    res = collective_time("ring", p, n, BW, LAT, TopologySpec(name="gpu_cluster", params=H100),
+    res = collective_time("ring", p, n, None, 2.7e-6, TopologySpec(name="gpu_cluster", params=H100),
                           fidelity="link")
     assert res.simulated_s == pytest.approx(2 * (p - 1) * (2 * 2.7e-6 + n / (p * 50e9)),
                                             rel=1e-12)

@@ -11,7 +11,7 @@ import pytest
 
 from rsdgc_sim.errors import ConfigError, TopologyError
 from rsdgc_sim.sim import SimPoint, TopologySpec, build_topology, collective_time, simulate
-from rsdgc_sim.sim.collective_time import bandwidths
+from rsdgc_sim.sim.collective_time import UNUSED_BANDWIDTH, bandwidths
 from rsdgc_sim.sim.collectives import Message, make_collective
 from rsdgc_sim.sim.collectives import nccl_model as nm
 from rsdgc_sim.sim.collectives.nccl import nccl_system
@@ -75,7 +75,7 @@ def test_ring_across_nodes_uses_every_nic_and_the_gpu_link():
     r = t("nccl", 32, n, None, spec=CLUSTER, algorithm="ring", protocol="simple")
     want = (8.4 + 56 * 3.4 + 6 * 14.0) * 1.4 * US + n * 62 / 32 / 200e9
     assert rel(r.simulated_s, want) < 1e-12
-    s = nccl_system(32, build_topology("gpu_cluster", 32, 1.0, 0.0, CLUSTER.params))
+    s = nccl_system(32, build_topology("gpu_cluster", 32, UNUSED_BANDWIDTH, 0.0, CLUSTER.params))
     assert (s.nodes, s.gpus_per_node, s.channels, s.intra, s.bus_bw) == (4, 8, 16, "nvlink",
                                                                          200e9)
 
@@ -83,7 +83,7 @@ def test_ring_across_nodes_uses_every_nic_and_the_gpu_link():
 def test_channels_split_the_nics():
     """channels=4 on 8 NICs: only 4 NICs carry a channel, bus bandwidth 4 x 25 GB/s; with
     channels=12, 2 channels share some NICs: 12 x 25/2 = 150 GB/s."""
-    topo = build_topology("gpu_cluster", 32, 1.0, 0.0, CLUSTER.params)
+    topo = build_topology("gpu_cluster", 32, UNUSED_BANDWIDTH, 0.0, CLUSTER.params)
     assert nccl_system(32, topo, channels=4).bus_bw == 100e9
     assert nccl_system(32, topo, channels=12).bus_bw == 150e9
 
@@ -214,7 +214,7 @@ def test_generation_from_preset_and_parameter():
     """The tables' GPU generation comes from the preset's name (dgx_h100: hopper, dgx_a100:
     ampere, hgx_v100: volta) or the ``gpu`` parameter."""
     for preset, gen in (("dgx_h100", "hopper"), ("dgx_a100", "ampere"), ("hgx_v100", "volta")):
-        topo = build_topology("gpu_cluster", 16, 1.0, 0.0, {"preset": preset})
+        topo = build_topology("gpu_cluster", 16, UNUSED_BANDWIDTH, 0.0, {"preset": preset})
         assert nccl_system(16, topo).generation == gen
         assert nccl_system(16, topo, gpu="blackwell").generation == "blackwell"
 
@@ -227,7 +227,7 @@ def test_dgx_h100_nodes(nodes):
     NVSwitch reduces; see the NVLS tests.)"""
     p = 8 * nodes
     spec = TopologySpec(name="gpu_cluster", params={"preset": "dgx_h100"})
-    topo = build_topology("gpu_cluster", p, 1.0, 0.0, spec.params)
+    topo = build_topology("gpu_cluster", p, UNUSED_BANDWIDTH, 0.0, spec.params)
     s = nccl_system(p, topo)
     assert (s.nodes, s.gpus_per_node, s.generation) == (nodes, 8, "hopper")
     pr = topo.params
@@ -327,7 +327,7 @@ GIB = 2.0**30
 
 
 def h100(p: int, **params) -> nm.NcclSystem:
-    return nccl_system(p, build_topology("gpu_cluster", p, 1.0, 0.0,
+    return nccl_system(p, build_topology("gpu_cluster", p, UNUSED_BANDWIDTH, 0.0,
                                          {"preset": "dgx_h100", **params}))
 
 
@@ -438,9 +438,9 @@ def test_nccl_counts_nvlink_and_pcie_as_its_topology_does():
     assert nm.intra_factor("nvlink", "hopper") == 20.6 / 25
     assert nm.intra_factor("nvlink", "blackwell") == 40.1 / 50
     assert nm.intra_factor("pci", "volta") == 0.75
-    a100 = nccl_system(8, build_topology("gpu_cluster", 8, 1.0, 0.0, A100.params))
+    a100 = nccl_system(8, build_topology("gpu_cluster", 8, UNUSED_BANDWIDTH, 0.0, A100.params))
     assert a100.bus_bw == 240e9
-    pcie = nccl_system(8, build_topology("gpu_cluster", 8, 1.0, 0.0, {"preset": "pcie_8gpu"}))
+    pcie = nccl_system(8, build_topology("gpu_cluster", 8, UNUSED_BANDWIDTH, 0.0, {"preset": "pcie_8gpu"}))
     assert pcie.bus_bw == 24e9
 
 
@@ -455,11 +455,11 @@ def test_transport_reports_its_latency_to_ncclss_model():
         ib = t("nccl", 16, 1e6, None, spec=spec("ib"), algorithm="tree", protocol=proto)
         efa = t("nccl", 16, 1e6, None, spec=spec("efa"), algorithm="tree", protocol=proto)
         assert abs(efa.simulated_s - ib.simulated_s - hops * 75e-6) < 1e-15, proto
-    topo = build_topology("gpu_cluster", 16, 1.0, 0.0, spec("efa").params)
+    topo = build_topology("gpu_cluster", 16, UNUSED_BANDWIDTH, 0.0, spec("efa").params)
     assert topo.params["transport_latency"] == 75e-6
     assert nccl_system(16, topo).net_latency == 75e-6
     for tr in ("ib", "roce", "socket", "tcpxo", "cxi"):
-        topo = build_topology("gpu_cluster", 16, 1.0, 0.0, spec(tr).params)
+        topo = build_topology("gpu_cluster", 16, UNUSED_BANDWIDTH, 0.0, spec(tr).params)
         assert nccl_system(16, topo).net_latency == 0.0, tr
     with pytest.raises(ConfigError, match="transport.*myrinet.*cxi, efa, ib"):
-        build_topology("gpu_cluster", 16, 1.0, 0.0, spec("myrinet").params)
+        build_topology("gpu_cluster", 16, UNUSED_BANDWIDTH, 0.0, spec("myrinet").params)

@@ -18,6 +18,7 @@ from ..models.catalog import CATALOG, check_model
 from ..sim import COLLECTIVES, FIDELITIES, TOPOLOGIES
 from ..sim.collectives import make_collective
 from ..sim.topology import build_topology, resolve_topology_path
+from ..sim.topology.gpu_cluster import check_link_values
 from ..strict import excerpt, validation_message
 from .model import Scenario
 
@@ -116,11 +117,15 @@ def check_names(scenario: Scenario, checked: set[tuple] | None = None) -> None:
             TOPOLOGIES.get(cl.topology.name)
 
     once(("topology", cl.topology.name), "cluster.topology.name", generator)
+    def build(w: int) -> None:  # and the grid's link values, where a gpu_cluster fixes them
+        topo = build_topology(spec.name, w, cl.bandwidth[0], cl.latency[0], spec.params)
+        check_link_values(topo, cl.bandwidth, cl.latency,
+                          latency_default="latency" not in cl.model_fields_set)
+
     for workers in sorted(set(cl.workers)):  # parameters, files, and whether the workers fit
-        once(("build", spec.name, _key(spec.params), workers, cl.bandwidth[0], cl.latency[0]),
-             f"cluster.topology ({workers} workers)",
-             lambda w=workers: build_topology(spec.name, w, cl.bandwidth[0], cl.latency[0],
-                                              spec.params))
+        once(("build", spec.name, _key(spec.params), workers, tuple(cl.bandwidth),
+              tuple(cl.latency)),
+             f"cluster.topology ({workers} workers)", lambda w=workers: build(w))
     for field in ("collective", "sparse_collective"):
         once(("collective", getattr(cl, field)), f"cluster.{field}",
              lambda f=field: COLLECTIVES.get(getattr(cl, f)))

@@ -21,11 +21,8 @@ from .fidelity import FIDELITIES
 from .runner import LinkBudget, auto_candidates, run_collective
 from .topology.build import build_topology
 from .topology.graph import Topology
+from .topology.guards import UNUSED_BANDWIDTH
 from .topology.link_bandwidth import links_carry_bandwidth
-
-#: what :func:`build_topology` is given for the host link bandwidth when the topology's links
-#: carry their own (it is never used; a link that took it would take a second per byte)
-UNUSED_BANDWIDTH = 1.0
 
 
 @dataclass

@@ -38,8 +38,12 @@ A ring on a one-GPU-per-node cluster is therefore the ``switch`` topology with h
 
 Parameters (:class:`GpuClusterParams`): ``preset`` supplies defaults, explicit parameters
 replace them; without a preset, ``gpus_per_node=8``, ``nvlink`` and ``nvlink_latency`` as
-``two_level``'s ``intra_*``, ``nics_per_node=1``; ``nic`` and ``nic_latency`` default to the
-scenario's (``--bandwidth``, ``--latency``). ``nodes``, if given, must equal
+``two_level``'s ``intra_*``, ``nics_per_node=1``. The NICs' bandwidth and latency are the
+``nic`` and ``nic_latency`` parameters where given, else the scenario's (``--bandwidth``,
+``--latency``): a scenario's grid studies NICs of its speeds on the preset's nodes; a
+preset's ``nic`` applies only where no bandwidth is given (:data:`UNUSED_BANDWIDTH`:
+``collective`` without ``--bandwidth``). :func:`check_link_values` refuses a scenario whose
+values contradict a ``nic``/``nic_latency`` parameter. ``nodes``, if given, must equal
 ``ceil(hosts / gpus_per_node)``. The built topology's ``params`` carry, in SI units,
 ``nodes``, ``gpus_per_node``, ``nvlink_bandwidth``, ``nvlink_latency``, ``nics_per_node``,
 ``nic_bandwidth``, ``nic_latency``, ``rail_optimized``, ``preset``, ``nvls``, ``transport``
@@ -65,7 +69,7 @@ from ...errors import ConfigError, TopologyError
 from ...units import LinkBandwidth, LinkLatency
 from ..routing.gpu_cluster import GpuClusterRouter
 from .graph import Topology, make_table, node_names
-from .guards import TopologySize, ceil_div
+from .guards import UNUSED_BANDWIDTH, TopologySize, ceil_div
 from .params import MAX_COUNT, TopologyParams, register_generator
 from .two_level import DEFAULT_INTRA_BANDWIDTH, DEFAULT_INTRA_LATENCY
 
@@ -233,8 +237,11 @@ def gpu_cluster(hosts: int, bandwidth: float, latency: float, preset: str | None
         raise TopologyError(
             f"workers: {hosts} workers do not fill whole nodes of gpus_per_node={gpn} on "
             f"gpu_cluster; use a multiple of {gpn} or set topology.params.allow_partial: true")
-    nic_bw = float(bandwidth if node.nic is None else node.nic)
-    nic_lat = float(latency if node.nic_latency is None else node.nic_latency)
+    # the NICs: the nic parameter, else the scenario's bandwidth (--bandwidth), else (none
+    # given: UNUSED_BANDWIDTH) the preset's; the latency likewise, without a preset's
+    nic_bw = float(nic if nic is not None else bandwidth if bandwidth != UNUSED_BANDWIDTH
+                   else node.nic if node.nic is not None else bandwidth)
+    nic_lat = float(latency if nic_latency is None else nic_latency)
     rail = node.rail_optimized
     n_nics = n_nodes * k
     switch_names = ([f"rail{j}" for j in range(k)] + (["spine"] if k > 1 else [])
@@ -260,6 +267,10 @@ def gpu_cluster(hosts: int, bandwidth: float, latency: float, preset: str | None
                             "nvlink_latency": float(node.nvlink_latency),
                             "nics_per_node": k, "nic_bandwidth": nic_bw,
                             "nic_latency": nic_lat, "rail_optimized": rail,
+                            # whether the NIC's numbers are parameters (else: the
+                            # scenario's bandwidth and latency, or the preset's)
+                            "nic_fixed": nic is not None,
+                            "nic_latency_fixed": nic_latency is not None,
                             "preset": node.preset, "nvls": bool(node.nvls),
                             "transport": node.transport,
                             "transport_latency": _transport_latency(node.transport)},
@@ -277,3 +288,33 @@ def _transport_latency(name: str | None) -> float:
 
 __all__ = ["DEFAULTS", "PRESET_NAMES", "GpuClusterParams", "GpuNode", "gpu_cluster",
            "resolve_node"]
+
+
+def check_link_values(topo: Topology, bandwidths: list[float] | None,
+                      latencies: list[float] | None, what: str = "cluster",
+                      latency_default: bool = False) -> None:
+    """Refuse link values that a ``gpu_cluster`` would not use: where its ``nic`` or
+    ``nic_latency`` parameter gives the NICs, a scenario's ``bandwidth`` or ``latency``
+    (``what``: ``cluster`` or ``--`` for the command line) of another value would be shown
+    beside results that never used it (a preset's NICs give way to the scenario's values).
+    None: not given (nothing to check); ``latency_default``: the latencies are the
+    scenario's default, not written in it."""
+    if topo.name != "gpu_cluster":
+        return
+    from ...units import format_bandwidth, format_duration
+
+    prm = topo.params
+    bw, lat = prm["nic_bandwidth"], prm["nic_latency"]
+    sep = "." if what == "cluster" else ""
+    for field, given, used, fmt, param in (("bandwidth", bandwidths, bw, format_bandwidth, "nic"),
+                                           ("latency", latencies, lat, format_duration,
+                                            "nic_latency")):
+        if not prm[f"{param}_fixed"]:
+            continue  # the NICs take the scenario's values
+        for v in given or []:
+            if abs(v - used) > 1e-9 * max(abs(used), 1e-12):
+                default = " (the default)" if field == "latency" and latency_default else ""
+                raise ConfigError(
+                    f"{what}{sep}{field} {fmt(v)}{default}: gpu_cluster's {param} parameter "
+                    f"makes its NICs {fmt(used)}; give {fmt(used)} here, or leave {param} out "
+                    f"(the NICs then take the {field} given here)")

@@ -12,6 +12,12 @@ from typing import Any
 from ...errors import ConfigError, TopologyError
 from ...strict import excerpt
 
+#: the host link bandwidth :func:`~rsdgc_sim.sim.topology.build_topology` is given when the
+#: topology's links carry their own (no ``--bandwidth``): below the 1 byte/s any input may
+#: be, so a generator can tell it from a given one (``gpu_cluster`` then takes its preset's
+#: NICs); a link that took it would take two seconds a byte
+UNUSED_BANDWIDTH = 0.5
+
 
 def check_bw(value: float, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
