@@ -188,21 +188,24 @@ def _lines(text: str) -> list[str]:
     return lines
 
 
-def block_text(name: str, cwd: Path) -> str:
-    """The fenced block of ``name``: each command as typed, then its output."""
+def block_text(name: str, cwd: Path, plots: bool = True) -> str:
+    """The fenced block of ``name``: each command as typed, then its output. ``plots=False``
+    (``--check``): a ``run`` draws no plots (they go to stderr's "wrote" line and to files,
+    never to the stdout quoted here; about a second each)."""
     lines = []
     for args in BLOCKS[name]:
         lines.append(f"$ {shown(args)}")
-        out = run(args, cwd)
+        quick = plots or args[0] != "run" or "--no-plot" in args
+        out = run(args if quick else [*args[:1], "--no-plot", *args[1:]], cwd)
         if args[-1] != QUIET:
             lines.extend(_lines(out))
     return "```\n" + "\n".join(lines) + "\n```\n"
 
 
-def regenerate(text: str, out: Path) -> str:
+def regenerate(text: str, out: Path, plots: bool = True) -> str:
     """``text`` (the README) with every regenerated block's output made again (commands run
-    in the scratch folder ``out``); an unknown block name or a block of :data:`BLOCKS`
-    missing from the README is a DocsError."""
+    in the scratch folder ``out``; ``plots``: as :func:`block_text`); an unknown block name
+    or a block of :data:`BLOCKS` missing from the README is a DocsError."""
     cwd = scratch(out)
     seen = set()
 
@@ -211,7 +214,7 @@ def regenerate(text: str, out: Path) -> str:
         if name not in BLOCKS:
             raise DocsError(f"README.md: unknown block {name!r} (known: {', '.join(BLOCKS)})")
         seen.add(name)
-        return m.group(1) + block_text(name, cwd) + m.group(4)
+        return m.group(1) + block_text(name, cwd, plots) + m.group(4)
 
     new = BLOCK.sub(sub, text)
     if missing := set(BLOCKS) - seen:
@@ -321,7 +324,7 @@ def _script_options(script: Path) -> set[str]:
 def check(text: str, out: Path) -> None:
     """DocsError unless every regenerated block is what its commands print now and every
     measured block's command still runs as shown."""
-    if regenerate(text, out) != text:
+    if regenerate(text, out, plots=False) != text:
         raise DocsError("README.md: quoted outputs differ from the code's; run `make docs`")
     measured_blocks(text)
     for m in MEASURED.values():
