@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -37,6 +36,7 @@ from rich.table import Table  # noqa: E402
 
 from rsdgc_sim.compress import CompressorState, create, set_compiled  # noqa: E402
 from rsdgc_sim.compress.select import k_for  # noqa: E402
+from rsdgc_sim.profile.devices import cpu_model  # noqa: E402
 
 DENSITY = 0.01
 
@@ -148,16 +148,8 @@ def bench_case(label, tensors, device, args, rows, threshold):
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return (
-        f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads)"
     )
 

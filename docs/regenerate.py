@@ -333,14 +333,9 @@ def check(text: str, out: Path) -> None:
 
 def machine() -> str:
     """This machine in a few words: CPU model, cores, GPUs (nvidia-smi), torch."""
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from rsdgc_sim.profile.devices import cpu_model  # lazy: imports torch (measuring only)
+
+    cpu = cpu_model()
     gpus = "no GPU"
     if shutil.which("nvidia-smi"):
         proc = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
