@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 import threading
 import time
 from pathlib import Path
@@ -45,77 +44,21 @@ def within(seconds: float, fn):
     return out["value"]
 
 
-def _rank_context():
-    """The context whose children fork from a server with torch (and the torch._dynamo
-    that DDP's constructor imports) loaded once per pytest worker instead of per rank: the
-    product's own (:func:`rsdgc_sim.emulate.forked.server`)."""
-    from rsdgc_sim.emulate.forked import server
-
-    return server()
-
-
-def _rank_entry(test_dir: str, module: str, env: dict, log: str) -> None:
-    """A rank: its torch.distributed environment, its output to ``log``.out/.err, then
-    ``module._rank_main()``."""
-    import importlib
-    import os
-
-    for fd, suffix in ((1, "out"), (2, "err")):
-        f = os.open(f"{log}.{suffix}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(f, fd)
-        os.close(f)
-    os.environ.update(env)
-    sys.path.insert(0, test_dir)
-    importlib.import_module(module)._rank_main()
-
-
 def launch_ranks(test_file: str, world: int, out: Path, timeout_s: float = 180.0) -> tuple[list, list]:
     """Run ``_rank_main()`` of the test module ``test_file`` on ``world`` gloo ranks on
-    loopback, with the environment the project's launcher gives a rank
-    (:func:`rsdgc_sim.emulate.launcher.launch`: ``RANK``, ``MASTER_ADDR``, its result file...),
-    forked from a server that has torch imported (:func:`_rank_context`); returns what each
-    rank saved to ``out/rank<r>.pt`` and the ranks' results. A rank that fails stops the
-    others and the error ends with its stderr; so does a timeout."""
-    import json
-
+    loopback with the project's launcher (:func:`rsdgc_sim.emulate.launcher.launch`, as
+    ``python -m rank_main MODULE``: forked from a server with torch imported, since
+    conftest sets ``RSDGC_SIM_FORK_RANKS``); returns what each rank saved to
+    ``out/rank<r>.pt`` and the ranks' results. A rank that fails or hangs is the launcher's
+    error, ending with its stderr."""
     import torch
 
-    from rsdgc_sim.emulate.launcher import RESULT_ENV, free_port
+    from rsdgc_sim.emulate.launcher import launch, python_argv
 
-    logs = out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    ctx = _rank_context()
-    procs = []
-    for rank in range(world):
-        env = {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": "0",
-               "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-               "GLOO_SOCKET_IFNAME": "lo", "RSDGC_TEST_OUT": str(out),
-               RESULT_ENV: str(logs / f"rank{rank}.json")}
-        p = ctx.Process(target=_rank_entry, daemon=True, args=(
-            str(Path(test_file).resolve().parent), Path(test_file).stem, env,
-            str(logs / f"rank{rank}")))
-        p.start()
-        procs.append(p)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while any(p.exitcode is None for p in procs):
-            bad = [r for r, p in enumerate(procs) if p.exitcode not in (None, 0)]
-            if bad or time.monotonic() > deadline:
-                r = bad[0] if bad else next(r for r, p in enumerate(procs) if p.exitcode is None)
-                err = (logs / f"rank{r}.err").read_text(errors="replace")[-3000:]
-                what = f"failed ({procs[r].exitcode})" if bad else f"hung ({timeout_s:g} s)"
-                raise AssertionError(f"rank {r} {what}; its stderr ends with:\n{err}")
-            time.sleep(0.02)
-        bad = [r for r, p in enumerate(procs) if p.exitcode != 0]
-        assert not bad, (bad, (logs / f"rank{bad[0]}.err").read_text(errors="replace")[-3000:]
-                         if bad else "")
-    finally:
-        for p in procs:
-            if p.exitcode is None:
-                p.kill()
-            p.join(5)
-    results = [json.loads((logs / f"rank{r}.json").read_text()) for r in range(world)]
+    here = str(Path(test_file).resolve().parent)
+    results = launch(python_argv("rank_main", Path(test_file).stem), world,
+                     env={"RSDGC_TEST_OUT": str(out), "PYTHONPATH": here},
+                     timeout_s=timeout_s, workdir=out / "logs")
     return [torch.load(out / f"rank{r}.pt") for r in range(world)], results
 
 
