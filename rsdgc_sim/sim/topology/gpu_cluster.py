@@ -66,7 +66,7 @@ import numpy as np
 from pydantic import Field, PrivateAttr, model_validator
 
 from ...errors import ConfigError, TopologyError
-from ...units import LinkBandwidth, LinkLatency
+from ...units import LinkBandwidth, LinkLatency, format_bandwidth, format_duration
 from ..routing.gpu_cluster import GpuClusterRouter
 from .graph import Topology, make_table, node_names
 from .guards import UNUSED_BANDWIDTH, TopologySize, ceil_div
@@ -301,8 +301,6 @@ def check_link_values(topo: Topology, bandwidths: list[float] | None,
     scenario's default, not written in it."""
     if topo.name != "gpu_cluster":
         return
-    from ...units import format_bandwidth, format_duration
-
     prm = topo.params
     bw, lat = prm["nic_bandwidth"], prm["nic_latency"]
     sep = "." if what == "cluster" else ""
