@@ -122,3 +122,15 @@ def test_link_fidelity_builds_the_topology_once(monkeypatch, algorithm):
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["fidelity"] == "link"
     assert calls == ["switch"]
+
+
+def test_a_bandwidth_the_nic_parameter_overrules_is_refused():
+    """--bandwidth is the NICs'; with a nic parameter that says otherwise the time printed
+    beside it would not be its own: one line naming both. Matching, or no --bandwidth, runs."""
+    args = ("-a", "ring", "-p", "16", "--bytes", "1MB", *DGX, "--topology-param", "nic=100Gbit/s")
+    t0 = time.perf_counter()
+    one_line_error(run(*args, "--bandwidth", "10Gbit/s"),
+                   r"--bandwidth 10Gbit/s: gpu_cluster's nic parameter makes its NICs "
+                   r"100Gbit/s", t0)
+    assert run(*args, "--bandwidth", "100Gbit/s").exit_code == 0
+    assert run(*args).exit_code == 0

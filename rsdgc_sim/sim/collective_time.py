@@ -20,6 +20,7 @@ from .explain import explain, explain_auto
 from .fidelity import FIDELITIES
 from .runner import LinkBudget, auto_candidates, run_collective
 from .topology.build import build_topology
+from .topology.gpu_cluster import check_link_values
 from .topology.graph import Topology
 from .topology.guards import UNUSED_BANDWIDTH
 from .topology.link_bandwidth import links_carry_bandwidth
@@ -151,6 +152,7 @@ def collective_time(algorithm: str, workers: int, nbytes: float,
     if algorithm == "auto" and workers > 1:
         topo = built or build_topology(topology.name, workers, build_bandwidth(bw, topology, 0),
                                        lat, topology.params)
+        check_link_values(topo, None if bw is None else [bw], None, what="--")
         msg = Message(workers, float(nbytes))
         runs = []
         for name in auto_candidates(topo, workers):
@@ -178,6 +180,8 @@ def collective_time(algorithm: str, workers: int, nbytes: float,
     extra = coll.extra_hosts(workers)
     topo = built or build_topology(topology.name, workers, build_bandwidth(bw, topology, extra),
                                    lat, topology.params, extra_hosts=extra)
+    # a bandwidth a nic parameter overrules would be printed beside a time it never made
+    check_link_values(topo, None if bw is None else [bw], None, what="--")
     if per_rank is not None:
         if len(per_rank) != workers:
             raise ConfigError(f"per_rank: {len(per_rank)} sizes for {workers} workers")
