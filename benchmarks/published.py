@@ -11,9 +11,11 @@ and prints, with the error (estimate / published - 1):
   gathered total); the "chosen / why" column gives NCCL's algorithm/protocol as the model's
   tuner picks them (or why no estimate). Each case's setup names its NICs' transport (the
   latency its NCCL plugin reports) and, where the source says so, whether the NVSwitch
-  reduces (NVLS). Nothing in the model is fitted to these cases. Summaries: median and worst
-  |error| at sizes >= 8 MB (the issue's acceptance: 15 % median, 35 % worst) and, apart,
-  below 8 MB (latency-bound: protocol choice).
+  reduces (NVLS), and the algorithm where the source forced one (``NCCL_ALGO``). Nothing in
+  the model is fitted to these cases. Summaries: median and worst |error| at sizes >= 8 MB
+  (the issue's acceptance: 15 % median, 35 % worst) and, apart, below 8 MB (latency-bound:
+  protocol choice); a case whose ``not_counted`` gives a reason (it cannot be set up from
+  its source, or is not a steady run) is shown and summed apart, with the reason printed.
 * **training throughput** (DeepLearningExamples tables): images/s per GPU beside the device
   model's estimate, ``batch / (forward + backward + optimizer)`` of the roofline
   (:func:`rsdgc_sim.profile.roofline.estimate_compute` on the zoo model counted at the case's
@@ -104,6 +106,8 @@ class NcclCase(Strict):
     hardware: Hardware
     setup: Setup
     not_modelled: str = ""
+    #: why the case is shown but not counted in the acceptance summary ("": counted)
+    not_counted: str = ""
     rows: list[Row] = Field(min_length=1)
 
     _src = field_validator("source")(_url)
@@ -288,9 +292,16 @@ def nccl_part(data: Published, say: Callable[[str], None]) -> list[dict[str, Any
         cases.append({"id": c.id, "source": c.source, "collective": c.collective,
                       "placement": c.placement, "ranks": c.ranks, "gpu": c.hardware.gpu,
                       "nodes": c.hardware.nodes, "setup": c.setup.model_dump(),
-                      "not_modelled": c.not_modelled, "rows": rows,
-                      "large": large, "small": small})
+                      "not_modelled": c.not_modelled, "not_counted": c.not_counted,
+                      "rows": rows, "large": large, "small": small})
     return cases
+
+
+def counted_summary(cases: list[dict[str, Any]], counted: bool | None = True) -> dict[str, Any]:
+    """Median and worst |error| at sizes >= 8 MB over the cases counted (``counted``
+    True), those not counted (False) or all (None)."""
+    return summary(e for c in cases if counted is None or (not c["not_counted"]) == counted
+                   for e in (r["error"] for r in c["rows"] if r["size"] >= LARGE_BYTES))
 
 
 # ----------------------------------------------------------------------------- throughput
@@ -402,11 +413,10 @@ def _nccl_summary(cases: list[dict[str, Any]]) -> Any:
         t.add_column(col, justify="right" if "MB" in col else "left",
                      no_wrap=col != "not modelled", max_width=48)
 
-    def mw(s: dict[str, Any]) -> str:
-        return "-" if s["median"] is None else f"{s['median']:.0%} / {s['worst']:.0%}"
-
     for c in cases:
-        t.add_row(mw(c["large"]), mw(c["small"]), c["id"], c["not_modelled"] or "-")
+        t.add_row(mw_text(c["large"]), mw_text(c["small"]),
+                  c["id"] + (" (not counted)" if c["not_counted"] else ""),
+                  c["not_modelled"] or "-")
     return t
 
 
@@ -430,6 +440,32 @@ def _throughput_table(tp: dict[str, Any]) -> Any:
     return t
 
 
+def _nccl_totals(con: Any, cases: list[dict[str, Any]]) -> None:
+    """The summary lines: the cases counted (the acceptance), why the others are not, and
+    every case together."""
+    s = counted_summary(cases)
+    if not counted_summary(cases, None)["n"]:
+        con.print("nccl-tests: no estimate (is the gpu_cluster topology / nccl collective "
+                  "there?)")
+        return
+    if s["n"]:
+        con.print(f"nccl-tests cases counted, sizes >= 8 MB: median |error| {s['median']:.0%}, "
+                  f"worst {s['worst']:.0%} over {s['n']} sizes (target "
+                  f"{NCCL_TARGET[0]:.0%} / {NCCL_TARGET[1]:.0%})")
+    for c in cases:
+        if c["not_counted"]:
+            con.print(f"not counted: {c['id']} ({mw_text(c['large'])} >= 8 MB): "
+                      f"{c['not_counted']}")
+    a = counted_summary(cases, None)
+    con.print(f"all nccl-tests cases, counted or not, sizes >= 8 MB: median |error| "
+              f"{a['median']:.0%}, worst {a['worst']:.0%} over {a['n']} sizes")
+
+
+def mw_text(s: dict[str, Any]) -> str:
+    """``median / worst`` of a summary, ``-`` when it has none."""
+    return "-" if s["median"] is None else f"{s['median']:.0%} / {s['worst']:.0%}"
+
+
 def report(result: dict[str, Any]) -> None:
     from rich.console import Console
 
@@ -438,16 +474,7 @@ def report(result: dict[str, Any]) -> None:
         for t in _nccl_tables(result["nccl"]):
             con.print(t)
         con.print(_nccl_summary(result["nccl"]))
-        large = [e for c in result["nccl"] for e in
-                 (r["error"] for r in c["rows"] if r["size"] >= LARGE_BYTES)]
-        s = summary(large)
-        if s["n"]:
-            con.print(f"all nccl-tests cases, sizes >= 8 MB: median |error| {s['median']:.0%}, "
-                      f"worst {s['worst']:.0%} over {s['n']} sizes (target "
-                      f"{NCCL_TARGET[0]:.0%} / {NCCL_TARGET[1]:.0%})")
-        else:
-            con.print("nccl-tests: no estimate (is the gpu_cluster topology / nccl collective "
-                      "there?)")
+        _nccl_totals(con, result["nccl"])
     tp = result.get("throughput")
     if tp:
         con.print(_throughput_table(tp))

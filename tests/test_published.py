@@ -184,11 +184,42 @@ def test_factors_without_calibration_are_refused():
 
 def test_nccl_estimates_say_what_nccl_chose():
     """Each estimated row carries NCCL's choice (algorithm/protocol) for the table's
-    "chosen / why" column: one DGX H100 takes NVLS for 1 GiB, the 3 x 8 A100 case the
-    ring."""
+    "chosen / why" column: the 3 x 8 A100 case takes the ring, one DGX A100 LL for 1 KiB
+    and Simple for 8 GiB; the Azure H100 run forced NVLS (NCCL_ALGO=NVLS, as its source
+    says), so every size goes by nvls."""
     d = pub.load()
     cases = {c.id: c for c in d.nccl_tests}
     rows = pub.nccl_estimates(cases["a100_ib_3x8"], lambda _: None)
     assert [r["chosen"] for r in rows] == ["ring/simple"] * len(rows)
+    rows = pub.nccl_estimates(cases["azure_nda100v4_1x8"], lambda _: None)
+    assert rows[-1]["chosen"] == "ring/simple" and rows[0]["chosen"].endswith("/ll")
+    assert cases["azure_ndh100v5_1x8"].setup.collective == {"algorithm": "nvls"}
     rows = pub.nccl_estimates(cases["azure_ndh100v5_1x8"], lambda _: None)
-    assert rows[-1]["chosen"] == "nvls/simple" and rows[0]["chosen"].endswith("/ll")
+    assert {r["chosen"] for r in rows} == {"nvls/simple"}
+
+
+def test_cases_not_counted_are_summed_apart():
+    """A case with a not_counted reason is left out of the acceptance summary (and summed
+    apart); exact medians and worsts on hand-made cases."""
+    big = pub.LARGE_BYTES
+
+    def case(cid, errors, why=""):
+        return {"id": cid, "not_counted": why,
+                "rows": [{"size": big, "error": e} for e in errors]
+                + [{"size": big - 1, "error": 9.0}]}  # below 8 MB: never in these
+
+    cases = [case("a", [0.1, -0.3]), case("b", [0.2]), case("c", [4.0, -1.0], "why")]
+    assert pub.counted_summary(cases) == {"n": 3, "median": 0.2, "worst": 0.3}
+    assert pub.counted_summary(cases, False) == {"n": 2, "median": 2.5, "worst": 4.0}
+    assert pub.counted_summary(cases, None) == {"n": 5, "median": 0.3, "worst": 4.0}
+
+
+def test_data_file_counts_all_but_two_cases_and_says_why():
+    """Only the GCP run (its tuner plugin's configuration is not public) and the EKS run
+    (not a steady measurement) are left out of the acceptance summary, each with its
+    reason; every other case is counted."""
+    d = pub.load()
+    apart = {c.id: c.not_counted for c in d.nccl_tests if c.not_counted}
+    assert set(apart) == {"gcp_a3mega_2x8", "aws_p5_2x8_eks"}
+    assert "a3plus_tuner_config" in apart["gcp_a3mega_2x8"]
+    assert "steady" in apart["aws_p5_2x8_eks"]

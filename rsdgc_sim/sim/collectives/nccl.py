@@ -32,10 +32,15 @@ inside the node is taken as NCCL's topology counts it (:func:`~.nccl_model.intra
 NVLink at 20 or 20.6 GB/s per link, PCIe at 3/4 of the datasheet); the channels follow the
 datasheet's number as before.
 
+The tuner chooses by NCCL's estimate; the time reported is that estimate plus what the run
+adds to it: the fill of NVLS's chunk pipeline on one node, with NCCL's per-size chunks
+(:func:`~.nccl_model.pipeline_fill`).
+
 Not modelled: kernel-launch and host overhead beyond NCCL's base latencies (the published
 small-size floors disagree: 18 us for 8 GPUs over Slingshot, below the model's 20 us,
 against 25 us for one DGX H100 above its 15 us; no single constant is honest), SHARP in the
-network (CollNet), congestion, and per-size channel and chunk tuning.
+network (CollNet), congestion, the ring's and tree's per-size channel reduction (below
+about 0.8 MB) and a pipeline fill for NVLS_TREE.
 
 Fidelity: this is a closed form and only that (NCCL's model is one; its chunks and
 protocols are not transfers on our links), so ``analytic`` and ``auto`` give it and
@@ -244,7 +249,7 @@ class NcclCollective(Collective):
 
     def _form(self, p: int, msg: Message, s: nm.NcclSystem) -> ClosedForm:
         t = self.tuned(p, msg, s)
-        return ClosedForm(t.best.seconds, symbolic(self.func, t.best.algorithm),
+        return ClosedForm(t.best.run_seconds, symbolic(self.func, t.best.algorithm),
                           numeric(self.func, s, t.best))
 
     def tuner_lines(self, p: int, msg: Message, topo: Topology) -> list[str]:
@@ -261,8 +266,10 @@ class NcclCollective(Collective):
                  + (f"; forced {forced}" if forced else ""),
                  f"tuner, nBytes = {g(t.best.nbytes)} B:"]
         lines += [f"  {c.algorithm}/{c.protocol}: {g(c.seconds)} s (latency {g(c.latency)} s, "
-                  f"bandwidth {g(c.bandwidth)} B/s)" for c in t.candidates]
-        lines.append(f"chosen: {t.best.algorithm}/{t.best.protocol}")
+                  f"bandwidth {g(c.bandwidth)} B/s)"
+                  + (f"; the run adds a pipeline fill of {g(c.fill)} s" if c.fill else "")
+                  for c in t.candidates]
+        lines.append(f"chosen: {t.best.algorithm}/{t.best.protocol} (by NCCL's estimate)")
         return lines
 
 
@@ -284,17 +291,27 @@ def symbolic(func: str, algorithm: str) -> str:
         lat = ("l_nvls" if algorithm == "nvls" else "l_nvls + 2·floor(log2 N)·l_net")
         inter = "bw_inter" + ("·2 (N <= 2)" if algorithm == "nvls_tree" else "")
         cap = ", perChMaxNVLSTreeBw" if algorithm == "nvls_tree" else ""
-        return (f"T = lat + nB / (busbw{ratio}), lat = {lat}; busbw = c·min(bw_intra·eff·"
-                f"(c-1)/c·{per}, {inter}{cap}), c = NVLS channels (one per GPU)")
+        fill = ("" if algorithm == "nvls_tree" else
+                f" + fill, fill = (S-1)·min(C·c·chunk(nB/C), nB) / (busbw{ratio}) on one node "
+                f"(S = {nm.NVLS_STAGES[func]} stages, C = NVLS CTAs, chunk 128/64/32/16 KiB by "
+                f"size)")
+        return (f"T = lat + nB / (busbw{ratio}){fill}, lat = {lat}; busbw = c·min(bw_intra·"
+                f"eff·(c-1)/c·{per}, {inter}{cap}), c = NVLS channels (one per GPU)")
     return f"T = lat + nB / (0.75·busbw), lat = base + floor(log2 N)·l_net/3.5 + 2.8 us·p; {bw}"
 
 
 def numeric(func: str, s: nm.NcclSystem, e: nm.Estimate) -> str:
     """The chosen estimate with its numbers."""
-    return (f"{e.algorithm}/{e.protocol}, p = {s.ranks}, N = {s.nodes}, g = "
+    text = (f"{e.algorithm}/{e.protocol}, p = {s.ranks}, N = {s.nodes}, g = "
             f"{s.gpus_per_node}, channels = {s.channels}, nB = {g(e.nbytes)} B: busbw = "
             f"{g(e.bus_bw)} B/s, lat = {g(e.latency)} s, T = {g(e.latency)} + {g(e.nbytes)}/"
             f"{g(e.bandwidth)} = {g(e.seconds)} s")
+    if e.fill:
+        ctas = nm.nvls_ctas(s)
+        text += (f"; fill = {nm.NVLS_STAGES[func] - 1} x min({ctas} x {s.nvls_channels} x "
+                 f"{nm.nvls_chunk(e.nbytes / ctas, s.nvls_channels)}, {g(e.nbytes)})/"
+                 f"{g(e.bandwidth)} = {g(e.fill)} s, run {g(e.run_seconds)} s")
+    return text
 
 
 @COLLECTIVES.register("nccl", "NCCL's allreduce as its tuner picks it (ring, tree, nvls or "

@@ -49,6 +49,26 @@ Simple: plain copies with a fence per step):
 algorithm and protocol; the bandwidth of each protocol is ``busbw`` times its efficiency
 (ring: LL 1/2 capped at ``llMaxBw``, LL128 0.92 capped per channel; tree: 0.92 capped per
 channel, then LL 1/3.8, LL128 120/128), as in ``ncclTopoTuneModel``.
+
+**What the run adds to NCCL's estimate** (the tuner chooses by ``T`` alone; the time a run
+takes is ``T + fill``): NVLS on one node runs each of its ``C`` CTAs (``nvlsChannels``:
+16 on Hopper, 24 on one Blackwell node; src/transport/nvls.cc) as a pipeline of warp
+groups that pass chunks to each other: scatter, reduce + multicast, gather for allreduce
+(3 stages); multicast, gather for all-gather and scatter, reduce for reduce-scatter (2;
+src/device/all_reduce.h, all_gather.h, reduce_scatter.h). A CTA moves ``H`` chunks (one
+per NVLS head, ``H = nvls_channels``) per iteration, and calcCollChunking (src/enqueue.cc)
+shrinks the chunk for small messages: from NCCL_NVLS_CHUNKSIZE's 128 KiB to 64 KiB below
+``64 H c`` bytes per CTA, 32 KiB below ``8 H c``, 16 KiB below ``2 H c`` (``c`` the chunk
+so far). A pipeline of ``S`` stages over ``K`` iterations takes ``K + S - 1`` iteration
+times (each stage taken at the steady iteration time), so
+
+    fill = (S - 1) min(C H chunk(n / C), n) / algbw
+
+which on 8 H100 equals the bandwidth term at 8 MiB (32 KiB chunks: two iterations per
+CTA, two more to fill) and is 3 % of it at 1 GiB. NVLS_TREE, ring and tree get no fill: the ring's
+ranks all start at once (its steps overlap slice by slice), the tree's mid-size loss is
+NCCL's own ``treeCorrectionFactor``, and NVLS_TREE's network stages have no per-chunk time
+in NCCL's code to read off.
 """
 
 from __future__ import annotations
@@ -137,6 +157,21 @@ TREE_CORRECTION = (
      .9, .9),
 )
 TREE_CORRECTION_SIZES = 23  # logSize < 23 is corrected
+
+# -- the NVLS pipeline (module docstring, "what the run adds") ----------------------------
+#: NVLS CTAs per generation, (one node, several nodes): NVLS_NCHANNELS_SM90 and
+#: NVLS_NCHANNELS_SM100(_NVL) of src/transport/nvls.cc
+NVLS_CTAS = {"hopper": (16, 16), "blackwell": (24, 32)}
+#: NCCL_NVLS_CHUNKSIZE's default (src/transport/nvls.cc); below the Simple step of the
+#: default 4 MiB buffer (4 MiB / NCCL_STEPS 8), so it is the starting chunk
+NVLS_CHUNK_BYTES = 128 * 1024
+#: calcCollChunking (src/enqueue.cc), NVLS: below ``factor x heads x chunk`` bytes per CTA
+#: a chunk above ``smaller`` drops to ``smaller``, in this order
+NVLS_CHUNK_STEPS = ((64, 65536), (8, 32768), (2, 16384))
+#: the warp groups a chunk passes through on one node (src/device/all_reduce.h: scatter,
+#: reduce + multicast, gather; all_gather.h: multicast, gather; reduce_scatter.h: scatter,
+#: reduce)
+NVLS_STAGES = {"allreduce": 3, "allgather": 2, "reduce_scatter": 2}
 
 # -- channels (our rule; NCCL finds them by searching its topology graph) ----------------
 #: one NVLink (3rd/4th generation) per direction: NCCL's search gives a channel about one
@@ -299,7 +334,8 @@ class NcclSystem:
 class Estimate:
     """One (algorithm, protocol): its latency (s, with the plateau factor), the bandwidth
     that divides ``nbytes`` (bytes/s, with the tree's size correction), the model's bus
-    bandwidth of the protocol (bytes/s) and the time (s)."""
+    bandwidth of the protocol (bytes/s), NCCL's estimated time (s, what the tuner
+    compares) and the pipeline fill the run adds to it (s, :func:`pipeline_fill`)."""
 
     algorithm: str
     protocol: str
@@ -308,6 +344,12 @@ class Estimate:
     bus_bw: float
     seconds: float
     nbytes: float
+    fill: float = 0.0
+
+    @property
+    def run_seconds(self) -> float:
+        """The time the run takes: NCCL's estimate plus the pipeline fill."""
+        return self.seconds + self.fill
 
 
 def _check_func(func: str) -> None:
@@ -430,9 +472,37 @@ def nccl_bytes(func: str, p: int, nbytes: float) -> float:
     return nbytes if func == "allreduce" else p * nbytes
 
 
+def nvls_ctas(system: NcclSystem) -> int:
+    """The CTAs (NCCL's ``nvlsChannels``) NVLS runs on: :data:`NVLS_CTAS`."""
+    return NVLS_CTAS[system.generation][0 if system.nodes == 1 else 1]
+
+
+def nvls_chunk(channel_bytes: float, heads: int) -> int:
+    """calcCollChunking's NVLS chunk (bytes) for ``channel_bytes`` of NCCL's ``nBytes`` per
+    CTA and ``heads`` NVLS heads: :data:`NVLS_CHUNK_BYTES`, then :data:`NVLS_CHUNK_STEPS`."""
+    chunk = NVLS_CHUNK_BYTES
+    for factor, smaller in NVLS_CHUNK_STEPS:
+        if channel_bytes < factor * heads * chunk and chunk > smaller:
+            chunk = smaller
+    return chunk
+
+
+def pipeline_fill(system: NcclSystem, func: str, algorithm: str, nbytes: float,
+                  bandwidth: float) -> float:
+    """The seconds a run adds to NCCL's estimate by filling its chunk pipeline (module
+    docstring): ``(S - 1) min(C H chunk, n) / bandwidth`` for nvls on one node (``bandwidth``
+    the one dividing ``n``), 0 for every other algorithm."""
+    if algorithm != "nvls" or system.nodes != 1 or system.nvls_channels < 2:
+        return 0.0
+    ctas, heads = nvls_ctas(system), system.nvls_channels
+    first = min(ctas * heads * nvls_chunk(nbytes / ctas, heads), nbytes)  # first iteration
+    return (NVLS_STAGES[func] - 1) * first / bandwidth
+
+
 def estimate(system: NcclSystem, func: str, algorithm: str, protocol: str,
              nbytes: float) -> Estimate:
-    """``T(a, P, n)`` for NCCL's ``nBytes = n`` (ncclTopoGetAlgoTime; one operation)."""
+    """``T(a, P, n)`` for NCCL's ``nBytes = n`` (ncclTopoGetAlgoTime; one operation), and
+    the pipeline fill the run adds (:func:`pipeline_fill`)."""
     bus = bus_bandwidth(system, func, algorithm, protocol)
     bw = algorithm_bandwidth(system, func, algorithm, protocol)
     lat = latency(system, func, algorithm, protocol)
@@ -446,7 +516,8 @@ def estimate(system: NcclSystem, func: str, algorithm: str, protocol: str,
             and func == "allreduce"
             and nbytes >= RING_PLATEAU_BYTES * system.channels * system.ranks):
         lat *= RING_PLATEAU[system.generation]
-    return Estimate(algorithm, protocol, lat, bw, bus, lat + nbytes / bw, nbytes)
+    return Estimate(algorithm, protocol, lat, bw, bus, lat + nbytes / bw, nbytes,
+                    pipeline_fill(system, func, algorithm, nbytes, bw))
 
 
 @dataclass(frozen=True)
@@ -460,7 +531,8 @@ class Tuned:
 
 def tune(system: NcclSystem, func: str, nbytes: float, algorithm: str | None = None,
          protocol: str | None = None) -> Tuned:
-    """NCCL's choice for ``func`` on NCCL's ``nBytes = nbytes``: the least time among the
+    """NCCL's choice for ``func`` on NCCL's ``nBytes = nbytes``: the least estimated time
+    (``Estimate.seconds``, without the pipeline fill NCCL's model leaves out) among the
     enabled (algorithm, protocol) pairs, ties to the first in NCCL's order. ``algorithm``
     and ``protocol`` restrict the choice as ``NCCL_ALGO`` and ``NCCL_PROTO`` do; LL128 is a
     candidate when the system enables it by default (``system.ll128``) or when forced, as
@@ -499,4 +571,4 @@ def tune(system: NcclSystem, func: str, nbytes: float, algorithm: str | None = N
 __all__ = ["ALGORITHMS", "FUNCTIONS", "GENERATIONS", "NVLS_ALGORITHMS", "PROTOCOLS", "Estimate",
            "NcclSystem", "Tuned", "algorithm_bandwidth", "available", "bus_bandwidth",
            "default_channels", "estimate", "intra_factor", "latency", "log2i", "nccl_bytes",
-           "nvls_graph", "tune"]
+           "nvls_chunk", "nvls_ctas", "nvls_graph", "pipeline_fill", "tune"]
