@@ -117,14 +117,15 @@ def _params(case: str) -> int:
 
 def estimate_s(sel, iterations: int) -> float:
     """A rough duration: per model a calibration (ping-pong and interference per rate,
-    ~40 s each) and a profile (~30 s); per point ~15 s of start-up; per case
+    ~40 s each, and DDP's overhead once: ~10 s of start-up and 39 iterations) and a profile
+    (~30 s); per point ~15 s of start-up; per case
     ``dense 2 + warm-up 2 + timed`` iterations of the model's rough compute time (times the
     ranks per core) plus, for ``none``, the ring all-reduce of the dense gradient at the
     link rate, and as many ``no_sync`` iterations of compute alone."""
     cores = len(available_cores())
     total = 0.0
     for model, (ranks, rates) in sel.items():
-        total += 40 * len(rates) + 30
+        total += 40 * len(rates) + 30 + 10 + 39 * ROUGH_ITERATION_S[model]
         dense_bytes = 4 * _params(model)
         for w in ranks:
             compute = ROUGH_ITERATION_S[model] * max(1.0, w / cores)
@@ -242,11 +243,15 @@ def cost_summary(rows: list[dict]) -> list[str]:
 
 
 def summary(rows: list[dict]) -> list[str]:
-    """The interference factor per model and rate, then the median and worst |error| of
-    both errors over the headline cases, the others and all."""
+    """The interference factor per model and rate and DDP's overhead per model (both from
+    the calibration), then the median and worst |error| of both errors over the headline
+    cases, the others and all."""
     ks = {(r["model"], r["bandwidth_bytes_per_s"]): r["interference_factor"] for r in rows}
     out = ["interference k: " + ", ".join(f"{m} {bw * 8 / 1e6:g} Mbit/s {k:.2f}"
                                           for (m, bw), k in ks.items())]
+    ovh = {r["model"]: r.get("sync_overhead_s", 0.0) for r in rows}
+    out.append("DDP overhead per iteration: " + ", ".join(f"{m} {s * 1e3:.1f} ms"
+                                                          for m, s in ovh.items()))
     groups = [("headline (ranks <= cores, >= 100 ms)", [r for r in rows if in_headline(r)]),
               ("other cases", [r for r in rows if not in_headline(r)]), ("all cases", rows)]
     for name, rs in groups:
@@ -263,7 +268,23 @@ def summary(rows: list[dict]) -> list[str]:
         spread = sum(r["spread_exceeds_error"] for r in rs)
         out.append(f"{name}, {len(rs)} cases: " + "; ".join(parts)
                    + f"; spread > prediction error in {spread}")
+        if name.startswith("head"):
+            out.append("headline prediction |error| per compressor, median (worst): "
+                       + per_compressor(rs))
     return out
+
+
+def per_compressor(rows: list[dict]) -> str:
+    """Each compressor's median and worst |prediction error| over ``rows``, and whether
+    the median meets the goal."""
+    by: dict[str, list[float]] = {}
+    for r in rows:
+        if r["prediction_error"] is not None:
+            by.setdefault(short(r["compressor"]), []).append(abs(r["prediction_error"]))
+    goal = GOAL["prediction"][0]
+    return ", ".join(f"{c} {statistics.median(es):.1%} ({max(es):.1%})"
+                     + ("" if statistics.median(es) <= goal else " missed")
+                     for c, es in by.items())
 
 
 def run(args, console: Console) -> tuple[list[dict], list[str], str]:

@@ -11,7 +11,7 @@ Every fenced block of README.md that quotes what a command prints is one of two 
   docs/img/; ``--check`` exits 1 when the README differs from what they print now.
 * **measured** (:data:`MEASURED`), between ``<!-- measured: NAME -->`` and
   ``<!-- /measured -->``: outputs that time or train something on this machine (the
-  quickstart's profile, ``tta``, a benchmark). Their first line says where and when they
+  quickstart's profile, ``tta``, the compressor study, the fidelity benchmark). Their first line says where and when they
   were measured (``# measured DATE on MACHINE, ...``), their second is the command.
   ``--measured NAME`` (or ``all``) runs it again, in a scratch folder with an empty profile
   cache, and writes the block back with this machine and today's date; ``--check`` only
@@ -24,7 +24,7 @@ Commands run in a scratch folder that holds links to the repository's ``scenario
     .venv/bin/python docs/regenerate.py                      # README blocks and docs/img/
     .venv/bin/python docs/regenerate.py --check              # exit 1 if README.md would change
     .venv/bin/python docs/regenerate.py --measured quickstart   # about a minute on 2 cores
-    .venv/bin/python docs/regenerate.py --measured all       # about half an hour
+    .venv/bin/python docs/regenerate.py --measured all       # about 50 minutes (as root)
 
 ``tests/test_docs.py`` runs the check, so a quoted output cannot drift from the code.
 """
@@ -100,6 +100,8 @@ class Measured:
     between: tuple[str, ...] = ()
     #: quote from the first line that matches (else from the first line)
     start: str | None = None
+    #: stop before the first line after ``start`` that matches (else quote to the end)
+    end: str | None = None
     #: a make target whose recipe's last line must be ``between[-1]`` (``make -n``)
     make: str | None = None
 
@@ -118,6 +120,13 @@ MEASURED: dict[str, Measured] = {
         shown="OMP_NUM_THREADS=1 python benchmarks/compressor_study.py --jobs 1",
         argv=("python", "benchmarks/compressor_study.py", "--jobs", "1"),
         env={"OMP_NUM_THREADS": "1"}, minutes=15, start=r"^\s*cnn_small, \d+ virtual workers"),
+    # needs root (network namespaces, tc); the per-case table and its summary only
+    "fidelity": Measured(
+        shown="OMP_NUM_THREADS=1 python benchmarks/fidelity.py --cases resnet18:2 --cases "
+              "resnet18@32:2",
+        argv=("python", "benchmarks/fidelity.py", "--cases", "resnet18:2", "--cases",
+              "resnet18@32:2"),
+        env={"OMP_NUM_THREADS": "1"}, minutes=21, start=r"^\s*fidelity \(", end=r"^all cases"),
 }
 
 BLOCK = re.compile(r"(<!-- regenerate: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /regenerate -->)",
@@ -373,6 +382,9 @@ def measure(name: str, cwd: Path) -> str:
         if first is None:
             raise DocsError(f"{name}: no line of its output matches {m.start!r}")
         lines = lines[first:]
+    if m.end:
+        last = next((i for i, ln in enumerate(lines) if i and re.search(m.end, ln)), len(lines))
+        lines = lines[:last]
     head = (f"# measured {datetime.date.today().isoformat()} on {machine()}; load "
             f"{load0:.1f} at the start, {load1:.1f} at the end; {_duration(wall)}")
     return "```\n" + "\n".join([head, f"$ {m.shown}", *m.between, *lines]) + "\n```\n"

@@ -3,7 +3,13 @@
 
 and the host's compute-communication interference ``k``: while a collective is in flight,
 backward runs ``1 + k`` times slower (gloo's threads and the kernel's packet processing take
-cycles from it on a CPU rank; NCCL kernels take SMs and memory bandwidth on a GPU).
+cycles from it on a CPU rank; NCCL kernels take SMs and memory bandwidth on a GPU);
+
+and DDP's synchronisation overhead: the seconds per iteration that DDP's synchronised path
+adds beyond compute when the collectives take (almost) no time: the gradients' copy into
+the buckets and back, the reducer's and the futures' work per bucket, and the ranks waiting
+for the slowest at every synchronisation (measured with a hook that does no work of its
+own, so no compression is in it).
 
 This module is plain data and arithmetic (no torch), a property of the links and hosts that
 ``rsdgc_sim.study``, ``rsdgc_sim.sim`` and ``rsdgc_sim.emulate`` all read through
@@ -11,8 +17,9 @@ This module is plain data and arithmetic (no torch), a property of the links and
 simulation point). Measuring is done by ``rsdgc_sim.emulate.calibrate`` (two ranks, on
 emulated links or under ``torchrun`` on a real cluster).
 
-File format (JSON, ``kind: rsdgc-calibration``, ``version: 2``; version 1 files, which have
-no interference, still load and mean ``k = 0``)::
+File format (JSON, ``kind: rsdgc-calibration``, ``version: 3``; version 1 files, which have
+no interference, still load and mean ``k = 0``; version 1 and 2 files have no
+``ddp_overhead`` and mean none)::
 
     {"kind": "rsdgc-calibration", "version": 2, "source": "emulated", "backend": "gloo",
      "host": "...", "cpu_count": 2, "package_version": "0.1.0", "created": "...",
@@ -22,7 +29,10 @@ no interference, still load and mean ``k = 0``)::
                 "samples": [{"bytes": 4, "seconds": 0.0002}, ...],
                 "interference": {"factor": 0.31, "message_bytes": 4194304,
                                  "backward_alone_s": 0.021, "backward_during_s": 0.0275,
-                                 "model": "cnn_small", "threads": 1}}, ...]}
+                                 "model": "cnn_small", "threads": 1}}, ...],
+     "ddp_overhead": {"overhead_s": 0.031, "synced_s": 0.318, "local_s": 0.287,
+                      "model": "resnet18", "input_size": 32, "batch_size": 16, "threads": 1,
+                      "iterations": 18}}
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ if TYPE_CHECKING:
     from .sim.config import SimPoint
 
 CALIBRATION_KIND = "rsdgc-calibration"
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3
 
 
 class Sample(Strict):
@@ -70,6 +80,25 @@ class Interference(Strict):
     #: the model whose backward was timed and the torch threads of each rank
     model: str
     threads: int = Field(ge=1)
+
+
+class DdpOverhead(Strict):
+    """DDP's synchronised iteration with a hook that does no work (one all-gather of a few
+    bytes per bucket) against the same iterations under ``no_sync``, on every rank at once:
+    ``synced_s`` the median over iterations of the slowest rank's iteration, ``local_s`` the
+    mean over ranks of each rank's median ``no_sync`` iteration, ``overhead_s =
+    max(0, synced_s - local_s)``."""
+
+    overhead_s: float = Field(ge=0)
+    synced_s: float = Field(gt=0)
+    local_s: float = Field(gt=0)
+    #: the model whose iterations were timed, its input size and batch per rank, the torch
+    #: threads of each rank and the iterations per kind
+    model: str
+    input_size: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    threads: int = Field(ge=1)
+    iterations: int = Field(ge=1)
 
 
 class LinkFit(Strict):
@@ -104,7 +133,7 @@ class LinkFit(Strict):
 
 class Calibration(Strict):
     kind: Literal["rsdgc-calibration"] = CALIBRATION_KIND
-    version: Literal[1, 2] = CALIBRATION_VERSION
+    version: Literal[1, 2, 3] = CALIBRATION_VERSION
     #: emulated: namespaces + tc; loopback: unshaped loopback; cluster: a real cluster
     source: Literal["emulated", "loopback", "cluster"]
     backend: str = "gloo"
@@ -118,6 +147,8 @@ class Calibration(Strict):
     )
     netem: bool = False
     links: list[LinkFit] = Field(min_length=1)
+    #: DDP's synchronisation overhead per iteration (None: not measured, none applied)
+    ddp_overhead: DdpOverhead | None = None
 
     def link(self, bandwidth_bytes_per_s: float, latency_s: float = 0.0) -> tuple[float, float]:
         """``(bandwidth_bytes_per_s, latency_s)`` the simulator should use instead of a
@@ -192,9 +223,13 @@ def calibration_warnings(cal: Calibration, *, host: str | None = None,
     if cal.package_version is not None and cal.package_version != _package_version():
         out.append(f"calibration was written by rsdgc-sim {cal.package_version}, "
                    f"this is {_package_version()}")
-    if cal.version < CALIBRATION_VERSION:
+    if cal.version < 2:
         out.append(f"calibration file version {cal.version} has no interference "
                    "measurement: compute is not stretched (re-run `rsdgc-sim calibrate`)")
+    elif cal.version < 3:
+        out.append(f"calibration file version {cal.version} has no DDP overhead measurement: "
+                   "DDP's synchronised path is taken to cost nothing beyond compute (re-run "
+                   "`rsdgc-sim calibrate`)")
     return out
 
 
@@ -293,11 +328,13 @@ def load_calibration(path: str | Path) -> Calibration:
 @dataclass(frozen=True)
 class LinkValues:
     """What the simulator takes for a link at one nominal point: its bandwidth, its
-    per-message latency and the compute-communication interference factor ``k``."""
+    per-message latency, the compute-communication interference factor ``k`` and DDP's
+    synchronisation overhead per iteration."""
 
     bandwidth_bytes_per_s: float
     latency_s: float
     interference_factor: float
+    sync_overhead_s: float = 0.0
 
 
 def apply_calibration(calibration: Calibration | None, bandwidth_bytes_per_s: float,
@@ -308,15 +345,18 @@ def apply_calibration(calibration: Calibration | None, bandwidth_bytes_per_s: fl
     if calibration is None:
         return LinkValues(bandwidth_bytes_per_s, latency_s, 0.0)
     bw, lat = calibration.link(bandwidth_bytes_per_s, latency_s)
-    return LinkValues(bw, lat, calibration.interference(bandwidth_bytes_per_s))
+    ovh = calibration.ddp_overhead
+    return LinkValues(bw, lat, calibration.interference(bandwidth_bytes_per_s),
+                      0.0 if ovh is None else ovh.overhead_s)
 
 
 def on_link(point: SimPoint, link: LinkValues) -> SimPoint:
-    """``point`` with its bandwidth, latency and interference factor taken from ``link``;
-    everything else unchanged."""
+    """``point`` with its bandwidth, latency, interference factor and DDP synchronisation
+    overhead taken from ``link``; everything else unchanged."""
     return point.model_copy(update={"bandwidth_bytes_per_s": link.bandwidth_bytes_per_s,
                                     "latency_s": link.latency_s,
-                                    "interference_factor": link.interference_factor})
+                                    "interference_factor": link.interference_factor,
+                                    "sync_overhead_s": link.sync_overhead_s})
 
 
 def calibrated_point(point: SimPoint, calibration: Calibration) -> SimPoint:

@@ -199,7 +199,8 @@ def test_calibrate_measures_interference_on_loopback_and_the_simulator_uses_it(
     """Real `rsdgc-sim calibrate` on loopback (two gloo ranks, one thread each, pinned):
     the file holds the interference of cnn_small's backward: both phases timed, the factor
     their ratio minus 1 (>= 0), the model, threads and message size as asked; a scenario
-    naming the file gets that factor at any bandwidth (a loopback link has no nominal rate)."""
+    naming the file gets that factor at any bandwidth (a loopback link has no nominal rate),
+    and DDP's synchronisation overhead measured with the same model."""
     from click.testing import CliRunner
 
     from rsdgc_sim.cli import cli
@@ -212,7 +213,7 @@ def test_calibrate_measures_interference_on_loopback_and_the_simulator_uses_it(
     res = CliRunner().invoke(cli, [
         "calibrate", "--out", str(out), "--repeats", "1", "--max-message-time", "0.05",
         "--batch-size", "8", "--threads", "1", "--message-bytes", "262144",
-        "--interference-repeats", "4"])  # fmt: skip
+        "--interference-repeats", "4", "--overhead-iterations", "1"])  # fmt: skip
     assert res.exit_code == 0, res.output
     cal = load_calibration(out)
     (link,) = cal.links
@@ -226,3 +227,10 @@ def test_calibrate_measures_interference_on_loopback_and_the_simulator_uses_it(
     p = calibrated_point(SimPoint(compressor="x", workers=2, bandwidth_bytes_per_s=1e6,
                                   latency_s=0.0), cal)  # fmt: skip
     assert p.interference_factor == i.factor
+    # DDP's synchronisation overhead, measured on the same loopback with the same model:
+    # 3 blocks of 1 iteration each way, the difference as defined, said and applied
+    o = cal.ddp_overhead
+    assert o is not None and o.model == "cnn_small" and o.iterations == 3 and o.threads == 1
+    assert o.overhead_s == max(0.0, o.synced_s - o.local_s)
+    assert f"DDP overhead {o.overhead_s * 1e3:.1f} ms per iteration" in res.output
+    assert p.sync_overhead_s == o.overhead_s

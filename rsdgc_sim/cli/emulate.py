@@ -118,7 +118,8 @@ def emulate_cmd(scenario: Path, out_dir: Path, iterations: int, warmup: int, tim
 @click.option("--torchrun", "in_torchrun", is_flag=True,
               help="measure the real network between ranks 0 and 1 of a torchrun launch")
 @click.option("--interference/--no-interference", default=True, show_default=True,
-              help="also measure backward's slowdown while all-reduces are in flight")
+              help="also measure backward's slowdown while all-reduces are in flight, and "
+                   "DDP's synchronisation overhead per iteration (both with --model)")
 @click.option("--model", default="cnn_small", show_default=True,
               help="model whose backward the interference measurement times")
 @click.option("--input-size", default=32, show_default=True, type=click.IntRange(8),
@@ -133,9 +134,12 @@ def emulate_cmd(scenario: Path, out_dir: Path, iterations: int, warmup: int, tim
               type=click.IntRange(4), help="size of the all-reduces during backward")
 @click.option("--interference-repeats", default=10, show_default=True,
               type=click.IntRange(1), help="backward iterations timed per phase")
+@click.option("--overhead-iterations", default=6, show_default=True, type=click.IntRange(1),
+              help="DDP overhead: iterations per block (3 blocks each of synchronised and "
+                   "no_sync iterations)")
 def calibrate_cmd(out_file, bandwidths, repeats, max_message_s, in_torchrun, interference,
                   model, input_size, batch_size, num_classes, threads, message_bytes,
-                  interference_repeats):
+                  interference_repeats, overhead_iterations):
     """Measure point-to-point latency and bandwidth, fit alpha/beta, save a calibration
     file that scenarios can name (cluster.calibration)."""
     console = _console()
@@ -152,7 +156,8 @@ def calibrate_cmd(out_file, bandwidths, repeats, max_message_s, in_torchrun, int
             ispec = InterferenceSpec(model=model, num_classes=num_classes,
                                      input_size=input_size, batch_size=batch_size,
                                      threads=threads, message_bytes=message_bytes,
-                                     repeats=interference_repeats)
+                                     repeats=interference_repeats,
+                                     overhead_iterations=overhead_iterations)
         cal = calibrate_links(
             rates, repeats=repeats, max_message_s=max_message_s,
             progress=lambda m: console.print(f"[dim]{m}[/dim]"), interference=ispec,
@@ -168,6 +173,10 @@ def calibrate_cmd(out_file, bandwidths, repeats, max_message_s, in_torchrun, int
             f"beta -> {format_bandwidth(f.bandwidth_bytes_per_s)} effective, r2 {f.r2:.4f}"
             + ("" if f.interference is None else f", interference k {f.interference.factor:.3f}")
         )
+    if (o := cal.ddp_overhead) is not None:
+        console.print(f"DDP overhead {o.overhead_s * 1e3:.1f} ms per iteration ({o.model}: "
+                      f"{o.synced_s * 1e3:.1f} ms synchronised, {o.local_s * 1e3:.1f} ms "
+                      f"under no_sync)")
     console.print(f"wrote {out_file}")
 
 

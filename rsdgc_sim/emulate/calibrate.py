@@ -3,7 +3,8 @@ tbf-shaped bridge, one fit per rate), on loopback when namespaces are not availa
 real cluster from inside a ``torchrun``-launched process; and, on the same links, the
 compute-communication interference (backward alone vs backward while all-reduces are in
 flight on every rank, each rank pinned to its cores with the threads an emulated rank will
-have). And the calibration an emulation uses (:func:`choose_calibration`: given, the
+have) and, once, on the fastest of them, DDP's synchronisation overhead (real DDP with a
+hook that does no work, synchronised vs ``no_sync``). And the calibration an emulation uses (:func:`choose_calibration`: given, the
 scenario's, or measured now), with what it says about this machine."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import Field
 
 from ..calibration import (
     Calibration,
+    DdpOverhead,
     Interference,
     LinkFit,
     calibration_warnings,
@@ -83,6 +85,10 @@ class InterferenceSpec(Strict):
     threads: int | None = Field(default=None, ge=1)
     repeats: int = Field(default=10, ge=1)
     seed: int = Field(default=0, ge=0)
+    #: DDP's synchronisation overhead: alternating blocks of this many synchronised and
+    #: ``no_sync`` iterations
+    overhead_iterations: int = Field(default=6, ge=1)
+    overhead_blocks: int = Field(default=3, ge=1)
 
 
 def interference_from(results: Sequence[dict[str, Any]], spec: dict[str, Any]) -> Interference:
@@ -110,6 +116,38 @@ def measure_interference(network: Network | None, ispec: InterferenceSpec,
     return interference_from(_run_pair(network, spec, timeout_s), spec)
 
 
+def ddp_overhead_from(results: Sequence[dict[str, Any]], spec: dict[str, Any]) -> DdpOverhead:
+    """DDP's synchronisation overhead from the ranks' iteration times
+    (:func:`~.worker.run_ddp_overhead`): the median over iterations of the slowest rank's
+    synchronised iteration, minus the mean over ranks of each rank's median ``no_sync``
+    iteration (0 when not slower)."""
+    synced = [max(ts) for ts in zip(*(r["synced_s"] for r in results), strict=True)]
+    with_sync = float(statistics.median(synced))
+    local = statistics.fmean(statistics.median(r["local_s"]) for r in results)
+    return DdpOverhead(
+        overhead_s=max(0.0, with_sync - local), synced_s=with_sync, local_s=local,
+        model=spec["model"], input_size=int(spec["input_size"]),
+        batch_size=int(spec["batch_size"]), threads=int(spec["threads"]),
+        iterations=len(synced),
+    )  # fmt: skip
+
+
+def measure_ddp_overhead(network: Network | None, ispec: InterferenceSpec,
+                         timeout_s: float = 300.0) -> DdpOverhead:
+    """Run the DDP-overhead task on two ranks (on ``network`` or loopback), each pinned to
+    its cores with ``ispec``'s threads."""
+    plan = core_plan(2, ispec.threads)
+    spec = {"task": "ddp_overhead", **ispec.model_dump(), "threads": plan.threads,
+            "cpus": plan.cpus, "iterations": ispec.overhead_iterations,
+            "blocks": ispec.overhead_blocks}  # fmt: skip
+    return ddp_overhead_from(_run_pair(network, spec, timeout_s), spec)
+
+
+def _say_overhead(say: Progress, o: DdpOverhead) -> None:
+    say(f"  DDP overhead: {o.synced_s * 1e3:.1f} ms per synchronised iteration, "
+        f"{o.local_s * 1e3:.1f} ms under no_sync: {o.overhead_s * 1e3:.1f} ms")
+
+
 def calibrate_links(
     rates_bytes_per_s: Sequence[float],
     *,
@@ -123,7 +161,8 @@ def calibrate_links(
     """One fit per rate on a two-host emulated switch (tbf at that rate). Without root or
     ``ip netns``, one fit on unshaped loopback instead (and ``progress`` says so). With
     ``interference`` (an :class:`InterferenceSpec`), each link also gets its measured
-    interference factor."""
+    interference factor, and the calibration DDP's synchronisation overhead, measured on the
+    fastest link."""
     say = progress or (lambda _m: None)
     if repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
@@ -142,11 +181,18 @@ def calibrate_links(
         say(f"network namespaces unavailable ({caps.reason}): calibrating loopback, unshaped")
         fit = fit_samples(_run_pair(None, spec, timeout_s)[0]["samples"], None)
         fit = with_interference(fit, None)
-        return Calibration(source="loopback", links=[fit], **measured_here())
+        overhead = None
+        if interference is not None:
+            overhead = measure_ddp_overhead(None, interference, timeout_s)
+            _say_overhead(say, overhead)
+        return Calibration(source="loopback", links=[fit], ddp_overhead=overhead,
+                           **measured_here())
     if not rates_bytes_per_s:
         raise ConfigError("give at least one bandwidth to calibrate")
     fits = []
-    for rate in sorted(set(rates_bytes_per_s)):
+    overhead = None
+    rates = sorted(set(rates_bytes_per_s))
+    for rate in rates:
         net = Network(2, rate_bytes_per_s=rate)
         try:
             net.open()
@@ -157,10 +203,14 @@ def calibrate_links(
                 f"({fit.efficiency:.1%}), r2 {fit.r2:.4f}"
             )
             fit = with_interference(fit, net)
+            if interference is not None and rate == rates[-1]:
+                overhead = measure_ddp_overhead(net, interference, timeout_s)
+                _say_overhead(say, overhead)
         finally:
             net.close()
         fits.append(fit)
-    return Calibration(source="emulated", netem=False, links=fits, **measured_here())
+    return Calibration(source="emulated", netem=False, links=fits, ddp_overhead=overhead,
+                       **measured_here())
 
 
 def calibrate_in_torchrun(

@@ -21,6 +21,7 @@ before it stay in ``emulate.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from collections.abc import Callable
@@ -274,7 +275,7 @@ def _cases(scenario: Scenario, compressors: list[dict[str, Any]], keys: dict[str
     run_alpha = run_latency_s(results, workers)
     comp_link = link
     if run_alpha > link.latency_s:
-        comp_link = type(link)(link.bandwidth_bytes_per_s, run_alpha, link.interference_factor)
+        comp_link = dataclasses.replace(link, latency_s=run_alpha)
         notes.append(
             f"{workers} ranks at {bw * 8 / 1e6:g} Mbit/s: per-message latency measured in the "
             f"run ({run_alpha * 1e6:.0f} us) exceeds the calibrated one "
@@ -323,6 +324,7 @@ def _cases(scenario: Scenario, compressors: list[dict[str, Any]], keys: dict[str
             iteration_s=times,
             compress_cpu_s=statistics.fmean(pr["compress_cpu_s"] for pr in per_rank),
             decompress_cpu_s=_mean_measured(per_rank, "decompress_cpu_s"),
+            sync_overhead_s=link.sync_overhead_s,
         )  # fmt: skip
         out.append(case)
         say(f"  {label}: measured {measured:.3f} s (IQR {spread:.3f} s), predicted "

@@ -59,6 +59,9 @@ class EmulateCase:
     #: host times above; None in reports from before it was recorded
     compress_cpu_s: float | None = None
     decompress_cpu_s: float | None = None
+    #: DDP's synchronisation overhead per iteration the prediction and the composition
+    #: added (the calibration's ``ddp_overhead``; 0 without one)
+    sync_overhead_s: float = 0.0
 
     @property
     def spread(self) -> float:

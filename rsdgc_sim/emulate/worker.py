@@ -1,7 +1,7 @@
 """What one rank runs (``python -m rsdgc_sim.emulate.worker SPEC.json``), started by
 :func:`rsdgc_sim.emulate.launcher.launch` with the torch.distributed environment set.
 
-Four tasks, chosen by the spec's ``task``:
+Five tasks, chosen by the spec's ``task``:
 
 * ``"train"``: for each compressor of the spec, real DDP training of the spec's model on
   synthetic data with the compression hook: warm-up, timed DDP iterations and the same
@@ -12,6 +12,11 @@ Four tasks, chosen by the spec's ``task``:
   from a few bytes up, giving one-way times to fit alpha and beta;
 * ``"interference"``: on every rank, backward of the spec's model alone, then while
   all-reduces of ``message_bytes`` run back to back on another thread, then alone again;
+* ``"ddp_overhead"``: on every rank, real DDP training of the spec's model with a hook that
+  does no work of its own (one all-gather of a few bytes per bucket, the bucket returned
+  as it is), in blocks of synchronised iterations and the same iterations under
+  ``no_sync``: what DDP's synchronised path adds to an iteration beyond compute when the
+  collectives take (almost) no time;
 * ``"profile"``: the Profile of the spec's model and compressors measured in this process
   alone (no process group), with the spec's threads and cores: what an emulated rank's
   compute costs, measured before the emulation.
@@ -348,6 +353,52 @@ def run_interference(spec: dict[str, Any]) -> dict[str, Any]:
     return {"rank": rank, "alone_s": alone, "during_s": during, "allreduces": count[0]}
 
 
+def _idle_hook(_state: Any, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
+    """A communication hook that does no work of its own: one all-gather of 4 floats per
+    bucket (so the bucket still waits for every rank), the bucket returned unchanged."""
+    small = torch.zeros(4, device=bucket.buffer().device)
+    gathered = torch.empty(4 * dist.get_world_size(), device=small.device)
+    fut = dist.all_gather_into_tensor(gathered, small, async_op=True).get_future()
+    buf = bucket.buffer()
+    return fut.then(lambda _f: buf)
+
+
+def run_ddp_overhead(spec: dict[str, Any]) -> dict[str, Any]:
+    """Per-iteration wall times of DDP with :func:`_idle_hook`, synchronised and under
+    ``no_sync``, in ``blocks`` alternating blocks of ``iterations`` (so that a drift of the
+    machine's speed falls on both), after ``warmup`` iterations (DDP's bucket rebuild
+    included)."""
+    net = create_model(spec["model"], num_classes=int(spec["num_classes"]),
+                       input_size=int(spec["input_size"]), seed=int(spec.get("seed", 0)))
+    net.train()
+    ddp = DDP(net, **_no_buffer_sync())
+    ddp.register_comm_hook(None, _idle_hook)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.01, momentum=0.9)
+    x, y = _batch(spec, dist.get_rank())
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(ddp(x), y).backward()
+        opt.step()
+
+    for _ in range(int(spec.get("warmup", 3))):
+        step()
+    synced: list[float] = []
+    local: list[float] = []
+    iters = int(spec.get("iterations", 6))
+    for _ in range(int(spec.get("blocks", 3))):
+        dist.barrier()
+        synced += _timed_steps(step, iters)
+        dist.barrier()
+        with ddp.no_sync():
+            local += _timed_steps(step, iters, each=True)
+    return {"rank": dist.get_rank(), "synced_s": synced, "local_s": local}
+
+
+_idle_hook.__annotations__.update(_state=Any, bucket=dist.GradBucket,
+                                  **{"return": torch.futures.Future[torch.Tensor]})
+
+
 def run_profile(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec's Profile measured in this process, alone (see the module docstring)."""
     return {"rank": 0, "profile": _profile_data(spec)}
@@ -387,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
             result = run_calibrate(spec)
         elif spec["task"] == "interference":
             result = run_interference(spec)
+        elif spec["task"] == "ddp_overhead":
+            result = run_ddp_overhead(spec)
         else:
             raise ValueError(f"unknown task {spec['task']!r}")
         result.update(pid=os.getpid(), cpus=cpus, threads=threads)

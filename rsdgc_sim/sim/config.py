@@ -62,3 +62,7 @@ class SimPoint(Strict):
     #: compute-communication interference ``k``: backward runs ``1 + k`` times slower while
     #: a collective is in flight (``rsdgc_sim.calibration``; 0: no interference)
     interference_factor: float = Field(default=0.0, ge=0, le=100)
+    #: DDP's synchronisation overhead (s per iteration, ``rsdgc_sim.calibration``'s
+    #: ``ddp_overhead``): backward takes this much longer on every worker, spread over it in
+    #: proportion (each bucket ready that much later, relatively); none with one worker
+    sync_overhead_s: float = Field(default=0.0, ge=0, le=3600)

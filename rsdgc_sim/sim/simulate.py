@@ -81,14 +81,17 @@ def _check_profile(profile: Profile, label: str) -> None:
 
 
 def _worker_costs(profile: Profile, buckets: list[list[int]], costs: list[BucketCost],
-                  device: int, f: float) -> WorkerCosts:
+                  device: int, f: float, sync_overhead_s: float = 0.0) -> WorkerCosts:
+    """One worker's costs; ``sync_overhead_s`` (DDP's, per iteration) lengthens backward,
+    every bucket's ready time stretched in the same proportion."""
     d = profile.devices[device]
     names = [t.name for t in profile.tensors]
+    stretch = 1.0 + sync_overhead_s / d.backward_s if d.backward_s > 0 else 1.0
     return WorkerCosts(
         forward=f * d.forward_s,
-        backward=f * d.backward_s,
+        backward=f * (d.backward_s + sync_overhead_s),
         optimizer=f * d.optimizer_s,
-        ready=tuple(f * max(d.grad_ready_s[names[i]] for i in b) for b in buckets),
+        ready=tuple(f * stretch * max(d.grad_ready_s[names[i]] for i in b) for b in buckets),
         compress=tuple(f * c.compress_s[device] for c in costs),
         decompress=tuple(f * c.decompress_s[device] for c in costs),
         middle=tuple(f * c.middle_s[device] if c.middle_s else 0.0 for c in costs),
@@ -123,7 +126,8 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
         idx = np.nonzero(dev_of == k)[0]
         if len(idx):
             crit.append(int(idx[np.argmax(f[idx])]))
-    workers = [_worker_costs(profile, buckets, costs, int(dev_of[w]), float(f[w]))
+    sync = point.sync_overhead_s if p > 1 else 0.0
+    workers = [_worker_costs(profile, buckets, costs, int(dev_of[w]), float(f[w]), sync)
                for w in crit]
     durations = [c.duration for c in costs]
     ddp = point.ddp
@@ -150,7 +154,7 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
         bandwidth_bytes_per_s=point.bandwidth_bytes_per_s,
         latency_s=point.latency_s,
         iteration_s=tl.end,
-        compute_s=fc * (dc.forward_s + dc.backward_s + dc.optimizer_s),
+        compute_s=fc * (dc.forward_s + dc.backward_s + sync + dc.optimizer_s),
         compression_s=(math.fsum(workers[k].compress) + math.fsum(workers[k].decompress)
                        + math.fsum(workers[k].middle)),
         communication_s=math.fsum(durations),
@@ -170,7 +174,7 @@ def simulate(profile: Profile, point: SimPoint, trace: bool = False) -> SimResul
                  for b, c in enumerate(costs)],
     )
     if trace:
-        result.spans = _spans(profile, buckets, costs, f, dev_of, critical, tl, mode)
+        result.spans = _spans(profile, buckets, costs, f, dev_of, critical, tl, mode, sync)
     result.wall_s = time.perf_counter() - t_wall
     return result
 
@@ -187,7 +191,7 @@ def _collective_name(costs: list[BucketCost], auto: bool) -> str:
 
 
 def _spans(profile: Profile, buckets, costs: list[BucketCost], f, dev_of, critical: int,
-           tl: Timeline, mode: dict) -> list[Span]:
+           tl: Timeline, mode: dict, sync_overhead_s: float = 0.0) -> list[Span]:
     """Spans of the first ``TRACE_WORKERS`` workers and the critical one, each simulated
     against the iteration's collectives (its own timeline, the same network)."""
     p = len(f)
@@ -198,7 +202,7 @@ def _spans(profile: Profile, buckets, costs: list[BucketCost], f, dev_of, critic
             spans.append(Span(-1, f"bucket {b}: {c.algorithm}", "communication",
                               tl.starts[b], c.duration))
     for w in traced:
-        wc = _worker_costs(profile, buckets, costs, int(dev_of[w]), float(f[w]))
+        wc = _worker_costs(profile, buckets, costs, int(dev_of[w]), float(f[w]), sync_overhead_s)
         own = _replay(wc, tl, mode, costs)
         spans.append(Span(w, "forward", "compute", 0.0, wc.forward))
         spans.append(Span(w, "backward", "compute", wc.forward,
