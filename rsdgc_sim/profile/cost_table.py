@@ -276,6 +276,42 @@ def _compiled_score(n: int, kind: str) -> bool:
     return compiled_enabled(n, torch.device("cpu" if kind == "cpu" else "cuda"))
 
 
+def _sparsifier_cost(comp: Traffic, name: str, p: Any, n: int, s: int, k: int, kind: str,
+                     ef: bool) -> None:
+    """Charge to ``comp`` what a sparsifier (top-k, random-k, threshold, NSI) does to one
+    tensor it sends sparse: error compensation, its selection and the sparse payload."""
+    if ef:
+        _charge(comp, "compensate", n, s=s)
+    if name == "topk":
+        _charge(comp, "abs", n, s=s)
+        _select(comp, "exact", n, k, kind)
+    elif name == "randomk":
+        _charge(comp, "randperm" if 4 * k >= n else "draw", n, k)
+    elif name == "threshold":
+        _charge(comp, "abs", n, s=s)
+        _charge(comp, "threshold", n, s=s)
+        # candidates: all of them at threshold 0 (|a| >= 0), else assumed to be k
+        cand = n if p.threshold == 0 else k
+        _charge(comp, "candidates", n, cand)
+        if cand > k:
+            _charge(comp, "threshold_cap", n, cand)
+            _select(comp, "exact", cand, k, kind)
+            _charge(comp, "cap_gather", n, k)
+    elif name == "nsi":
+        if _compiled_score(n, kind):
+            _charge(comp, "score_compiled", n, s=s)
+        else:
+            _charge(comp, f"score_{p.statistic}", n, s=s)
+        if p.dynamic:
+            _charge(comp, "importance", n, s=s)
+        _select(comp, p.selector, n, k, kind, p.sample_ratio)
+    else:
+        raise ConfigError(f"no cost model for compressor {name!r}")
+    padded = name == "nsi" and ef and p.kernel > 1 and _compiled_score(n, kind)
+    step = "send_sparse_2d" if padded else ("send_sparse" if ef else "send_sparse_no_ef")
+    _charge(comp, step, n, k)
+
+
 def tensor_cost(
     name: str, p: Any, info: TensorInfo, payload: PayloadEstimate, device: DeviceModel
 ) -> TensorCost:
@@ -317,36 +353,7 @@ def tensor_cost(
         if ef:
             _charge(comp, "send_dense", n, s=s)
     else:
-        if ef:
-            _charge(comp, "compensate", n, s=s)
-        if name == "topk":
-            _charge(comp, "abs", n, s=s)
-            _select(comp, "exact", n, k, kind)
-        elif name == "randomk":
-            _charge(comp, "randperm" if 4 * k >= n else "draw", n, k)
-        elif name == "threshold":
-            _charge(comp, "abs", n, s=s)
-            _charge(comp, "threshold", n, s=s)
-            # candidates: all of them at threshold 0 (|a| >= 0), else assumed to be k
-            cand = n if p.threshold == 0 else k
-            _charge(comp, "candidates", n, cand)
-            if cand > k:
-                _charge(comp, "threshold_cap", n, cand)
-                _select(comp, "exact", cand, k, kind)
-                _charge(comp, "cap_gather", n, k)
-        elif name == "nsi":
-            if _compiled_score(n, kind):
-                _charge(comp, "score_compiled", n, s=s)
-            else:
-                _charge(comp, f"score_{p.statistic}", n, s=s)
-            if p.dynamic:
-                _charge(comp, "importance", n, s=s)
-            _select(comp, p.selector, n, k, kind, p.sample_ratio)
-        else:
-            raise ConfigError(f"no cost model for compressor {name!r}")
-        padded = name == "nsi" and ef and p.kernel > 1 and _compiled_score(n, kind)
-        step = "send_sparse_2d" if padded else ("send_sparse" if ef else "send_sparse_no_ef")
-        _charge(comp, step, n, k)
+        _sparsifier_cost(comp, name, p, n, s, k, kind, ef)
     if not payload.dense:
         _charge(dec, "decompress_sparse", n, k, s=s)
         _charge(acc, "accumulate_sparse", n, k, s=s)
