@@ -8,8 +8,10 @@ Each case is the real command in a fresh process, timed by wall clock: `--help` 
 the rerun 3 times, medians printed. The study (10 worker counts x 10 bandwidths x 5
 latencies x 2 overlap settings, cnn_small on a V100 device model, so no measuring) is made
 in a temporary folder with its own profile cache and run once first, untimed. The bare
-interpreter (`python -c pass`) is printed as the machine's yardstick. Asserts nothing;
-numbers depend on the machine and its load: say which when you quote them.
+interpreter (`python -c pass`) is printed as the machine's yardstick. Asserts nothing
+but that each rerun simulated nothing (a change to the package's measuring code between
+the runs gives a new profile key, so new points); numbers depend on the machine and its
+load: say which when you quote them.
 """
 
 from __future__ import annotations
@@ -54,23 +56,29 @@ def command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "rsdgc_sim.cli"]
 
 
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one process (its output discarded; failure:
-    exit with its stderr)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+def timed(argv: list[str], env: dict[str, str], expect: str = "") -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one process (its output discarded; failure, or a
+    stderr without ``expect``: exit with its stderr)."""
+    with tempfile.TemporaryFile() as err_file:  # read after the process, never a full pipe
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err_file)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        err_file.seek(0)
+        err = err_file.read().decode(errors="replace")
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed ({proc.returncode}): {err.strip()[-400:]}")
+    if expect not in err:
+        sys.exit(f"{' '.join(argv)} did not say {expect!r} (the package's code changed "
+                 f"meanwhile, so its profile and points did?): {err.strip()[-400:]}")
     return wall, usage.ru_maxrss
 
 
-def median_of(n: int, argv: list[str], env: dict[str, str]) -> tuple[float, int]:
+def median_of(n: int, argv: list[str], env: dict[str, str],
+              expect: str = "") -> tuple[float, int]:
     """Median wall seconds and the largest peak RSS of ``n`` runs."""
-    runs = [timed(argv, env) for _ in range(n)]
+    runs = [timed(argv, env, expect) for _ in range(n)]
     return statistics.median(w for w, _ in runs), max(r for _, r in runs)
 
 
@@ -86,7 +94,8 @@ def main() -> None:
         timed(run, env)
         bare, bare_rss = median_of(5, [sys.executable, "-c", "pass"], env)
         help_s, help_rss = median_of(5, [*command(), "--help"], env)
-        rerun_s, rerun_rss = median_of(3, run, env)
+        # an unchanged rerun, or not timed: one that simulates is not what this measures
+        rerun_s, rerun_rss = median_of(3, run, env, expect="points: 0 simulated, 1000 reused")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = [("python -c pass (yardstick)", "median of 5", bare, bare_rss, None),

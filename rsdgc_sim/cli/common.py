@@ -67,12 +67,20 @@ def stderr_console(quiet: bool = False):
 @contextlib.contextmanager
 def progress_status(err, first: str):
     """A status line on stderr that also logs every lasting message (warnings in yellow);
-    yields the callback. Transient messages (counts, ETAs) only update the status line."""
+    yields the callback. Transient messages (counts, ETAs) only update the status line.
+    Where stderr is not a terminal (a pipe, a file) the status line is never drawn, so none
+    is made (rich's status, live display and spinners are not imported): the same output."""
+    def log(m: str) -> None:
+        if not isinstance(m, Transient):
+            err.log(m, markup=False, style="yellow" if m.startswith("warning:") else None)
+
+    if not (err.is_terminal or err.is_jupyter):
+        yield log
+        return
     with err.status(first) as status:
         def say(m: str) -> None:
             status.update(m)
-            if not isinstance(m, Transient):
-                err.log(m, markup=False, style="yellow" if m.startswith("warning:") else None)
+            log(m)
 
         yield say
 
@@ -87,16 +95,20 @@ def stdout_console():
     return out
 
 
-def load(scenario: str | None, max_variants: int | None = None, overrides: tuple[str, ...] = ()):
+def load(scenario: str | None, max_variants: int | None = None, overrides: tuple[str, ...] = (),
+         checked: set[tuple] | None = None):
     """The scenario of the command line (None: the bundled quickstart); ``max_variants``:
     the cap on its sweep's combinations (``run --max-variants``); ``overrides``: the
-    ``--set PATH=VALUE`` items, set in the file's data before it is validated."""
-    # lazy: imports pydantic, numpy, networkx, simpy, yaml
+    ``--set PATH=VALUE`` items, set in the file's data before it is validated;
+    ``checked``: the registry checks passed already, filled with those passed now
+    (:func:`rsdgc_sim.scenario.validate.check_names`)."""
+    # lazy: imports pydantic and yaml (numpy, networkx and simpy where topologies are built)
     from ..scenario import load_scenario
     from ..scenario.overrides import parse_override
 
     return load_scenario(scenario, max_variants=max_variants,
-                         overrides=[parse_override(item) for item in overrides])
+                         overrides=[parse_override(item) for item in overrides],
+                         checked=checked)
 
 
 def profile_store(cache_dir: str | None):

@@ -6,7 +6,6 @@ import time
 
 import click
 
-from ..report.table import columns_help
 from ..study.execute import MAX_JOBS
 from .common import (
     SafePath,
@@ -23,8 +22,23 @@ from .common import (
 TABLE_ROWS = 300
 
 
-@click.command(epilog="Columns of the table (--wide adds latency, compute, comm, ratio and scaling):\n\n"
-                      "\b\n" + columns_help())
+class _RunCommand(click.Command):
+    """``run``, whose epilog (the table's columns) is made when help is shown: the table
+    module imports rich's tables, which a run of more rows than it prints never needs."""
+
+    @property
+    def epilog(self) -> str:
+        from ..report.table import columns_help
+
+        return ("Columns of the table (--wide adds latency, compute, comm, ratio and "
+                "scaling):\n\n\b\n" + columns_help())
+
+    @epilog.setter
+    def epilog(self, _value) -> None:  # click sets it in __init__; it is made above
+        pass
+
+
+@click.command(cls=_RunCommand)
 @click.argument("scenario", required=False, type=SafePath(dir_okay=False))
 @click.option("--out", "out_dir", default="out", show_default=True, type=SafePath(file_okay=False),
               help="folder for results.json, results.csv, trace.json and the plots (speedup.png, ...)")
@@ -67,13 +81,17 @@ def run(scenario, out_dir, overrides, cache_dir, refresh_profile, pin_profile, p
     from ..files import check_writable_dir, shown
     from ..report.results import outputs_text, write_results
     from ..study.orchestrate import StudyInterrupted, run_scenario
+    from ..study.points import PointStore
 
     t0 = time.perf_counter()
     if dask_address is not None and jobs > 1:
         raise click.UsageError("--jobs and --dask exclude each other (Dask has its own workers)")
-    sc = load(scenario, max_variants, overrides)
-    check_writable_dir(out_dir)
     points_dir = str(Path(out_dir) / "points")
+    # the registry checks an earlier run passed are not done again (--fresh: all are)
+    known = set() if fresh else PointStore(points_dir).checks()
+    checked = set(known)
+    sc = load(scenario, max_variants, overrides, checked)
+    check_writable_dir(out_dir)
     check_writable_dir(points_dir, "point store")
     store = profile_store(cache_dir)
     err = stderr_console(quiet)
@@ -85,6 +103,7 @@ def run(scenario, out_dir, overrides, cache_dir, refresh_profile, pin_profile, p
     except StudyInterrupted as e:
         click.echo(str(e), err=True)
         click.get_current_context().exit(130)
+    PointStore(points_dir).keep_checks(known, checked)
     _print_study(res, sc, wide, full_table)
     if not no_trace and not res.sims:
         err.print(f"note: no trace.json: {_no_trace_reason(res, points_dir, jobs, dask_address)}",
@@ -120,14 +139,14 @@ def _no_trace_reason(res, points_dir: str, jobs: int, dask_address: str | None) 
 def _print_study(res, sc, wide: bool, full_table: bool) -> None:
     """The results table: one per sweep variant (titled with its values), or, past
     :data:`TABLE_ROWS` rows without ``--table``, a line that says where the rows are."""
-    from ..report.table import results_table
-    from ..scenario.sweep import GRID_AXES, describe
-
     out = stdout_console()
     if len(res.runs) > TABLE_ROWS and not full_table:
         out.print(f"{sc.name}: {len(res.runs)} rows ({res.points_computed + res.points_reused} "
                   f"points x {len(sc.compressors)} compressors): see results.csv, or --table")
         return
+    from ..report.table import results_table  # lazy: rich's tables, for a table printed
+    from ..scenario.sweep import GRID_AXES, describe
+
     devices = ", ".join(d.source.upper() if d.estimated else d.device
                         for d in res.profile.devices)
     title = f"{sc.name}: {res.profile.model}, batch {sc.batch_size}/worker, {devices}"

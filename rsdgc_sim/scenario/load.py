@@ -24,7 +24,8 @@ def bundled_path(name: str = "quickstart") -> Path:
 
 
 def scenario_from_dict(data: Any, source: str = "scenario", base_dir: str | Path | None = None,
-                       max_variants: int | None = None) -> Scenario:
+                       max_variants: int | None = None,
+                       checked: set[tuple] | None = None) -> Scenario:
     """Validate plain data (as from YAML) into a Scenario
     (:func:`rsdgc_sim.scenario.validate.validate_scenario`), and with a ``sweep`` every one
     of its variants too, now, before anything is measured.
@@ -34,12 +35,16 @@ def scenario_from_dict(data: Any, source: str = "scenario", base_dir: str | Path
     folder; default: the working directory) and stored absolute. ``max_variants`` raises
     (or lowers) the cap on the sweep's combinations (default
     :data:`~rsdgc_sim.scenario.sweep.MAX_VARIANTS`, at most
-    :data:`~rsdgc_sim.scenario.sweep.MAX_VARIANTS_HARD`)."""
-    scenario = validate_scenario(data, source, base_dir)
+    :data:`~rsdgc_sim.scenario.sweep.MAX_VARIANTS_HARD`). ``checked``: the registry checks
+    passed already (:func:`~rsdgc_sim.scenario.validate.check_names`), filled with those
+    passed now."""
+    if checked is None:
+        checked = set()  # the scenario's and its sweep's checks share one
+    scenario = validate_scenario(data, source, base_dir, checked)
     if max_variants is not None:
         scenario._max_variants = min(int(max_variants), MAX_VARIANTS_HARD)
     if scenario.sweep:
-        check_sweep(scenario, source)
+        check_sweep(scenario, source, checked=checked)
     return scenario
 
 
@@ -50,9 +55,10 @@ def read_yaml(path: str | Path) -> Any:
 
 
 def load_scenario(path: str | Path | None = None, max_variants: int | None = None,
-                  overrides: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> Scenario:
+                  overrides: Mapping[str, Any] | Iterable[tuple[str, Any]] = (),
+                  checked: set[tuple] | None = None) -> Scenario:
     """Load and validate a scenario file; ``None`` loads the bundled quickstart.
-    ``max_variants``: as for :func:`scenario_from_dict`. ``overrides``: path -> value
+    ``max_variants``, ``checked``: as for :func:`scenario_from_dict`. ``overrides``: path -> value
     (plain data, as YAML gives it), set in the file's data before it is validated
     (:func:`rsdgc_sim.scenario.overrides.apply_overrides`; the CLI's ``--set``); errors
     name the file and the overrides."""
@@ -63,4 +69,4 @@ def load_scenario(path: str | Path | None = None, max_variants: int | None = Non
         data = apply_overrides(data, pairs)
         source = f"{p} with {describe_overrides(pairs)}"
     return scenario_from_dict(data, source=source, base_dir=p.parent,
-                              max_variants=max_variants)
+                              max_variants=max_variants, checked=checked)

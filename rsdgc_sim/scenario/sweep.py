@@ -258,11 +258,12 @@ class _Group:
     sections: list[Any]
 
 
-def _checked_groups(scenario: Scenario, source: str, base_dir: str | Path | None
-                    ) -> tuple[Scenario, list[_Group]]:
+def _checked_groups(scenario: Scenario, source: str, base_dir: str | Path | None,
+                    checked: set[tuple] | None = None) -> tuple[Scenario, list[_Group]]:
     """Every group's combinations validated (the other paths at their first values): the
     scenario of the first combination and, per group, its field's validated values. Done
-    once per scenario: loading checks them, and the run's variants reuse that check."""
+    once per scenario: loading checks them, and the run's variants reuse that check.
+    ``checked``: as for :func:`~rsdgc_sim.scenario.validate.check_names`."""
     # the whole scenario is in the key: a copy with another sweep or field (model_copy
     # keeps private attributes) must be checked again
     key = (str(base_dir), scenario._max_variants, scenario.model_dump_json())
@@ -270,7 +271,8 @@ def _checked_groups(scenario: Scenario, source: str, base_dir: str | Path | None
         return scenario._checked_sweep[1]
     data, parts = _prepared(scenario, source)
     first = {path: values[0] for path, values in scenario.sweep.items()}
-    checked: set[tuple] = set()  # names checked once for all the combinations
+    if checked is None:
+        checked = set()  # names checked once for all the combinations
     base = _build(data, parts, first, source, base_dir, checked)
     groups = []
     for paths in sweep_groups(list(scenario.sweep)):
@@ -285,15 +287,17 @@ def _checked_groups(scenario: Scenario, source: str, base_dir: str | Path | None
 
 
 def check_sweep(scenario: Scenario, source: str = "scenario",
-                base_dir: str | Path | None = None) -> int:
+                base_dir: str | Path | None = None, checked: set[tuple] | None = None) -> int:
     """Check every combination of the swept values, at load, before anything is measured:
     each group of paths that are checked together (:func:`sweep_groups`) in all its
     combinations, so a sweep of 100,000 combinations over four fields costs the sum of
     their lengths, not their product. Returns the number of combinations; errors as for
-    :func:`expand_sweep`."""
+    :func:`expand_sweep`. ``checked``: as for
+    :func:`~rsdgc_sim.scenario.validate.check_names`."""
     if not scenario.sweep:
         return 1
-    _checked_groups(scenario, source, scenario._base_dir if base_dir is None else base_dir)
+    _checked_groups(scenario, source, scenario._base_dir if base_dir is None else base_dir,
+                    checked)
     return sweep_size(scenario)
 
 

@@ -11,14 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..calibration import load_calibration
-from ..compress.params import check_compressor
 from ..errors import ConfigError, RsdgcError
-from ..models.catalog import CATALOG, check_model
-from ..sim import COLLECTIVES, FIDELITIES, TOPOLOGIES
-from ..sim.collectives import make_collective
-from ..sim.topology import build_topology, resolve_topology_path
-from ..sim.topology.gpu_cluster import check_link_values
 from ..strict import excerpt, validation_message
 from .model import Scenario
 
@@ -90,7 +83,10 @@ def check_names(scenario: Scenario, checked: set[tuple] | None = None) -> None:
     """Names and parameters that only their registries know: model, compressors (with their
     parameters), topology, collectives, fidelity. ``checked``: the checks already passed
     (a sweep's variants share one set, so each distinct model, compressor, topology,
-    collective or device is checked once, not once per variant)."""
+    collective or device is checked once, not once per variant; `run` also fills it with
+    the :func:`lasting_checks` an earlier run of the same version passed). Each registry is
+    imported by the first check that needs it (numpy, simpy and the simulator's modules
+    only when a topology, collective or fidelity is checked)."""
     done = checked if checked is not None else set()
 
     def once(key: tuple, where: str, check, error: type[RsdgcError] = ConfigError) -> None:
@@ -102,46 +98,102 @@ def check_names(scenario: Scenario, checked: set[tuple] | None = None) -> None:
             raise e.with_context(where) from None
         done.add(key)
 
+    _check_model_and_compressors(scenario, once)
+    _check_cluster(scenario, once)
+    # a device model's name and numbers (its ConfigError names the field itself)
+    if ("device", _key(scenario.device)) not in done:
+        scenario.device_model()
+        done.add(("device", _key(scenario.device)))
+    fidelity = scenario.cluster.fidelity
+    if ("fidelity", fidelity) not in done:
+        from ..sim.fidelity import FIDELITIES  # lazy: imports numpy and the collectives
+
+        if fidelity not in FIDELITIES:
+            raise ConfigError(f"cluster.fidelity: unknown fidelity {fidelity!r}; choose one "
+                              f"of: {', '.join(FIDELITIES)}")
+        done.add(("fidelity", fidelity))
+
+
+def _check_model_and_compressors(scenario: Scenario, once) -> None:
+    """The model's name and input size, each compressor's name and parameters."""
+    from ..models.catalog import CATALOG, check_model
+
+    def compressor(name: str, params: dict[str, Any]) -> None:
+        from ..compress.params import check_compressor  # lazy: every compressor's parameters
+
+        check_compressor(name, params)
+
     m = scenario.model
     once(("model", m.name), "model.name", lambda: CATALOG.get(m.name))
     once(("input", m.name, m.input_size), "model.input_size",
          lambda: check_model(m.name, m.input_size))
     for i, c in enumerate(scenario.compressors):
         once(("compressor", c.name, _key(c.params)), f"compressors[{i}]",
-             lambda c=c: check_compressor(c.name, c.params))
+             lambda c=c: compressor(c.name, c.params))
+
+
+def _check_cluster(scenario: Scenario, once) -> None:
+    """The topology (built for every worker count: its parameters, files, whether the
+    workers fit, the grid's link values where a gpu_cluster fixes them), the collectives
+    and the calibration file."""
     cl = scenario.cluster
     spec = cl.topology.spec()
 
     def generator() -> None:
+        from ..sim.topology import TOPOLOGIES, resolve_topology_path  # lazy: imports numpy
+
         if resolve_topology_path(cl.topology.name) is None:  # not a file: a generator
             TOPOLOGIES.get(cl.topology.name)
 
     once(("topology", cl.topology.name), "cluster.topology.name", generator)
-    def build(w: int) -> None:  # and the grid's link values, where a gpu_cluster fixes them
+
+    def build(w: int) -> None:
+        from ..sim.topology import build_topology  # lazy: imports numpy
+        from ..sim.topology.gpu_cluster import check_link_values
+
         topo = build_topology(spec.name, w, cl.bandwidth[0], cl.latency[0], spec.params)
         check_link_values(topo, cl.bandwidth, cl.latency,
                           latency_default="latency" not in cl.model_fields_set)
 
-    for workers in sorted(set(cl.workers)):  # parameters, files, and whether the workers fit
+    for workers in sorted(set(cl.workers)):
         once(("build", spec.name, _key(spec.params), workers, tuple(cl.bandwidth),
               tuple(cl.latency)),
              f"cluster.topology ({workers} workers)", lambda w=workers: build(w))
+
+    def collective(name: str) -> None:
+        from ..sim.collectives import COLLECTIVES  # lazy: imports numpy and simpy
+
+        COLLECTIVES.get(name)
+
     for field in ("collective", "sparse_collective"):
         once(("collective", getattr(cl, field)), f"cluster.{field}",
-             lambda f=field: COLLECTIVES.get(getattr(cl, f)))
+             lambda f=field: collective(getattr(cl, f)))
     if cl.collective != "auto":
+        def params() -> None:
+            from ..sim.collectives import make_collective  # lazy: imports numpy and simpy
+
+            make_collective(cl.collective, cl.collective_params)
+
         once(("collective_params", cl.collective, _key(cl.collective_params)),
-             "cluster.collective_params", lambda: make_collective(cl.collective,
-                                                                  cl.collective_params))
+             "cluster.collective_params", params)
     if cl.calibration:
-        once(("calibration", cl.calibration), "cluster.calibration",
-             lambda: load_calibration(cl.calibration), RsdgcError)
-    # a device model's name and numbers (its ConfigError names the field itself)
-    if ("device", _key(scenario.device)) not in done:
-        scenario.device_model()
-        done.add(("device", _key(scenario.device)))
-    if cl.fidelity not in FIDELITIES:
-        raise ConfigError(f"cluster.fidelity: unknown fidelity {cl.fidelity!r}; choose one of: {', '.join(FIDELITIES)}")
+        def calibration() -> None:
+            from ..calibration import load_calibration
+
+            load_calibration(cl.calibration)
+
+        once(("calibration", cl.calibration), "cluster.calibration", calibration, RsdgcError)
+
+
+def lasting_checks(checked: set[tuple]) -> list[tuple]:
+    """The passed checks of ``checked`` (from :func:`check_names`) whose outcome depends on
+    their key and this package alone, so that a later process of the same version may
+    skip them: all but those that read a user's file (a calibration; a topology built from
+    a file rather than by a generator)."""
+    from ..sim.topology import TOPOLOGIES  # lazy: imports numpy (already, where builds ran)
+
+    return [k for k in checked if k[0] != "calibration"
+            and not (k[0] == "build" and k[1] not in TOPOLOGIES)]
 
 
 def _key(value: Any) -> str:

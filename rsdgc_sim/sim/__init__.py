@@ -5,16 +5,40 @@ Never imports torch: a saved :class:`~rsdgc_sim.profile.schema.Profile` is enoug
 >>> from rsdgc_sim.sim import collective_time
 >>> round(collective_time("ring", 4, 1e6, 1.25e9, 5e-6).simulated_s, 9)
 0.00123
+
+The exports are loaded on first use: importing :mod:`rsdgc_sim.sim.config` (what a scenario
+needs) imports neither numpy nor simpy, the topologies nor the collectives.
 """
 
-from .collective_time import CollectiveResult, collective_time
-from .collectives import COLLECTIVES
-from .config import DDPConfig, SimPoint, StragglerConfig, TopologySpec
-from .fidelity import FIDELITIES
-from .result import BucketResult, SimResult, Span
-from .simulate import simulate
-from .topology import TOPOLOGIES, Topology, build_topology
-from .trace import chrome_trace
+from importlib import import_module
+from typing import Any
+
+#: each export -> the module of this package that defines it
+_LAZY = {
+    "CollectiveResult": "collective_time", "collective_time": "collective_time",
+    "COLLECTIVES": "collectives",
+    "DDPConfig": "config", "SimPoint": "config", "StragglerConfig": "config",
+    "TopologySpec": "config",
+    "FIDELITIES": "fidelity",
+    "BucketResult": "result", "SimResult": "result", "Span": "result",
+    "simulate": "simulate",
+    "TOPOLOGIES": "topology", "Topology": "topology", "build_topology": "topology",
+    "chrome_trace": "trace",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "COLLECTIVES", "FIDELITIES", "TOPOLOGIES", "BucketResult", "CollectiveResult", "DDPConfig",

@@ -12,16 +12,14 @@ study keeps everything finished so far.
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
-import multiprocessing
 import signal
-import socket
 import struct
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,14 +32,23 @@ DASK_TIMEOUT_S = 5.0
 
 @dataclass
 class PointTask:
-    """One point to compute: its place in the study, key, axis values, the one-point
-    scenario and the identity of its profile."""
+    """One point to compute: its place in the study, key, axis values, its sweep
+    variant's scenario and grid point, and the identity of its profile."""
 
     index: int
     key: str
     point: dict[str, Any]
-    scenario: Any = field(repr=False)  # Scenario with one grid point
+    variant: Any = field(repr=False)  # Scenario of the sweep variant (its whole grid)
+    grid_point: Any = field(repr=False)  # GridPoint of that grid
     profile_id: str = ""
+
+    @functools.cached_property
+    def scenario(self) -> Any:
+        """The one-point scenario (:func:`~rsdgc_sim.study.points.one_point`), made when
+        first asked: only the points simulated need one."""
+        from .points import one_point
+
+        return one_point(self.variant, self.grid_point)
 
 
 OnDone = Callable[[PointTask, list[dict[str, Any]], list[Any]], None]
@@ -107,6 +114,10 @@ def execute_points(
 
 
 def _run_pool(tasks: list[PointTask], profiles: dict[str, Any], on_done: OnDone, jobs: int) -> None:
+    # lazy: multiprocessing and concurrent.futures (~25 ms), for --jobs only
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
     # spawn: the parent may hold torch's threads (it measured a profile); forking them is unsafe
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_ignore_sigint)
@@ -148,6 +159,8 @@ def probe_dask(address: str, timeout_s: float = DASK_TIMEOUT_S) -> None:
     count. Nothing listening, a listener that never writes (an HTTP server, a stalled
     process) or bytes of another protocol (a proxy, HTTP) are one ConfigError within about
     ``timeout_s``; Dask's own client would wait for minutes or try to allocate exabytes."""
+    import socket  # lazy: for --dask only
+
     hp = _tcp_host_port(address)
     if hp is None:
         return

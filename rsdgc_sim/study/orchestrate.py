@@ -24,7 +24,7 @@ from ..report.results import StudyResult
 from ..scenario import Scenario
 from ..scenario.sweep import GRID_AXES, expand_sweep
 from .execute import PointTask, execute_points
-from .points import PointStore, point_key, profile_identity
+from .points import PointStore, StoredIndex, point_keys, profile_identity
 from .profiles import profile_scenario
 
 Progress = Callable[[str], None]
@@ -76,7 +76,7 @@ def run_scenario(
     axes = _axes(scenario, tasks)
 
     point_store = PointStore(points_dir) if points_dir is not None else None
-    index = point_store.index() if point_store is not None else {}
+    index = point_store.index() if point_store is not None else StoredIndex()
     found = _stored_rows(point_store, tasks, index) if not fresh else {}
     pending = [t for t in tasks if t.index not in found]
     if trace and len(pending) > TRACE_POINTS:  # trace.json would be huge (said by the caller,
@@ -167,14 +167,10 @@ def _point_tasks(variants: list[Any], variant_profile: list[str]) -> list[PointT
     keyed by what its rows depend on), in sweep order, then workers, bandwidth, latency."""
     tasks: list[PointTask] = []
     for v, pid in zip(variants, variant_profile, strict=True):
-        cl = v.scenario.cluster
-        for gp in v.scenario.grid():
-            one = v.scenario.model_copy(update={"cluster": cl.model_copy(update={
-                "workers": [gp.workers], "bandwidth": [gp.bandwidth_bytes_per_s],
-                "latency": [gp.latency_s]})})
+        for gp, key in zip(v.scenario.grid(), point_keys(v.scenario, pid), strict=True):
             point = {**v.values, **{path: getattr(gp, f) for path, f in GRID_AXES.items()}}
-            tasks.append(PointTask(index=len(tasks), key=point_key(one, pid), point=point,
-                                   scenario=one, profile_id=pid))
+            tasks.append(PointTask(index=len(tasks), key=key, point=point, variant=v.scenario,
+                                   grid_point=gp, profile_id=pid))
     return tasks
 
 
@@ -193,26 +189,29 @@ def _axes(scenario: Scenario, tasks: list[PointTask]) -> dict[str, list[Any]]:
 
 
 def _stored_rows(point_store: PointStore | None, tasks: list[PointTask],
-                 index: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+                 index: StoredIndex) -> dict[int, list[dict[str, Any]]]:
     """The rows of the tasks finished before, found in the point store, by task index (a
     point file that is not what this version writes, for its compressors, is not found:
     the point is simulated again)."""
     found: dict[int, list[dict[str, Any]]] = {}
+    labels: dict[int, list[str]] = {}  # by variant (the same object for all its points)
     if point_store is not None:
         for t in tasks:
-            labels = [c.key for c in t.scenario.compressors]
-            if (rows := point_store.get(t.key, labels, index)) is not None:
+            if (want := labels.get(id(t.variant))) is None:
+                want = labels[id(t.variant)] = [c.key for c in t.variant.compressors]
+            if (rows := point_store.get(t.key, want, index)) is not None:
                 found[t.index] = rows
     return found
 
 
 def _update_index(point_store: PointStore | None, tasks: list[PointTask],
-                  rows: dict[int, list[dict[str, Any]]], index: dict[str, Any]) -> None:
+                  rows: dict[int, list[dict[str, Any]]], index: StoredIndex) -> None:
     """Index the run's points in the store, unless ``index`` (as read before the run) holds
-    them already (an unchanged rerun writes nothing)."""
+    them already, verified (an unchanged rerun writes nothing; one that found them in an
+    index without a digest, as earlier versions wrote, writes it once with one)."""
     if point_store is None:
         return
-    if all(index.get(t.key) == rows[t.index] for t in tasks):
+    if index.verified and all(index.get(t.key) == rows[t.index] for t in tasks):
         return
     point_store.put_index({t.key: rows[t.index] for t in tasks})
 

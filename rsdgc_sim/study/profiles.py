@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distribution, version
 from typing import Any
 
 from ..compress.compile_state import compile_mode
@@ -35,13 +35,21 @@ def _profile_compressors(scenario: Scenario) -> dict[str, dict[str, Any]]:
 def torch_version() -> str:
     """``torch.__version__`` without importing torch (seconds): the installed distribution's
     version, the same string (``tests/test_study_profiles.py`` checks it); torch's own where no
-    distribution is installed (a source tree on the path)."""
+    distribution is installed (a source tree on the path). The ``Version:`` line is read
+    from the head of the distribution's METADATA (``version()`` parses the whole file, 38
+    KB, as an e-mail: 4 ms more), else ``version()`` answers."""
     try:
-        return version("torch")
+        dist = distribution("torch")
     except PackageNotFoundError:
         import torch  # lazy: torch
 
         return torch.__version__
+    for line in (dist.read_text("METADATA") or "").splitlines():
+        if not line:  # the end of the headers
+            break
+        if line.startswith("Version: ") and line[9:].strip():
+            return line[9:].strip()
+    return version("torch")
 
 
 def profile_inputs(scenario: Scenario, devices: list[str]) -> dict[str, Any]:
