@@ -313,3 +313,16 @@ def test_results_with_a_non_finite_number_are_written_again(estimated, write_sce
         assert json.loads(results.read_text())["runs"] == json.loads(good)["runs"]
     r = CliRunner().invoke(cli, args)
     assert "wrote nothing new" in r.stderr
+
+
+def test_sim_exports_are_the_functions_whatever_was_imported_first():
+    """``simulate`` and ``collective_time`` share their modules' names: after the submodule
+    itself was imported (as the study does), ``from rsdgc_sim.sim import simulate`` is
+    still the function, not the module (in a fresh interpreter, so nothing else imported
+    them before)."""
+    code = ("import rsdgc_sim.sim.simulate, rsdgc_sim.sim.collective_time, types\n"
+            "from rsdgc_sim.sim import collective_time, simulate\n"
+            "assert isinstance(simulate, types.FunctionType), simulate\n"
+            "assert isinstance(collective_time, types.FunctionType), collective_time\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -10,7 +10,9 @@ The exports are loaded on first use: importing :mod:`rsdgc_sim.sim.config` (what
 needs) imports neither numpy nor simpy, the topologies nor the collectives.
 """
 
+import sys
 from importlib import import_module
+from types import ModuleType
 from typing import Any
 
 #: each export -> the module of this package that defines it
@@ -38,6 +40,21 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(ModuleType):
+    """This package, where two exports share their module's name (``simulate``,
+    ``collective_time``): importing such a submodule binds it here as an attribute, which
+    would hide the export from ``__getattr__``; the export is bound instead, as the eager
+    ``from .simulate import simulate`` did."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, ModuleType) and _LAZY.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [
