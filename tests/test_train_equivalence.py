@@ -30,7 +30,9 @@ from torch import nn
 pytestmark = pytest.mark.slow  # real DDP ranks train every case
 
 SEED = 5
-STEPS = 20
+#: enough for every phase: 2 dense warm-up steps, the 6-step density warm-ups, then at
+#: least 4 at the target density (bit-exact, so a difference shows at the step it starts)
+STEPS = 12
 BATCH = 8
 CLASSES = 10
 SIZE = 12
@@ -49,7 +51,7 @@ CASES: dict[str, tuple[str, dict]] = {
     "threshold": ("threshold", {"threshold": 0.005}),
     "dgc": ("dgc", {"density": 0.05}),
     "nsi": ("nsi", {"density": 0.05, "selector": "exact"}),
-    # density warm-ups: dense-ish first iterations, then the target, inside the 20 steps
+    # density warm-ups: dense-ish first iterations, then the target, inside the STEPS steps
     "dgc_warmup": ("dgc", {"density": 0.05, "warmup_iters": 6}),
     "nsi_warmup": ("nsi", {"density": 0.05, "selector": "exact", "warmup_iters": 6}),
 }
@@ -221,9 +223,9 @@ ranks = ranks_fixture(__file__, "equiv")
     "world, model, label", [(w, m, c) for w, table in WORLDS.items() for m in MODELS for c in table[m]],
     ids=lambda v: f"{v}_ranks" if isinstance(v, int) else v)
 def test_virtual_workers_equal_real_ddp_after_every_step(ranks, model, label):
-    """Parameters and buffers of the virtual trainer equal rank 0's after each of the 20
-    steps, bit for bit, every rank ends equal to rank 0, and the virtual engine compressed
-    in the buckets DDP handed to the hook."""
+    """Parameters and buffers of the virtual trainer equal rank 0's after each of the
+    STEPS steps, bit for bit, every rank ends equal to rank 0, and the virtual engine
+    compressed in the buckets DDP handed to the hook."""
     world, saved, results = ranks
     real = saved[0][(model, label)]
     virtual, buckets = _virtual(model, label, world)
