@@ -110,10 +110,16 @@ def measure_interference(network: Network | None, ispec: InterferenceSpec,
                          timeout_s: float = 300.0) -> Interference:
     """Run the interference task on two ranks (on ``network`` or loopback), each pinned to
     its cores with ``ispec``'s threads."""
-    plan = core_plan(2, ispec.threads)
-    spec = {"task": "interference", **ispec.model_dump(), "threads": plan.threads,
-            "cpus": plan.cpus}  # fmt: skip
+    spec = _model_task("interference", ispec)
     return interference_from(_run_pair(network, spec, timeout_s), spec)
+
+
+def _model_task(task: str, ispec: InterferenceSpec, **extra: Any) -> dict[str, Any]:
+    """The spec of a rank task that runs ``ispec``'s model on two ranks, each pinned to its
+    cores with ``ispec``'s threads."""
+    plan = core_plan(2, ispec.threads)
+    return {"task": task, **ispec.model_dump(), "threads": plan.threads, "cpus": plan.cpus,
+            **extra}
 
 
 def ddp_overhead_from(results: Sequence[dict[str, Any]], spec: dict[str, Any]) -> DdpOverhead:
@@ -136,10 +142,8 @@ def measure_ddp_overhead(network: Network | None, ispec: InterferenceSpec,
                          timeout_s: float = 300.0) -> DdpOverhead:
     """Run the DDP-overhead task on two ranks (on ``network`` or loopback), each pinned to
     its cores with ``ispec``'s threads."""
-    plan = core_plan(2, ispec.threads)
-    spec = {"task": "ddp_overhead", **ispec.model_dump(), "threads": plan.threads,
-            "cpus": plan.cpus, "iterations": ispec.overhead_iterations,
-            "blocks": ispec.overhead_blocks}  # fmt: skip
+    spec = _model_task("ddp_overhead", ispec, iterations=ispec.overhead_iterations,
+                       blocks=ispec.overhead_blocks)
     return ddp_overhead_from(_run_pair(network, spec, timeout_s), spec)
 
 
