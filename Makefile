@@ -47,11 +47,14 @@ lint: install-test
 	$(BIN)/lint-imports --no-cache
 
 # one torch thread per process and one pytest worker per core, idle workers stealing tests
-# (torch's own threads would oversubscribe the cores; a third worker on 2 cores is slower):
-# the 2-core VM runs the suite in about 3.3 min, nothing else running
+# (torch's own threads would oversubscribe the cores; a third worker on 2 cores is slower;
+# tests/conftest.py starts the slow groups first): the 2-core VM runs the suite in about
+# 2.2-2.9 min, nothing else running. PYTHONDONTWRITEBYTECODE is cleared so that pytest keeps its
+# rewritten test modules in tests/__pycache__ (else every worker rewrites all of them, every
+# run: ~5 s of CPU each)
 PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 test: install-test datasets lint
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
+	PYTHONDONTWRITEBYTECODE= OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 # the README's regenerated outputs (teaching scenarios, compare) and its images, from the
 # code; measured blocks: docs/regenerate.py --measured NAME

@@ -68,7 +68,18 @@ ROUGH_ITERATION_S = {"cnn_small": 0.15, "resnet18": 1.2, "resnet18@32": 0.35}
 GOAL = {"prediction": (0.10, 0.20), "composition": (0.05, 0.10)}  # median, worst
 
 
-def scenario(case: str, workers: list[int], rates_mbit: list[float]):
+#: the least timed iterations of each profile stage, the timed iterations per case and DDP's
+#: overhead blocks: on this VM the speed swings by about 12 % over 10-30 s, so each number
+#: is a median over 10-20 s (a profile stage stops at 6 iterations when they agree, which
+#: takes 1-2 s: a median over one swing); the overhead's synchronised and ``no_sync`` blocks
+#: alternate often enough that a swing falls on both
+PROFILE_ITERATIONS = 30
+ITERATIONS = 20
+OVERHEAD = {"overhead_iterations": 4, "overhead_blocks": 8}
+
+
+def scenario(case: str, workers: list[int], rates_mbit: list[float],
+             profile_iterations: int = PROFILE_ITERATIONS):
     model, size, batch = MODELS[case]
     return scenario_from_dict(
         {
@@ -77,7 +88,7 @@ def scenario(case: str, workers: list[int], rates_mbit: list[float]):
             "model": {"name": model, "num_classes": NUM_CLASSES, "input_size": size},
             "batch_size": batch,
             "device": "cpu",
-            "profile": {"warmup": 2, "iterations": 6},
+            "profile": {"warmup": 2, "iterations": profile_iterations},
             "compressors": COMPRESSORS,
             "cluster": {
                 "workers": workers,
@@ -115,17 +126,22 @@ def _params(case: str) -> int:
     return count_parameters(create(model, num_classes=NUM_CLASSES, input_size=size, device="meta"))
 
 
-def estimate_s(sel, iterations: int) -> float:
+def estimate_s(sel, iterations: int, profile_iterations: int = PROFILE_ITERATIONS) -> float:
     """A rough duration: per model a calibration (ping-pong and interference per rate,
-    ~40 s each, and DDP's overhead once: ~10 s of start-up and 39 iterations) and a profile
-    (~30 s); per point ~15 s of start-up; per case
-    ``dense 2 + warm-up 2 + timed`` iterations of the model's rough compute time (times the
-    ranks per core) plus, for ``none``, the ring all-reduce of the dense gradient at the
-    link rate, and as many ``no_sync`` iterations of compute alone."""
+    ~40 s each, and DDP's overhead once: ~10 s of start-up and its blocks of synchronised
+    and ``no_sync`` iterations) and a profile (~20 s of start-up and warm-up, then at least
+    ``profile_iterations`` of compute and of each compressor, each about an iteration);
+    per point ~15 s of start-up; per case ``dense 2 + warm-up 2 + timed`` iterations of the
+    model's rough compute time (times the ranks per core) plus, for ``none``, the ring
+    all-reduce of the dense gradient at the link rate, and as many ``no_sync`` iterations
+    of compute alone."""
     cores = len(available_cores())
     total = 0.0
+    overhead_iterations = 3 + 2 * OVERHEAD["overhead_iterations"] * OVERHEAD["overhead_blocks"]
     for model, (ranks, rates) in sel.items():
-        total += 40 * len(rates) + 30 + 10 + 39 * ROUGH_ITERATION_S[model]
+        rough = ROUGH_ITERATION_S[model]
+        total += 40 * len(rates) + 10 + overhead_iterations * rough
+        total += 20 + (1 + len(COMPRESSORS)) * profile_iterations * rough
         dense_bytes = 4 * _params(model)
         for w in ranks:
             compute = ROUGH_ITERATION_S[model] * max(1.0, w / cores)
@@ -290,7 +306,8 @@ def per_compressor(rows: list[dict]) -> str:
 def run(args, console: Console) -> tuple[list[dict], list[str], str]:
     say = lambda m: console.print(f"[dim]{m}[/dim]")  # noqa: E731
     sel = selection(args)
-    console.print(f"about {estimate_s(sel, args.iterations) / 60:.0f} min (rough; resumable)")
+    console.print(f"about {estimate_s(sel, args.iterations, args.profile_iterations) / 60:.0f} "
+                  f"min (rough; resumable)")
     args.out.mkdir(parents=True, exist_ok=True)
     rows, notes, mode = [], [], "netns"
     for model, (ranks, rates) in sel.items():
@@ -303,10 +320,11 @@ def run(args, console: Console) -> tuple[list[dict], list[str], str]:
             rates_all = sorted(needed | {h for h in have if h})
             cal = calibrate_links(rates_all, repeats=5, progress=say, interference=InterferenceSpec(
                 model=name, num_classes=NUM_CLASSES, input_size=size, batch_size=batch,
+                **OVERHEAD,
             ))  # fmt: skip
             save_calibration(cal, cal_path)
         rep = emulate_scenario(
-            scenario(model, ranks, rates), out_dir=args.out / model, iterations=args.iterations,
+            scenario(model, ranks, rates, args.profile_iterations), out_dir=args.out / model, iterations=args.iterations,
             warmup=2, calibration=cal, progress=say,
         )  # fmt: skip
         rows += [{"model": model, **c.__dict__} for c in rep.cases]
@@ -333,7 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--cases", action="append", default=[],
                     help="MODEL[:RANKS[:MBIT]], repeatable (e.g. resnet18:2:100)")
-    ap.add_argument("--iterations", type=int, default=10, help="timed iterations per case")
+    ap.add_argument("--iterations", type=int, default=ITERATIONS,
+                    help="timed iterations per case")
+    ap.add_argument("--profile-iterations", type=int, default=PROFILE_ITERATIONS,
+                    help="the least timed iterations of each profile stage")
     ap.add_argument("--out", type=Path, default=Path("out/fidelity"),
                     help="folder of the calibrations and emulate.json files (resumable)")
     ap.add_argument("--from-json", type=Path, default=None,

@@ -168,14 +168,66 @@ def test_calibration_module_does_not_import_torch():
 
 
 def test_tbf_args():
-    """tbf: the rate in bit/s, a burst of 2 ms (>= 32 KiB) and a 100 ms queue (>= 1 MiB)."""
-    from rsdgc_sim.emulate.netns import tbf_args
+    """tbf: the rate in bit/s, a burst of 2 ms (at least one whole GSO packet: 64 KiB of
+    payload and its 45 segments' IPv6 headers) and a 100 ms queue (>= 1 MiB)."""
+    from rsdgc_sim.emulate.netns import MIN_BURST_BYTES, tbf_args
 
-    assert tbf_args(12.5e6) == ["tbf", "rate", "100000000bit", "burst", "32768",
+    assert tbf_args(12.5e6) == ["tbf", "rate", "100000000bit", "burst", str(MIN_BURST_BYTES),
                                 "limit", "1250000"]  # fmt: skip
+    assert MIN_BURST_BYTES >= 65536 + 45 * 86
     assert tbf_args(1.25e9)[4] == str(2_500_000)
     with pytest.raises(EmulationError, match="positive"):
         tbf_args(0)
+
+
+@netns
+@needs_netns
+def test_shaped_link_sends_whole_gso_packets(no_leftovers):
+    """A TCP flow through a 100 Mbit/s host link leaves tbf in GSO packets (tens of KB
+    each), not split into MTU-sized ones (a packet over tbf's burst is split, and each piece
+    costs a timer and a softirq): tbf waits for tokens far less often than once a packet."""
+    from rsdgc_sim.emulate.netns import Network
+
+    server = textwrap.dedent("""
+        import socket, sys
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((sys.argv[1], 5599)); s.listen(1); print("up", flush=True)
+        c, _ = s.accept(); n = 0
+        while (b := c.recv(1 << 20)): n += len(b)
+        print(n, flush=True)
+    """)
+    client = textwrap.dedent("""
+        import socket, sys, time
+        for _ in range(100):
+            try:
+                c = socket.create_connection((sys.argv[1], 5599)); break
+            except OSError: time.sleep(0.05)
+        c.sendall(bytes(3 << 20)); c.close()
+    """)
+    with Network(2, rate_bytes_per_s=12.5e6) as net:
+        dst = net.hosts[1].addr
+        srv = subprocess.Popen([*net.exec_prefix(1), sys.executable, "-c", server, dst],
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            assert srv.stdout.readline().strip() == "up"
+            subprocess.run([*net.exec_prefix(0), sys.executable, "-c", client, dst],
+                           check=True, timeout=30)
+            assert int(srv.stdout.readline()) == 3 << 20
+        finally:
+            srv.kill()
+            srv.wait()
+        stats = subprocess.run(
+            [*net.exec_prefix(0), "tc", "-s", "qdisc", "show", "dev", net.hosts[0].ifname],
+            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    import re
+
+    # tc counts the MTU-sized segments of a GSO packet as packets either way; "overlimits"
+    # counts tbf's waits for tokens: one per packet when it splits them, one per GSO packet
+    # (about 45 segments) when it does not
+    sent, pkts, waits = map(int, re.search(
+        r"Sent (\d+) bytes (\d+) pkt \(dropped \d+, overlimits (\d+)", stats).groups())
+    assert sent >= 3 << 20, stats
+    assert waits * 4 < pkts, stats
 
 
 def test_netem_commands_give_each_link_half_the_latency():
@@ -301,6 +353,32 @@ def test_hung_rank_times_out(tmp_path):
     """
     with pytest.raises(EmulationError, match=r"rank\(s\) \[0\] still running after the 2 s timeout"):
         launch(_py(code), 2, timeout_s=2, workdir=tmp_path)
+
+
+def test_rank_stuck_after_its_result_is_stopped_and_its_result_kept(tmp_path):
+    """Every rank wrote its result, but one does not exit (as gloo's process group can hang
+    at interpreter exit): after the exit grace it is stopped and the results come back, long
+    before the timeout; a rank stuck *before* its result is still a hang."""
+    code = """
+        import os, time
+        from rsdgc_sim.emulate.launcher import write_result
+        write_result({"rank": int(os.environ["RANK"])})
+        if os.environ["RANK"] == "1":
+            time.sleep(60)
+    """
+    t0 = time.monotonic()
+    assert launch(_py(code), 2, timeout_s=60, workdir=tmp_path, exit_grace_s=0.5) == [
+        {"rank": 0}, {"rank": 1}]
+    assert time.monotonic() - t0 < 20
+    code = """
+        import os, time
+        from rsdgc_sim.emulate.launcher import write_result
+        if os.environ["RANK"] == "1":
+            time.sleep(60)
+        write_result({"rank": int(os.environ["RANK"])})
+    """
+    with pytest.raises(EmulationError, match=r"rank\(s\) \[1\] still running after the 3 s"):
+        launch(_py(code), 2, timeout_s=3, workdir=tmp_path, exit_grace_s=0.5)
 
 
 def test_rank_without_result_is_an_error(tmp_path):

@@ -5,6 +5,13 @@ Faults are handled here: a rank that exits with an error stops the others at onc
 error names the rank, its exit code and the end of its stderr; ranks still running after
 ``timeout_s`` are stopped and reported as hung; Ctrl-C (or SIGTERM) stops every rank
 before it propagates. Every rank runs in its own session, so stopping it stops its children.
+
+A rank whose work is done but whose process does not end is stopped, and its result kept:
+once every rank has written its result, the ranks still running get :data:`EXIT_GRACE_S`
+to exit. Seen under load: the main thread, holding the GIL, destroys gloo's process group at
+exit, whose destructor joins gloo's run-loop thread, which waits for the GIL to run a
+Python callback (gdb: ``~ProcessGroupGloo`` in ``std::thread::join``, ``pt_gloo_runloop``
+in ``take_gil``), 5 launches in 25 with two launches at a time on 2 cores.
 """
 
 from __future__ import annotations
@@ -37,6 +44,11 @@ class RankProcess:
     result: Path
     stdout: Path
     stderr: Path
+
+
+#: seconds a rank that has written its result (as every other rank has) gets to exit
+#: before it is stopped, its result kept
+EXIT_GRACE_S = 10.0
 
 
 def free_port() -> int:
@@ -102,6 +114,7 @@ def launch(
     env: Mapping[str, str] | None = None,
     timeout_s: float = 300.0,
     workdir: str | Path | None = None,
+    exit_grace_s: float = EXIT_GRACE_S,
 ) -> list[dict[str, Any]]:
     """Run ``argv`` (e.g. ``[sys.executable, "-m", "rsdgc_sim.emulate.worker", spec]``) as
     ``world_size`` ranks with the torch.distributed environment set (``RANK``,
@@ -145,7 +158,7 @@ def launch(
                             stdin=subprocess.DEVNULL, start_new_session=True,
                         )  # fmt: skip
                 procs.append(RankProcess(rank, proc, result, out, err))
-            _watch(procs, timeout_s)
+            _watch(procs, timeout_s, exit_grace_s)
         except BaseException:
             _stop(procs)
             raise
@@ -161,8 +174,10 @@ def launch(
     return results
 
 
-def _watch(procs: Sequence[RankProcess], timeout_s: float) -> None:
+def _watch(procs: Sequence[RankProcess], timeout_s: float,
+           exit_grace_s: float = EXIT_GRACE_S) -> None:
     deadline = time.monotonic() + timeout_s
+    done_at: float | None = None  # when every rank had written its result
     while True:
         codes = [p.proc.poll() for p in procs]
         failed = [p for p, c in zip(procs, codes, strict=True) if c not in (None, 0)]
@@ -175,6 +190,11 @@ def _watch(procs: Sequence[RankProcess], timeout_s: float) -> None:
                 f"the other ranks were stopped. Its stderr ends with:\n{_tail(first.stderr)}"
             )
         if all(c == 0 for c in codes):
+            return
+        if done_at is None and all(p.result.exists() for p in procs):
+            done_at = time.monotonic()
+        if done_at is not None and time.monotonic() > done_at + exit_grace_s:
+            _stop(procs)  # done, but stuck on the way out: the results stand
             return
         if time.monotonic() > deadline:
             hung = [p.rank for p, c in zip(procs, codes, strict=True) if c is None]

@@ -108,14 +108,25 @@ def new_run_id() -> str:
     return secrets.token_hex(3)
 
 
+#: the smallest tbf burst (bytes): a whole GSO packet, 64 KiB of TCP payload and the headers
+#: of its 45 segments (about 68.5 KB with IPv4, 69.4 KB with IPv6), with room to spare. tbf
+#: splits a packet larger than its burst into MTU-sized packets, each sent on a timer of its
+#: own: at 100 Mbit/s with a 32 KiB burst that costs 3-5 % of each core in softirqs, charged
+#: to whichever thread runs (backward, the hook, gloo's callbacks), about 50 times the NET_TX
+#: softirqs of a burst that holds the packet (measured with /proc/softirqs; a NIC segments
+#: in hardware, so a real link has no such cost)
+MIN_BURST_BYTES = 80 * 1024
+
+
 def tbf_args(rate_bytes_per_s: float) -> list[str]:
     """``tc`` arguments of a tbf qdisc at ``rate_bytes_per_s``: a bucket of 2 ms of traffic
-    (at least 32 KiB, so that one 64 KiB GSO segment is split rather than stalled) and a queue
-    of 100 ms (at least 1 MiB), deep enough that one TCP flow is not dropped."""
+    (at least :data:`MIN_BURST_BYTES`, so that a 64 KiB GSO packet passes whole rather than
+    being split into MTU-sized packets) and a queue of 100 ms (at least 1 MiB), deep enough
+    that one TCP flow is not dropped."""
     if rate_bytes_per_s <= 0:
         raise EmulationError(f"link rate must be positive, got {rate_bytes_per_s} bytes/s")
     bits = max(int(rate_bytes_per_s * 8), 8000)
-    burst = max(int(rate_bytes_per_s * 0.002), 32 * 1024)
+    burst = max(int(rate_bytes_per_s * 0.002), MIN_BURST_BYTES)
     limit = max(int(rate_bytes_per_s * 0.1), 1 << 20)
     return ["tbf", "rate", f"{bits}bit", "burst", str(burst), "limit", str(limit)]
 
