@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,7 +195,11 @@ def _watch(procs: Sequence[RankProcess], timeout_s: float,
         if done_at is None and all(p.result.exists() for p in procs):
             done_at = time.monotonic()
         if done_at is not None and time.monotonic() > done_at + exit_grace_s:
+            stuck = [p.rank for p, c in zip(procs, codes, strict=True) if c is None]
             _stop(procs)  # done, but stuck on the way out: the results stand
+            warnings.warn(f"rank(s) {stuck} wrote their results but had not exited "
+                          f"{exit_grace_s:g} s later; stopped them (their results stand)",
+                          RuntimeWarning, stacklevel=3)
             return
         if time.monotonic() > deadline:
             hung = [p.rank for p, c in zip(procs, codes, strict=True) if c is None]
