@@ -129,10 +129,16 @@ def read_json_data(path: str | Path) -> Any:
 
     Only a regular file is opened (a directory, FIFO, socket or device is refused from its
     ``stat``, so a FIFO never blocks); the text must be UTF-8 JSON without ``NaN`` or
-    ``Infinity`` anywhere (``json.loads`` accepts them, and ``1e999`` reads as infinity): a
-    non-finite number is reported with its location, e.g. ``devices[0].forward_s``.
+    ``Infinity`` anywhere (:func:`parse_json_data`).
     """
-    text = read_text(path, what="a JSON file")
+    return parse_json_data(read_text(path, what="a JSON file"))
+
+
+def parse_json_data(text: str) -> Any:
+    """``text`` (a JSON file's, read already) parsed, as :func:`read_json_data` parses it:
+    every problem is one :class:`InvalidFile`; ``NaN`` or ``Infinity`` anywhere
+    (``json.loads`` accepts them, and ``1e999`` reads as infinity) is reported with its
+    location, e.g. ``devices[0].forward_s``."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -147,6 +153,4 @@ def read_json_data(path: str | Path) -> Any:
     return data
 
 
-
-
-__all__ = ["MAX_DATA_BYTES", "InvalidFile", "read_json_data", "read_text"]
+__all__ = ["MAX_DATA_BYTES", "InvalidFile", "parse_json_data", "read_json_data", "read_text"]

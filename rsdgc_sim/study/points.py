@@ -130,18 +130,20 @@ def point_keys(scenario: Scenario, profile_id: str) -> list[str]:
     return keys
 
 
+def _labelled(rows: list[dict[str, Any]], labels: Sequence[str] | None) -> bool:
+    """Whether ``rows`` (dicts) are those of ``labels``, in order (any, when None)."""
+    return labels is None or [r.get("compressor") for r in rows] == list(labels)
+
+
 def valid_rows(rows: Any, labels: Sequence[str] | None = None) -> bool:
     """Whether ``rows`` are the rows of one point as this version writes them
     (:func:`rsdgc_sim.report.results.run_problem` finds nothing in any), one per compressor
     (``labels``, in order, when given)."""
     from ..report.results import run_problem
 
-    if not isinstance(rows, list) or not rows:
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         return False
-    if labels is not None and [r.get("compressor") if isinstance(r, dict) else None
-                               for r in rows] != list(labels):
-        return False
-    return all(run_problem(r) is None for r in rows)
+    return _labelled(rows, labels) and all(run_problem(r) is None for r in rows)
 
 
 #: how :meth:`PointStore.put_index` begins the index, before the digest of its points' text
@@ -179,11 +181,6 @@ class StoredIndex(dict):
         self.verified = verified
 
 
-def _labelled(rows: Any, labels: Sequence[str] | None) -> bool:
-    """Whether the rows of a verified index (valid rows) are those of ``labels``."""
-    return labels is None or [r["compressor"] for r in rows] == list(labels)
-
-
 class PointStore:
     """Finished points under ``root`` (``OUT/points``), one ``<key>.json`` each."""
 
@@ -197,18 +194,14 @@ class PointStore:
         """The index's rows by key (empty when it is missing, unreadable, of another
         version or not a mapping of keys to lists); each entry is checked when it is used,
         wholly unless the index is :attr:`StoredIndex.verified`."""
-        from ..data_file import InvalidFile, read_json_data, read_text
+        from ..data_file import InvalidFile, parse_json_data, read_text
 
-        path = self.root / INDEX_NAME
         try:
-            if (points := _verified_points(read_text(path, what="a JSON file"))) is not None:
+            text = read_text(self.root / INDEX_NAME, what="a JSON file")
+            if (points := _verified_points(text)) is not None:
                 return StoredIndex(points, verified=True)
-            data = read_json_data(path)
+            points = _ours(parse_json_data(text), "points", dict)
         except (InvalidFile, OSError):
-            return StoredIndex()
-        if (not isinstance(data, dict) or data.get("format") != POINT_FORMAT
-                or data.get("version") != __version__
-                or not isinstance(points := data.get("points"), dict)):
             return StoredIndex()
         return StoredIndex(points)
 
@@ -239,14 +232,11 @@ class PointStore:
         from ..data_file import InvalidFile, read_json_data
 
         try:
-            data = read_json_data(self.root / CHECKS_NAME)
+            checks = _ours(read_json_data(self.root / CHECKS_NAME), "checks", list)
         except (InvalidFile, OSError):
             return set()
-        if (not isinstance(data, dict) or data.get("format") != POINT_FORMAT
-                or data.get("version") != __version__
-                or not isinstance(checks := data.get("checks"), list)
-                or not all(isinstance(c, list) and c and isinstance(c[0], str)
-                           for c in checks)):
+        if checks is None or not all(isinstance(c, list) and c and isinstance(c[0], str)
+                                     for c in checks):
             return set()
         return {_as_tuple(c) for c in checks}
 
@@ -302,6 +292,15 @@ class PointStore:
         return write_json_atomic(self.path(key), {
             "format": POINT_FORMAT, "version": __version__, "key": key, "point": point,
             "rows": rows}, durable=False)
+
+
+def _ours(data: Any, field: str, kind: type) -> Any:
+    """``data[field]`` when ``data`` is a file of this store's format and this version
+    whose ``field`` is a ``kind``; else None."""
+    if (isinstance(data, dict) and data.get("format") == POINT_FORMAT
+            and data.get("version") == __version__ and isinstance(got := data.get(field), kind)):
+        return got
+    return None
 
 
 def _as_tuple(value: Any) -> Any:
