@@ -345,15 +345,26 @@ def from_json(folder: Path) -> tuple[list[dict], list[str], str]:
     return rows, notes, mode
 
 
+def _positive(text: str) -> int:
+    """argparse's type for a count of at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} is less than 1")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="cnn_small, 2 ranks, 100 and 400 Mbit/s")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--cases", action="append", default=[],
                     help="MODEL[:RANKS[:MBIT]], repeatable (e.g. resnet18:2:100)")
-    ap.add_argument("--iterations", type=int, default=ITERATIONS,
+    ap.add_argument("--iterations", type=_positive, default=ITERATIONS,
                     help="timed iterations per case")
-    ap.add_argument("--profile-iterations", type=int, default=PROFILE_ITERATIONS,
+    ap.add_argument("--profile-iterations", type=_positive, default=PROFILE_ITERATIONS,
                     help="the least timed iterations of each profile stage")
     ap.add_argument("--out", type=Path, default=Path("out/fidelity"),
                     help="folder of the calibrations and emulate.json files (resumable)")
@@ -364,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     if args.from_json is not None:
         rows, notes, mode = from_json(args.from_json)
+        if not rows:
+            ap.error(f"--from-json {args.from_json}: no <model>/emulate.json with cases there")
     else:
         rows, notes, mode = run(args, console)
     console.print(table(rows, mode))
